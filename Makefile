@@ -1,0 +1,34 @@
+# Two commands: `make demo` and `make test`. Both create .venv and install the project
+# (editable, with dev extras) when it is missing or pyproject.toml changed.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench schema clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m loadtests.bench.bus --table
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy integration_core sim tests
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python -m loadtests.bench.bus --table
+
+schema: $(STAMP)
+	$(BIN)/python -m integration_core.schema docs/schema/canonical.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,34 @@
+"""Idempotent event bus: dedupe on publish, per-key ordering, retry, dead letters, durable inbox,
+replay; driven by the caller's clock."""
+
+from integration_core.bus.core import INGRESS, Bus, Handler
+from integration_core.bus.memory import MemoryStore
+from integration_core.bus.policy import RetryPolicy
+from integration_core.bus.records import (
+    Counters,
+    DeadLetter,
+    Delivery,
+    LogEntry,
+    Outcome,
+    PublishResult,
+)
+from integration_core.bus.sqlite import SQLiteStore
+from integration_core.bus.store import Effect, Store, Tx
+
+__all__ = [
+    "INGRESS",
+    "Bus",
+    "Counters",
+    "DeadLetter",
+    "Delivery",
+    "Effect",
+    "Handler",
+    "LogEntry",
+    "MemoryStore",
+    "Outcome",
+    "PublishResult",
+    "RetryPolicy",
+    "SQLiteStore",
+    "Store",
+    "Tx",
+]

@@ -1,0 +1,377 @@
+"""The idempotent event bus, sans-I/O: the caller supplies `now` and drives delivery.
+
+A driver (SimPy process, asyncio task, test) loops: `publish` what producers send, `process`
+(or `due` + `handle`/`ack`/`nack`) what is due, then sleeps until `next_due_at()`.
+
+Per-key ordering: each consumer keeps one FIFO per ordering key and only the head of a key is
+ever delivered; while it is in flight or waiting for a retry, later messages of that key wait,
+other keys do not.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from integration_core.bus.policy import RetryPolicy
+from integration_core.bus.records import (
+    Counters,
+    DeadLetter,
+    Delivery,
+    LogEntry,
+    Outcome,
+    PublishResult,
+)
+from integration_core.bus.store import Store, Tx
+from integration_core.envelope import Envelope
+from integration_core.errors import NotFound
+
+Handler = Callable[[Envelope, Tx], None]
+INGRESS = "ingress"
+
+
+@dataclass(slots=True)
+class _Item:
+    position: int
+    replay: bool = False
+    recovered: bool = False
+
+
+@dataclass
+class _Subscription:
+    name: str
+    types: frozenset[str] | None
+    queues: dict[str, deque[_Item]] = field(default_factory=dict)
+    ready: list[tuple[float, int, str]] = field(default_factory=list)
+    """Heap of (due_at, tie-break, key): keys whose head may be delivered from due_at on."""
+    inflight: dict[str, Delivery] = field(default_factory=dict)
+    attempts: dict[int, tuple[int, float]] = field(default_factory=dict)
+    """position -> (failures so far, time of the first failure)."""
+    backlog: int = 0
+
+    def wants(self, msg_type: str) -> bool:
+        return self.types is None or msg_type in self.types
+
+
+class Bus:
+    def __init__(
+        self,
+        store: Store,
+        policy: RetryPolicy | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        self.store = store
+        self.policy = policy or RetryPolicy()
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.counters = Counters()
+        self._subs: dict[str, _Subscription] = {}
+        self._routes: dict[str, list[_Subscription]] = {}
+        self._entries: dict[int, LogEntry] = {}
+        self._refs: dict[int, int] = {}
+        self._seq = 0
+        self._ingress_seq = 0
+
+    # -- subscriptions -----------------------------------------------------------------------
+
+    def subscribe(
+        self, consumer: str, types: Iterable[str] | None = None, *, from_beginning: bool = False
+    ) -> None:
+        """Register a consumer. A consumer known to the store resumes where it was: every
+        message it had not processed (nor dead-lettered) is queued again, as after a crash."""
+        if consumer in self._subs or consumer == INGRESS:
+            raise ValueError(f"consumer {consumer!r} is already subscribed or reserved")
+        wanted = None if types is None else frozenset(types)
+        known = self.store.subscription(consumer)
+        if known is None:
+            start = 1 if from_beginning else self.store.last_position() + 1
+        else:
+            start = known[1]
+        self.store.save_subscription(consumer, wanted, start)
+        sub = _Subscription(consumer, wanted)
+        self._subs[consumer] = sub
+        self._routes.clear()
+        for entry in self.store.unfinished(consumer, wanted, start):
+            self._enqueue(sub, entry, now=entry.published_at, item=_Item(entry.position,
+                                                                          recovered=True))
+
+    @property
+    def consumers(self) -> list[str]:
+        return sorted(self._subs)
+
+    def _route(self, msg_type: str) -> list[_Subscription]:
+        subs = self._routes.get(msg_type)
+        if subs is None:
+            subs = self._routes[msg_type] = [s for s in self._subs.values() if s.wants(msg_type)]
+        return subs
+
+    def _enqueue(self, sub: _Subscription, entry: LogEntry, now: float, item: _Item) -> None:
+        pos = entry.position
+        if pos not in self._entries:
+            self._entries[pos] = entry
+        self._refs[pos] = self._refs.get(pos, 0) + 1
+        key = entry.envelope.key
+        q = sub.queues.get(key)
+        if q is None:
+            q = sub.queues[key] = deque()
+        q.append(item)
+        sub.backlog += 1
+        if len(q) == 1 and key not in sub.inflight:
+            self._push(sub, now, key)
+
+    def _push(self, sub: _Subscription, due_at: float, key: str) -> None:
+        self._seq += 1
+        heapq.heappush(sub.ready, (due_at, self._seq, key))
+
+    def _release(self, pos: int) -> None:
+        left = self._refs[pos] - 1
+        if left:
+            self._refs[pos] = left
+        else:
+            del self._refs[pos]
+            del self._entries[pos]
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def publish(self, envelope: Envelope, now: float) -> PublishResult:
+        """Store and route a message; a message id seen before is reported as a duplicate."""
+        pos = self.store.append(envelope, now)
+        if pos is None:
+            self.counters.duplicate_publishes += 1
+            return PublishResult(envelope.message_id, None, True)
+        self.counters.published += 1
+        entry = LogEntry(pos, now, envelope)
+        for sub in self._route(envelope.type):
+            self._enqueue(sub, entry, now, _Item(pos))
+        return PublishResult(envelope.message_id, pos, False)
+
+    def publish_many(self, envelopes: Iterable[Envelope], now: float) -> list[PublishResult]:
+        """Publish in one store transaction: all are acknowledged together or none."""
+        with self.store.batch():
+            return [self.publish(env, now) for env in envelopes]
+
+    def publish_raw(self, raw: str | bytes | Mapping[str, Any], now: float) -> PublishResult:
+        """Publish untrusted input. An envelope that does not validate is dead-lettered under
+        the consumer "ingress" with the original text and the validation error; it never
+        raises, so a malformed message cannot stop the bus."""
+        try:
+            if isinstance(raw, Mapping):
+                env = Envelope.model_validate(raw)
+            else:
+                env = Envelope.model_validate_json(raw)
+        except ValidationError as exc:
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else (
+                raw if isinstance(raw, str) else json.dumps(raw, default=str)
+            )
+            self._ingress_seq += 1
+            dl = DeadLetter(
+                id=f"{INGRESS}/{now:.6f}/{self._ingress_seq}", consumer=INGRESS, position=None,
+                message_id=_guess_id(raw), envelope=None, raw=text,
+                cause_type=type(exc).__name__, cause_message=str(exc), attempts=1,
+                first_failure_at=now, last_failure_at=now,
+            )
+            self.store.put_dead_letter(dl)
+            self.counters.dead_lettered += 1
+            return PublishResult(dl.message_id or "", None, False)
+        return self.publish(env, now)
+
+    # -- delivery ----------------------------------------------------------------------------
+
+    def due(
+        self, now: float, limit: int | None = None, consumers: Iterable[str] | None = None
+    ) -> list[Delivery]:
+        """Deliveries due at `now`: the head of each ready key, marked in flight until acked."""
+        out: list[Delivery] = []
+        subs = self._subs.values() if consumers is None else [self._subs[c] for c in consumers]
+        for sub in subs:
+            ready = sub.ready
+            while ready and ready[0][0] <= now and (limit is None or len(out) < limit):
+                _, _, key = heapq.heappop(ready)
+                item = sub.queues[key][0]
+                failures = sub.attempts.get(item.position, (0, 0.0))[0]
+                delivery = Delivery(
+                    sub.name, item.position, self._entries[item.position].envelope,
+                    failures + 1, item.replay,
+                )
+                sub.inflight[key] = delivery
+                self.counters.delivered += 1
+                if failures or item.recovered:
+                    self.counters.redelivered += 1
+                out.append(delivery)
+        return out
+
+    def next_due_at(self) -> float | None:
+        """When the next delivery becomes due (None: nothing is waiting)."""
+        tops = [s.ready[0][0] for s in self._subs.values() if s.ready]
+        return min(tops) if tops else None
+
+    def _finish(self, d: Delivery, now: float) -> None:
+        sub = self._subs[d.consumer]
+        key = d.envelope.key
+        if sub.inflight.get(key) is not d:
+            raise ValueError(f"delivery of position {d.position} to {d.consumer} is not in flight")
+        del sub.inflight[key]
+        q = sub.queues[key]
+        q.popleft()
+        sub.backlog -= 1
+        sub.attempts.pop(d.position, None)
+        if q:
+            self._push(sub, now, key)
+        else:
+            del sub.queues[key]
+        self._release(d.position)
+
+    def ack(self, delivery: Delivery, now: float) -> None:
+        self._finish(delivery, now)
+        self.counters.acked += 1
+
+    def nack(self, delivery: Delivery, error: BaseException, now: float) -> Outcome:
+        """Record a failure: schedule a retry with backoff, or dead-letter the message."""
+        sub = self._subs[delivery.consumer]
+        key = delivery.envelope.key
+        if sub.inflight.get(key) is not delivery:
+            raise ValueError(f"delivery of position {delivery.position} is not in flight")
+        failures, first = sub.attempts.get(delivery.position, (0, now))
+        failures += 1
+        if self.policy.retryable(error) and failures < self.policy.max_attempts:
+            del sub.inflight[key]
+            sub.attempts[delivery.position] = (failures, first)
+            self.counters.retries += 1
+            self._push(sub, now + self.policy.delay(failures, self.rng), key)
+            return Outcome.RETRY
+        self.store.put_dead_letter(
+            DeadLetter(
+                id=f"{delivery.consumer}/{delivery.position}", consumer=delivery.consumer,
+                position=delivery.position, message_id=delivery.envelope.message_id,
+                envelope=delivery.envelope, raw=None, cause_type=type(error).__name__,
+                cause_message=str(error), attempts=failures, first_failure_at=first,
+                last_failure_at=now,
+            )
+        )
+        self.counters.dead_lettered += 1
+        self._finish(delivery, now)
+        return Outcome.DEAD
+
+    def handle(self, delivery: Delivery, handler: Handler, now: float) -> Outcome:
+        """Run `handler` through the consumer's durable inbox, then ack or nack."""
+        env = delivery.envelope
+        try:
+            applied = self.store.apply(delivery.consumer, env.message_id,
+                                       lambda tx: handler(env, tx))
+        except Exception as exc:  # the handler's failure is data here: retry or dead-letter
+            return self.nack(delivery, exc, now)
+        self.ack(delivery, now)
+        if applied:
+            return Outcome.APPLIED
+        self.counters.duplicates_skipped += 1
+        return Outcome.SKIPPED
+
+    def process(
+        self, handlers: Mapping[str, Handler], now: float, limit: int | None = None
+    ) -> list[Outcome]:
+        """Handle everything due for these consumers, in one store transaction."""
+        with self.store.batch():
+            return [
+                self.handle(d, handlers[d.consumer], now)
+                for d in self.due(now, limit, consumers=handlers.keys())
+            ]
+
+    def drain(self, handlers: Mapping[str, Handler], now: float, max_rounds: int = 1_000_000
+              ) -> float:
+        """Process until nothing is due, jumping the clock to each retry; returns the end time.
+
+        For tests and batch drivers; a live driver sleeps until `next_due_at()` instead."""
+        for _ in range(max_rounds):
+            self.process(handlers, now)
+            nxt = self.next_due_at()
+            if nxt is None:
+                return now
+            now = max(now, nxt)
+        raise RuntimeError(f"bus did not drain in {max_rounds} rounds")
+
+    # -- dead letters, replay ----------------------------------------------------------------
+
+    def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
+        dls = self.store.dead_letters()
+        return [d for d in dls if consumer is None or d.consumer == consumer]
+
+    def requeue(self, dead_letter_id: str, now: float, fixed: Envelope | None = None) -> None:
+        """Deliver a dead letter again, after the cause was fixed.
+
+        A consumer's dead letter is redelivered as it was (the fix was in reference data or
+        code). An ingress dead letter never parsed, so it needs the corrected envelope."""
+        dl = next((d for d in self.store.dead_letters() if d.id == dead_letter_id), None)
+        if dl is None:
+            raise NotFound(f"no dead letter {dead_letter_id!r}")
+        if dl.consumer == INGRESS:
+            if fixed is None:
+                raise ValueError("an ingress dead letter needs the corrected envelope")
+            with self.store.batch():
+                self.store.delete_dead_letter(dl.id)
+                self.publish(fixed, now)
+        else:
+            assert dl.position is not None and dl.envelope is not None
+            sub = self._subs.get(dl.consumer)
+            if sub is None:
+                raise NotFound(f"consumer {dl.consumer!r} is not subscribed")
+            self.store.delete_dead_letter(dl.id)
+            self._enqueue(sub, LogEntry(dl.position, now, dl.envelope), now, _Item(dl.position))
+        self.counters.requeued += 1
+
+    def replay(
+        self,
+        consumer: str,
+        now: float,
+        from_position: int = 1,
+        from_time: float | None = None,
+        only: Iterable[str] | None = None,
+    ) -> int:
+        """Queue the log again for a consumer from a position or publish time; the inbox skips
+        what it already applied. `only` restricts the replay to these message ids."""
+        sub = self._subs[consumer]
+        wanted = None if only is None else set(only)
+        n = 0
+        for entry in self.store.log(from_position, from_time):
+            env = entry.envelope
+            if sub.wants(env.type) and (wanted is None or env.message_id in wanted):
+                self._enqueue(sub, entry, now, _Item(entry.position, replay=True))
+                n += 1
+        self.counters.replayed += n
+        return n
+
+    # -- observation -------------------------------------------------------------------------
+
+    def backlog(self, consumer: str) -> int:
+        """Messages queued for the consumer and not yet acked or dead (in flight included)."""
+        return self._subs[consumer].backlog
+
+    def lag(self, consumer: str, now: float) -> float:
+        """Age in seconds of the consumer's oldest unacknowledged message (0 if none)."""
+        sub = self._subs[consumer]
+        oldest = min(
+            (self._entries[q[0].position].published_at for q in sub.queues.values()),
+            default=None,
+        )
+        return 0.0 if oldest is None else max(0.0, now - oldest)
+
+    def in_flight(self, consumer: str) -> list[Envelope]:
+        """Envelopes queued for a consumer and not yet acknowledged, in log order."""
+        sub = self._subs[consumer]
+        positions = sorted(item.position for q in sub.queues.values() for item in q)
+        return [self._entries[p].envelope for p in positions]
+
+
+def _guess_id(raw: str | bytes | Mapping[str, Any]) -> str | None:
+    """The message_id of malformed input when it can still be read, for the dead letter."""
+    try:
+        data = raw if isinstance(raw, Mapping) else json.loads(raw)
+    except ValueError:
+        return None
+    mid = data.get("message_id") if isinstance(data, Mapping) else None
+    return mid if isinstance(mid, str) else None

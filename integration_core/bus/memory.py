@@ -1,0 +1,118 @@
+"""In-memory store: fast, for the simulator and tests. Lost with the process."""
+
+from __future__ import annotations
+
+import bisect
+import copy
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from integration_core.bus.records import DeadLetter, LogEntry
+from integration_core.bus.store import Effect
+from integration_core.envelope import Envelope
+
+
+_ATOMIC = frozenset({int, float, str, bool, type(None)})
+
+
+class _MemTx:
+    __slots__ = ("_staged", "_state")
+
+    def __init__(self, state: dict[str, dict[str, Any]]) -> None:
+        self._state = state
+        self._staged: dict[tuple[str, str], Any] = {}
+
+    def get(self, ns: str, key: str) -> Any:
+        if (ns, key) in self._staged:
+            return self._staged[(ns, key)]
+        return self._state.get(ns, {}).get(key)
+
+    def put(self, ns: str, key: str, value: Any) -> None:
+        # Copy so the caller cannot change committed state behind the store's back.
+        self._staged[(ns, key)] = value if type(value) in _ATOMIC else copy.deepcopy(value)
+
+    def commit(self) -> None:
+        for (ns, key), value in self._staged.items():
+            self._state.setdefault(ns, {})[key] = value
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._log: list[LogEntry] = []
+        self._times: list[float] = []
+        self._inbox: set[tuple[str, str]] = set()
+        self._state: dict[str, dict[str, Any]] = {}
+        self._subs: dict[str, tuple[frozenset[str] | None, int]] = {}
+        self._dead: dict[str, DeadLetter] = {}
+
+    def append(self, envelope: Envelope, published_at: float) -> int | None:
+        if envelope.message_id in self._ids:
+            return None
+        self._ids.add(envelope.message_id)
+        position = len(self._log) + 1
+        self._log.append(LogEntry(position, published_at, envelope))
+        self._times.append(published_at)
+        return position
+
+    def batch(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def apply(self, consumer: str, message_id: str, effect: Effect) -> bool:
+        if (consumer, message_id) in self._inbox:
+            return False
+        tx = _MemTx(self._state)
+        effect(tx)
+        tx.commit()
+        self._inbox.add((consumer, message_id))
+        return True
+
+    def processed(self, consumer: str, message_id: str) -> bool:
+        return (consumer, message_id) in self._inbox
+
+    def get_state(self, ns: str, key: str) -> Any:
+        return copy.deepcopy(self._state.get(ns, {}).get(key))
+
+    def state(self, ns: str) -> dict[str, Any]:
+        return copy.deepcopy(self._state.get(ns, {}))
+
+    def last_position(self) -> int:
+        return len(self._log)
+
+    def log(self, from_position: int = 0, from_time: float | None = None) -> Iterator[LogEntry]:
+        start = max(from_position - 1, 0)
+        if from_time is not None:
+            # Publish times never decrease, so the first entry at or after from_time bisects.
+            start = max(start, bisect.bisect_left(self._times, from_time))
+        yield from self._log[start:]
+
+    def unfinished(
+        self, consumer: str, types: frozenset[str] | None, start: int
+    ) -> Iterator[LogEntry]:
+        dead = {dl.position for dl in self._dead.values() if dl.consumer == consumer}
+        for entry in self.log(start):
+            env = entry.envelope
+            if types is not None and env.type not in types:
+                continue
+            if (consumer, env.message_id) in self._inbox or entry.position in dead:
+                continue
+            yield entry
+
+    def save_subscription(self, consumer: str, types: frozenset[str] | None, start: int) -> None:
+        self._subs[consumer] = (types, start)
+
+    def subscription(self, consumer: str) -> tuple[frozenset[str] | None, int] | None:
+        return self._subs.get(consumer)
+
+    def put_dead_letter(self, dl: DeadLetter) -> None:
+        self._dead[dl.id] = dl
+
+    def delete_dead_letter(self, dl_id: str) -> None:
+        self._dead.pop(dl_id, None)
+
+    def dead_letters(self) -> list[DeadLetter]:
+        return list(self._dead.values())
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,74 @@
+"""Flat records the bus hands out: deliveries, dead letters, publish results, counters."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+from integration_core.envelope import Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    consumer: str
+    position: int
+    envelope: Envelope
+    attempt: int
+    """1 for the first delivery to this consumer, 2 for the first retry, and so on."""
+    replay: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    message_id: str
+    position: int | None
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: str
+    consumer: str
+    """Consumer that gave up, or "ingress" for a message that never parsed as an envelope."""
+    position: int | None
+    message_id: str | None
+    envelope: Envelope | None
+    raw: str | None
+    """The original bytes as text, when the envelope itself was malformed."""
+    cause_type: str
+    cause_message: str
+    attempts: int
+    first_failure_at: float
+    last_failure_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    position: int
+    published_at: float
+    envelope: Envelope
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    SKIPPED = "skipped"
+    """Already in the consumer's inbox: acknowledged without running the effect again."""
+    RETRY = "retry"
+    DEAD = "dead"
+
+
+@dataclass(slots=True)
+class Counters:
+    published: int = 0
+    duplicate_publishes: int = 0
+    delivered: int = 0
+    redelivered: int = 0
+    acked: int = 0
+    duplicates_skipped: int = 0
+    retries: int = 0
+    dead_lettered: int = 0
+    requeued: int = 0
+    replayed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)

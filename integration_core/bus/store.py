@@ -1,0 +1,73 @@
+"""The storage port of the bus. Adapters: `MemoryStore`, `SQLiteStore`.
+
+The store keeps the log (deduplicated by message id, forever), each consumer's inbox of
+processed message ids, consumer state written by effects, subscriptions and dead letters.
+`apply` is the durable inbox: the effect's writes and the inbox record commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from integration_core.bus.records import DeadLetter, LogEntry
+from integration_core.envelope import Envelope
+
+
+class Tx(Protocol):
+    """Consumer state inside an inbox transaction: a namespaced key -> JSON value map."""
+
+    def get(self, ns: str, key: str) -> Any: ...
+
+    def put(self, ns: str, key: str, value: Any) -> None: ...
+
+
+Effect = Callable[[Tx], None]
+
+
+class Store(Protocol):
+    def append(self, envelope: Envelope, published_at: float) -> int | None:
+        """Store a message; its log position, or None if its message id is already stored."""
+        ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group the writes inside into one transaction (a no-op where writes are atomic)."""
+        ...
+
+    def apply(self, consumer: str, message_id: str, effect: Effect) -> bool:
+        """Run `effect` and record (consumer, message_id) atomically; False if recorded before.
+
+        If `effect` raises, none of its writes nor the record persist, and the error propagates.
+        """
+        ...
+
+    def processed(self, consumer: str, message_id: str) -> bool: ...
+
+    def get_state(self, ns: str, key: str) -> Any: ...
+
+    def state(self, ns: str) -> dict[str, Any]: ...
+
+    def last_position(self) -> int: ...
+
+    def log(self, from_position: int = 0, from_time: float | None = None) -> Iterator[LogEntry]:
+        ...
+
+    def unfinished(self, consumer: str, types: frozenset[str] | None, start: int) -> Iterator[
+        LogEntry
+    ]:
+        """Messages from `start` on, of `types`, neither in the consumer's inbox nor dead."""
+        ...
+
+    def save_subscription(self, consumer: str, types: frozenset[str] | None, start: int) -> None:
+        ...
+
+    def subscription(self, consumer: str) -> tuple[frozenset[str] | None, int] | None: ...
+
+    def put_dead_letter(self, dl: DeadLetter) -> None: ...
+
+    def delete_dead_letter(self, dl_id: str) -> None: ...
+
+    def dead_letters(self) -> list[DeadLetter]: ...
+
+    def close(self) -> None: ...

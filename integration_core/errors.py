@@ -1,0 +1,75 @@
+"""Exception tree. Each error carries an HTTP status hint so adapters can map faults to codes.
+
+4xx hints mean the caller (a partner system) is at fault; 5xx hints mean we are.
+"""
+
+from __future__ import annotations
+
+
+class InteropError(Exception):
+    """Base of every error raised by the integration core."""
+
+    status_hint: int = 500
+    retryable: bool = True
+
+
+class PayloadError(InteropError):
+    """Input that can never be processed as sent: retrying it cannot help."""
+
+    status_hint = 422
+    retryable = False
+
+    def __init__(self, field: str, message: str, value: object = None) -> None:
+        self.field = field
+        self.message = message
+        self.value = value
+        super().__init__(f"{field}: {message}")
+
+
+class UnknownSku(PayloadError):
+    """A SKU absent from the item master."""
+
+    def __init__(self, sku: str, field: str = "sku") -> None:
+        super().__init__(field, f"unknown SKU {sku!r}", sku)
+
+
+class UnknownUnit(PayloadError):
+    """A unit of measure the item has no conversion for."""
+
+    def __init__(self, sku: str, unit: str, known: list[str], field: str = "unit") -> None:
+        super().__init__(
+            field, f"unknown unit {unit!r} for SKU {sku!r}; known units: {', '.join(known)}", unit
+        )
+
+
+class IllegalTransition(InteropError):
+    """An event the workflow's transition table does not allow in the current state."""
+
+    status_hint = 409
+    retryable = False
+
+    def __init__(self, state: str, event: str) -> None:
+        self.state = state
+        self.event = event
+        super().__init__(f"event {event!r} is not allowed in state {state!r}")
+
+
+class DuplicateMessage(InteropError):
+    """A message id already seen; informational, the bus reports rather than raises it."""
+
+    status_hint = 200
+    retryable = False
+
+
+class TransientError(InteropError):
+    """A partner is down, slow or rate limiting: retrying later may succeed."""
+
+    status_hint = 503
+    retryable = True
+
+
+class NotFound(InteropError):
+    """A referenced record (order, dead letter, shipment) does not exist."""
+
+    status_hint = 404
+    retryable = False

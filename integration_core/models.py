@@ -1,0 +1,502 @@
+"""Canonical models: the objects that cross system boundaries.
+
+All models are frozen. Quantities are exact: base units are integers, reported quantities are
+Decimal, conversions use Fraction, never float.
+
+Checks that need the item master (unknown SKU or unit, whole base units, lots, serials) run when
+the model is validated with a catalog in the context: ``catalog.parse(Movement, data)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from fractions import Fraction
+from typing import Annotated, Any, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from integration_core.errors import UnknownSku, UnknownUnit
+
+Id = Annotated[str, Field(min_length=1, max_length=128)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
+
+
+class Canonical(BaseModel):
+    """Base of all canonical models: frozen, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+# --- item master -------------------------------------------------------------------------------
+
+
+class UnitConversion(Canonical):
+    """``1 unit = factor x of``; ``of`` defaults to the item's base unit. Example: 1 PL = 40 CS."""
+
+    unit: Id = Field(description="Unit being defined, e.g. CS.")
+    factor: Annotated[Decimal, Field(gt=0)] = Field(description="How many `of` one `unit` holds.")
+    of: str | None = Field(default=None, description="Unit the factor counts; base unit if null.")
+
+
+class Item(Canonical):
+    sku: Id
+    description: str = ""
+    base_uom: Id = Field(default="EA", description="Base unit of measure; stock is kept in it.")
+    conversions: tuple[UnitConversion, ...] = ()
+    lot_tracked: bool = False
+    serial_tracked: bool = False
+    unit_value: Money = Field(default=Decimal(0), description="Value of one base unit.")
+
+    _factors: dict[str, Fraction] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _resolve_factors(self) -> Item:
+        pending = {c.unit: c for c in self.conversions}
+        if len(pending) != len(self.conversions):
+            raise ValueError("conversions: a unit is defined twice")
+        if self.base_uom in pending:
+            raise ValueError(f"conversions: base unit {self.base_uom!r} cannot be converted")
+        factors: dict[str, Fraction] = {self.base_uom: Fraction(1)}
+        while pending:
+            progressed = False
+            for unit, conv in list(pending.items()):
+                target = conv.of or self.base_uom
+                if target in factors:
+                    factors[unit] = Fraction(conv.factor) * factors[target]
+                    del pending[unit]
+                    progressed = True
+            if not progressed:
+                raise ValueError(
+                    f"conversions: units {sorted(pending)} refer to unknown units or to each other"
+                )
+        self._factors = factors
+        return self
+
+    @property
+    def units(self) -> list[str]:
+        return sorted(self._factors)
+
+    def factor(self, unit: str | None) -> Fraction:
+        """Base units in one `unit`; None means the base unit."""
+        if unit is None:
+            return Fraction(1)
+        try:
+            return self._factors[unit]
+        except KeyError:
+            raise UnknownUnit(self.sku, unit, self.units) from None
+
+    def to_base(self, quantity: Decimal | int, unit: str | None) -> int:
+        """Exact conversion to base units; a fraction of a base unit is an error."""
+        exact = Fraction(quantity) * self.factor(unit)
+        if exact.denominator != 1:
+            raise ValueError(
+                f"quantity {quantity} {unit or self.base_uom} is {float(exact):g} "
+                f"{self.base_uom}: not a whole number of base units"
+            )
+        return int(exact)
+
+    def from_base(self, quantity_base: int, unit: str | None) -> Decimal:
+        exact = Fraction(quantity_base) / self.factor(unit)
+        return Decimal(exact.numerator) / Decimal(exact.denominator)
+
+
+class WarehouseOperator(StrEnum):
+    OWN = "own"
+    THIRD_PARTY = "3pl"
+
+
+class Warehouse(Canonical):
+    warehouse_id: Id
+    name: str = ""
+    operator: WarehouseOperator = WarehouseOperator.OWN
+    batch_reporting: bool = Field(default=False, description="Reports movements in batches (3PL).")
+
+
+class Location(Canonical):
+    location_id: Id
+    warehouse_id: Id
+    zone: str = ""
+
+
+class Customer(Canonical):
+    customer_id: Id
+    name: str = ""
+    credit_limit: Money = Decimal(0)
+    currency: Annotated[str, Field(min_length=3, max_length=3)] = "EUR"
+
+
+class Catalog:
+    """The item master plus reference data, passed as validation context."""
+
+    def __init__(
+        self,
+        items: Iterable[Item] = (),
+        locations: Iterable[Location] = (),
+        customers: Iterable[Customer] = (),
+    ) -> None:
+        self.items = {i.sku: i for i in items}
+        self.locations = {loc.location_id: loc for loc in locations}
+        self.customers = {c.customer_id: c for c in customers}
+
+    def item(self, sku: str) -> Item:
+        try:
+            return self.items[sku]
+        except KeyError:
+            raise UnknownSku(sku) from None
+
+    def parse(self, model: type[M], data: Mapping[str, Any]) -> M:
+        """Validate `data` as `model`, including the checks that need the item master."""
+        return model.model_validate(data, context={"catalog": self})
+
+
+M = TypeVar("M", bound=Canonical)
+
+
+def _catalog(info: ValidationInfo) -> Catalog | None:
+    ctx = info.context
+    if isinstance(ctx, Mapping):
+        cat = ctx.get("catalog")
+        if isinstance(cat, Catalog):
+            return cat
+    return None
+
+
+def _item(info: ValidationInfo) -> Item | None:
+    """The item named by the already-validated `sku` field, when a catalog is in context."""
+    cat = _catalog(info)
+    sku = info.data.get("sku")
+    if cat is None or sku is None:
+        return None
+    return cat.items.get(sku)
+
+
+def _check_sku(sku: str, info: ValidationInfo) -> str:
+    cat = _catalog(info)
+    if cat is not None and sku not in cat.items:
+        raise ValueError(f"unknown SKU {sku!r}: not in the item master")
+    return sku
+
+
+def _check_unit(unit: str | None, info: ValidationInfo) -> str | None:
+    item = _item(info)
+    if item is not None and unit is not None and unit not in item.units:
+        raise ValueError(f"unknown unit {unit!r} for SKU {item.sku!r}; known: {item.units}")
+    return unit
+
+
+# --- orders ------------------------------------------------------------------------------------
+
+
+class Channel(StrEnum):
+    WEB = "web"
+    MARKETPLACE = "marketplace"
+    EDI = "edi"
+    PHONE = "phone"
+
+
+class OrderLine(Canonical):
+    line_no: Annotated[int, Field(ge=1)]
+    sku: Id
+    quantity: Annotated[Decimal, Field(gt=0, description="Quantity in `unit`; must be positive.")]
+    unit: str | None = Field(default=None, description="Unit of `quantity`; base unit if null.")
+    quantity_base: int | None = Field(
+        default=None, validate_default=True, description="Quantity in base units (derived)."
+    )
+    requested_date: date | None = None
+    unit_price: Money = Decimal(0)
+
+    _sku = field_validator("sku")(_check_sku)
+    _unit = field_validator("unit")(_check_unit)
+
+    @field_validator("quantity_base")
+    @classmethod
+    def _derive_base(cls, v: int | None, info: ValidationInfo) -> int | None:
+        item = _item(info)
+        qty = info.data.get("quantity")
+        if qty is None:
+            return v
+        if item is not None:
+            expected = item.to_base(qty, info.data.get("unit"))
+        elif info.data.get("unit") is None and qty == qty.to_integral_value():
+            expected = int(qty)
+        else:
+            return v
+        if v is not None and v != expected:
+            raise ValueError(f"quantity_base {v} disagrees with quantity: expected {expected}")
+        return expected
+
+
+class SalesOrder(Canonical):
+    order_id: Id
+    customer_id: Id
+    channel: Channel = Channel.WEB
+    priority: Annotated[int, Field(ge=1, le=9, description="1 is most urgent.")] = 5
+    placed_at: datetime
+    requested_date: date | None = None
+    ship_from: str | None = Field(default=None, description="Preferred warehouse, if any.")
+    lines: Annotated[tuple[OrderLine, ...], Field(min_length=1)]
+
+    @field_validator("customer_id")
+    @classmethod
+    def _known_customer(cls, v: str, info: ValidationInfo) -> str:
+        cat = _catalog(info)
+        if cat is not None and cat.customers and v not in cat.customers:
+            raise ValueError(f"unknown customer {v!r}")
+        return v
+
+    @field_validator("lines")
+    @classmethod
+    def _unique_lines(cls, v: tuple[OrderLine, ...]) -> tuple[OrderLine, ...]:
+        nos = [line.line_no for line in v]
+        if len(set(nos)) != len(nos):
+            raise ValueError(f"line numbers must be unique, got {nos}")
+        return v
+
+    @property
+    def value(self) -> Decimal:
+        return sum((line.quantity * line.unit_price for line in self.lines), Decimal(0))
+
+
+# --- inventory ---------------------------------------------------------------------------------
+
+
+class MovementKind(StrEnum):
+    RECEIPT = "receipt"
+    PICK = "pick"
+    ADJUSTMENT = "adjustment"
+    TRANSFER_OUT = "transfer_out"
+    TRANSFER_IN = "transfer_in"
+    CYCLE_COUNT = "cycle_count"
+    RETURN = "return"
+    SCRAP = "scrap"
+
+
+#: Sign a kind gives to a reported magnitude; 0 means the report carries its own sign (a delta).
+MOVEMENT_SIGN: dict[MovementKind, int] = {
+    MovementKind.RECEIPT: 1,
+    MovementKind.TRANSFER_IN: 1,
+    MovementKind.RETURN: 1,
+    MovementKind.PICK: -1,
+    MovementKind.TRANSFER_OUT: -1,
+    MovementKind.SCRAP: -1,
+    MovementKind.ADJUSTMENT: 0,
+    MovementKind.CYCLE_COUNT: 0,
+}
+
+
+class Movement(Canonical):
+    """One change of physical stock at a (sku, location, lot), as reported by a WMS."""
+
+    movement_id: Id = Field(description="Unique id; the idempotency key of the movement.")
+    kind: MovementKind
+    sku: Id
+    location: Id
+    quantity: Decimal = Field(
+        description="Quantity as reported: a positive magnitude, except for adjustment and "
+        "cycle_count, which report a signed delta."
+    )
+    unit: str | None = Field(default=None, description="Unit as reported; base unit if null.")
+    quantity_base: int | None = Field(
+        default=None,
+        validate_default=True,
+        description="Signed change of on-hand stock in base units (derived when a catalog "
+        "is in context).",
+    )
+    lot: str | None = Field(default=None, validate_default=True)
+    serials: tuple[str, ...] = Field(default=(), validate_default=True)
+    reason_code: str | None = None
+    occurred_at: datetime
+    references: tuple[str, ...] = Field(default=(), description="Source documents (order, ASN).")
+
+    _sku = field_validator("sku")(_check_sku)
+    _unit = field_validator("unit")(_check_unit)
+
+    @field_validator("quantity")
+    @classmethod
+    def _sign_allowed(cls, v: Decimal, info: ValidationInfo) -> Decimal:
+        kind = info.data.get("kind")
+        if kind is not None and MOVEMENT_SIGN[kind] != 0 and v <= 0:
+            raise ValueError(
+                f"quantity must be positive for kind {kind.value!r} (the kind gives the sign), "
+                f"got {v}"
+            )
+        if kind == MovementKind.ADJUSTMENT and v == 0:
+            raise ValueError("an adjustment of zero changes nothing")
+        return v
+
+    @field_validator("quantity_base")
+    @classmethod
+    def _derive_base(cls, v: int | None, info: ValidationInfo) -> int:
+        qty, kind = info.data.get("quantity"), info.data.get("kind")
+        if qty is None or kind is None or "sku" not in info.data or "unit" not in info.data:
+            return v if v is not None else 0  # an earlier field failed and is reported already
+        sign = MOVEMENT_SIGN[kind] or 1
+        item, unit = _item(info), info.data["unit"]
+        if item is not None:
+            expected: int | None = sign * item.to_base(qty, unit)
+        elif unit is None:
+            if qty != qty.to_integral_value():
+                raise ValueError(f"quantity {qty} is not a whole number of base units")
+            expected = sign * int(qty)
+        else:
+            expected = None
+        if v is None:
+            if expected is None:
+                raise ValueError(
+                    f"quantity_base is required when quantity is in {unit!r} and no item master "
+                    "is given"
+                )
+            return expected
+        if expected is not None and v != expected:
+            raise ValueError(f"quantity_base {v} disagrees with quantity: expected {expected}")
+        if sign * v < 0:
+            raise ValueError(f"quantity_base {v} has the wrong sign for kind {kind.value!r}")
+        return v
+
+    @field_validator("lot")
+    @classmethod
+    def _lot_required(cls, v: str | None, info: ValidationInfo) -> str | None:
+        item = _item(info)
+        if item is not None and item.lot_tracked and not v:
+            raise ValueError(f"lot is required: SKU {item.sku!r} is lot-tracked")
+        return v
+
+    @field_validator("serials")
+    @classmethod
+    def _serials_match(cls, v: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        base = info.data.get("quantity_base")
+        item = _item(info)
+        must = item is not None and item.serial_tracked
+        if base is not None and (v or must) and len(v) != abs(base):
+            raise ValueError(f"{len(v)} serials for a quantity of {abs(base)} base units")
+        if len(set(v)) != len(v):
+            raise ValueError("serials must be unique")
+        return v
+
+    @property
+    def key(self) -> str:
+        """Ordering key: movements of one (sku, location) must apply in order."""
+        return f"{self.sku}@{self.location}"
+
+    @property
+    def delta(self) -> int:
+        assert self.quantity_base is not None  # always set by validation
+        return self.quantity_base
+
+
+class InventoryBalance(Canonical):
+    sku: Id
+    location: Id
+    lot: str | None = None
+    on_hand: int
+    allocated: Annotated[int, Field(ge=0)] = 0
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.allocated
+
+
+# --- shipments, invoices, returns --------------------------------------------------------------
+
+
+class ShipmentStatus(StrEnum):
+    PLANNED = "planned"
+    PACKED = "packed"
+    SHIPPED = "shipped"
+    IN_TRANSIT = "in_transit"
+    DELIVERED = "delivered"
+    EXCEPTION = "exception"
+
+
+class ShipmentLine(Canonical):
+    order_line_no: Annotated[int, Field(ge=1)]
+    sku: Id = Field(description="SKU shipped; differs from the order line's on a substitution.")
+    quantity_base: Annotated[int, Field(gt=0)]
+    lot: str | None = None
+    serials: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _serials_match(self) -> ShipmentLine:
+        if self.serials and len(self.serials) != self.quantity_base:
+            raise ValueError(
+                f"serials: {len(self.serials)} serials for a quantity of {self.quantity_base}"
+            )
+        return self
+
+
+class Shipment(Canonical):
+    shipment_id: Id
+    order_id: Id
+    warehouse_id: Id
+    lines: Annotated[tuple[ShipmentLine, ...], Field(min_length=1)]
+    carrier: str = ""
+    service: str = ""
+    tracking: str | None = None
+    status: ShipmentStatus = ShipmentStatus.SHIPPED
+    shipped_at: datetime
+
+
+class Milestone(StrEnum):
+    LABEL_CREATED = "label_created"
+    PICKED_UP = "picked_up"
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    EXCEPTION = "exception"
+
+
+class ShipmentMilestone(Canonical):
+    shipment_id: Id
+    tracking: str
+    milestone: Milestone
+    at: datetime
+    detail: str = ""
+
+
+class InvoiceKind(StrEnum):
+    INVOICE = "invoice"
+    CREDIT_MEMO = "credit_memo"
+
+
+class InvoiceLine(Canonical):
+    sku: Id
+    quantity_base: Annotated[int, Field(gt=0)]
+    unit_price: Money = Decimal(0)
+
+
+class Invoice(Canonical):
+    invoice_id: Id
+    kind: InvoiceKind = InvoiceKind.INVOICE
+    order_id: Id
+    shipment_id: str | None = Field(default=None, description="Shipment invoiced, if any.")
+    customer_id: Id
+    lines: Annotated[tuple[InvoiceLine, ...], Field(min_length=1)]
+    issued_at: datetime
+
+    @property
+    def total(self) -> Decimal:
+        return sum((ln.unit_price * ln.quantity_base for ln in self.lines), Decimal(0))
+
+
+class ReturnLine(Canonical):
+    sku: Id
+    quantity_base: Annotated[int, Field(gt=0)]
+    reason: str = ""
+
+
+class ReturnAuthorization(Canonical):
+    rma_id: Id
+    order_id: Id
+    lines: Annotated[tuple[ReturnLine, ...], Field(min_length=1)]
+    authorized_at: datetime
