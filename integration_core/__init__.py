@@ -54,8 +54,6 @@ from integration_core.models import (
 )
 
 __all__ = [
-    "MESSAGE_TYPES",
-    "MOVEMENT_SIGN",
     "Canonical",
     "Catalog",
     "Channel",
@@ -72,6 +70,8 @@ __all__ = [
     "InvoiceLine",
     "Item",
     "Location",
+    "MESSAGE_TYPES",
+    "MOVEMENT_SIGN",
     "ManualClock",
     "MessageType",
     "Milestone",

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from integration_core.errors import PayloadError
 from integration_core.models import (
     Canonical,
     Catalog,
@@ -137,7 +138,15 @@ def upcast(envelope: Envelope) -> Envelope:
         )
     payload, version = envelope.payload, envelope.schema_version
     while version < mt.version:
-        payload = UPCASTERS[(envelope.type, version)](payload)
+        try:
+            payload = UPCASTERS[(envelope.type, version)](payload)
+        except KeyError as exc:
+            raise PayloadError(
+                f"payload.{exc.args[0]}", f"missing in {envelope.type} v{version} message"
+            ) from None
+        except (TypeError, ValueError) as exc:
+            msg = f"cannot upcast {envelope.type} v{version}: {exc}"
+            raise PayloadError("payload", msg) from None
         version += 1
     if version == envelope.schema_version:
         return envelope

@@ -360,7 +360,7 @@ class Movement(Canonical):
             return expected
         if expected is not None and v != expected:
             raise ValueError(f"quantity_base {v} disagrees with quantity: expected {expected}")
-        if sign * v < 0:
+        if MOVEMENT_SIGN[kind] * v < 0:
             raise ValueError(f"quantity_base {v} has the wrong sign for kind {kind.value!r}")
         return v
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="interop-twin: digital twin of ERP <-> WMS integration.", no_args_is_help=True)
+app = typer.Typer(
+    help="interop-twin: digital twin of ERP <-> WMS integration.", no_args_is_help=True
+)
 
 
 @app.callback()

@@ -16,13 +16,13 @@ from integration_core.bus.sqlite import SQLiteStore
 from integration_core.bus.store import Effect, Store, Tx
 
 __all__ = [
-    "INGRESS",
     "Bus",
     "Counters",
     "DeadLetter",
     "Delivery",
     "Effect",
     "Handler",
+    "INGRESS",
     "LogEntry",
     "MemoryStore",
     "Outcome",

@@ -201,7 +201,9 @@ class Bus:
                 )
                 sub.inflight[key] = delivery
                 self.counters.delivered += 1
-                if failures or item.recovered:
+                # A message recovered after a restart may have been delivered before the
+                # crash; the bus cannot tell, so it counts as a redelivery.
+                if failures or item.recovered or item.replay:
                     self.counters.redelivered += 1
                 out.append(delivery)
         return out

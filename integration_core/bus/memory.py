@@ -12,7 +12,6 @@ from integration_core.bus.records import DeadLetter, LogEntry
 from integration_core.bus.store import Effect
 from integration_core.envelope import Envelope
 
-
 _ATOMIC = frozenset({int, float, str, bool, type(None)})
 
 
