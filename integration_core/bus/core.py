@@ -15,6 +15,7 @@ import json
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -141,20 +142,25 @@ class Bus:
 
     def publish(self, envelope: Envelope, now: float) -> PublishResult:
         """Store and route a message; a message id seen before is reported as a duplicate."""
-        pos = self.store.append(envelope, now)
+        return self._accept(envelope, self.store.append(envelope, now), now)
+
+    def _accept(self, envelope: Envelope, pos: int | None, now: float) -> PublishResult:
         if pos is None:
             self.counters.duplicate_publishes += 1
             return PublishResult(envelope.message_id, None, True)
         self.counters.published += 1
         entry = LogEntry(pos, now, envelope)
-        for sub in self._route(envelope.type):
+        subs = self._routes.get(envelope.type)
+        for sub in subs if subs is not None else self._route(envelope.type):
             self._enqueue(sub, entry, now, _Item(pos))
         return PublishResult(envelope.message_id, pos, False)
 
     def publish_many(self, envelopes: Iterable[Envelope], now: float) -> list[PublishResult]:
         """Publish in one store transaction: all are acknowledged together or none."""
+        batch = list(envelopes)
         with self.store.batch():
-            return [self.publish(env, now) for env in envelopes]
+            positions = self.store.append_many(batch, now)
+        return [self._accept(env, pos, now) for env, pos in zip(batch, positions, strict=True)]
 
     def publish_raw(self, raw: str | bytes | Mapping[str, Any], now: float) -> PublishResult:
         """Publish untrusted input. An envelope that does not validate is dead-lettered under
@@ -264,25 +270,35 @@ class Bus:
         """Run `handler` through the consumer's durable inbox, then ack or nack."""
         env = delivery.envelope
         try:
-            applied = self.store.apply(delivery.consumer, env.message_id,
-                                       lambda tx: handler(env, tx))
+            applied = self.store.apply(delivery.consumer, env.message_id, partial(handler, env))
         except Exception as exc:  # the handler's failure is data here: retry or dead-letter
             return self.nack(delivery, exc, now)
-        self.ack(delivery, now)
-        if applied:
-            return Outcome.APPLIED
-        self.counters.duplicates_skipped += 1
-        return Outcome.SKIPPED
+        return self._settle(delivery, applied, now)
 
     def process(
         self, handlers: Mapping[str, Handler], now: float, limit: int | None = None
     ) -> list[Outcome]:
-        """Handle everything due for these consumers, in one store transaction."""
+        """Handle everything due for these consumers through their inboxes, in one store
+        transaction; outcomes in delivery order."""
         with self.store.batch():
-            return [
-                self.handle(d, handlers[d.consumer], now)
-                for d in self.due(now, limit, consumers=handlers.keys())
-            ]
+            deliveries = self.due(now, limit, consumers=handlers.keys())
+            results: dict[int, bool | Exception] = {}
+            for consumer, handler in handlers.items():
+                mine = [d for d in deliveries if d.consumer == consumer]
+                got = self.store.apply_many(
+                    consumer, [(d.envelope.message_id, partial(handler, d.envelope)) for d in mine]
+                )
+                results.update(zip(map(id, mine), got, strict=True))
+            return [self._settle(d, results[id(d)], now) for d in deliveries]
+
+    def _settle(self, d: Delivery, result: bool | Exception, now: float) -> Outcome:
+        if isinstance(result, Exception):
+            return self.nack(d, result, now)
+        self.ack(d, now)
+        if result:
+            return Outcome.APPLIED
+        self.counters.duplicates_skipped += 1
+        return Outcome.SKIPPED
 
     def drain(self, handlers: Mapping[str, Handler], now: float, max_rounds: int = 1_000_000
               ) -> float:

@@ -39,7 +39,7 @@ class _MemTx:
 class MemoryStore:
     def __init__(self) -> None:
         self._ids: set[str] = set()
-        self._log: list[LogEntry] = []
+        self._log: list[tuple[Envelope, float]] = []
         self._times: list[float] = []
         self._inbox: set[tuple[str, str]] = set()
         self._state: dict[str, dict[str, Any]] = {}
@@ -50,10 +50,12 @@ class MemoryStore:
         if envelope.message_id in self._ids:
             return None
         self._ids.add(envelope.message_id)
-        position = len(self._log) + 1
-        self._log.append(LogEntry(position, published_at, envelope))
+        self._log.append((envelope, published_at))
         self._times.append(published_at)
-        return position
+        return len(self._log)
+
+    def append_many(self, envelopes: list[Envelope], published_at: float) -> list[int | None]:
+        return [self.append(e, published_at) for e in envelopes]
 
     def batch(self) -> AbstractContextManager[None]:
         return nullcontext()
@@ -66,6 +68,17 @@ class MemoryStore:
         tx.commit()
         self._inbox.add((consumer, message_id))
         return True
+
+    def apply_many(
+        self, consumer: str, items: list[tuple[str, Effect]]
+    ) -> list[bool | Exception]:
+        results: list[bool | Exception] = []
+        for mid, effect in items:
+            try:
+                results.append(self.apply(consumer, mid, effect))
+            except Exception as exc:  # reported per message; the batch goes on
+                results.append(exc)
+        return results
 
     def processed(self, consumer: str, message_id: str) -> bool:
         return (consumer, message_id) in self._inbox
@@ -84,7 +97,9 @@ class MemoryStore:
         if from_time is not None:
             # Publish times never decrease, so the first entry at or after from_time bisects.
             start = max(start, bisect.bisect_left(self._times, from_time))
-        yield from self._log[start:]
+        for i in range(start, len(self._log)):
+            envelope, published_at = self._log[i]
+            yield LogEntry(i + 1, published_at, envelope)
 
     def unfinished(
         self, consumer: str, types: frozenset[str] | None, start: int

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from integration_core.envelope import Envelope
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(NamedTuple):
+    """One delivery attempt (a tuple: cheap to build on the hot path, and immutable)."""
+
     consumer: str
     position: int
     envelope: Envelope
@@ -42,8 +44,7 @@ class DeadLetter:
     last_failure_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
+class LogEntry(NamedTuple):
     position: int
     published_at: float
     envelope: Envelope

@@ -59,23 +59,44 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 """
 
 
-class _SQLiteTx:
-    __slots__ = ("_conn",)
+_SCALAR = frozenset({int, float, str, bool, type(None)})
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+
+class _SQLiteTx:
+    """Reads see the database plus this effect's own writes; writes are staged and flushed
+    only when the effect returns, so a failing effect leaves nothing behind."""
+
+    __slots__ = ("_base", "_conn", "staged")
+
+    def __init__(
+        self, conn: sqlite3.Connection, base: dict[tuple[str, str], Any] | None = None
+    ) -> None:
         self._conn = conn
+        self._base = base if base is not None else {}
+        """Writes of earlier effects in the same batch, not yet flushed."""
+        self.staged: dict[tuple[str, str], Any] = {}
 
     def get(self, ns: str, key: str) -> Any:
+        if (ns, key) in self.staged:
+            return self.staged[(ns, key)]
+        if (ns, key) in self._base:
+            return self._base[(ns, key)]
         row = self._conn.execute(
             "SELECT value FROM state WHERE ns = ? AND key = ?", (ns, key)
         ).fetchone()
         return None if row is None else json.loads(row[0])
 
     def put(self, ns: str, key: str, value: Any) -> None:
-        self._conn.execute(
-            "INSERT OR REPLACE INTO state (ns, key, value) VALUES (?, ?, ?)",
-            (ns, key, json.dumps(value)),
-        )
+        # Round-trip non-scalars through JSON now: the effect sees what will be stored and
+        # cannot mutate it afterwards.
+        self.staged[(ns, key)] = value if type(value) in _SCALAR else json.loads(json.dumps(value))
+
+
+def _flush(conn: sqlite3.Connection, staged: dict[tuple[str, str], Any]) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO state (ns, key, value) VALUES (?, ?, ?)",
+        [(ns, key, json.dumps(v)) for (ns, key), v in staged.items()],
+    )
 
 
 class SQLiteStore:
@@ -111,13 +132,40 @@ class SQLiteStore:
     # -- log ---------------------------------------------------------------------------------
 
     def append(self, envelope: Envelope, published_at: float) -> int | None:
-        with self.batch():
-            cur = self._conn.execute(
-                "INSERT OR IGNORE INTO messages (message_id, type, published_at, envelope) "
-                "VALUES (?, ?, ?, ?)",
-                (envelope.message_id, envelope.type, published_at, envelope.model_dump_json()),
-            )
+        # A lone statement is its own transaction in autocommit mode.
+        cur = self._conn.execute(
+            "INSERT OR IGNORE INTO messages (message_id, type, published_at, envelope) "
+            "VALUES (?, ?, ?, ?)",
+            (envelope.message_id, envelope.type, published_at, envelope.model_dump_json()),
+        )
         return cur.lastrowid if cur.rowcount == 1 else None
+
+    def append_many(self, envelopes: list[Envelope], published_at: float) -> list[int | None]:
+        """Append in one transaction with one executemany; duplicates (against the log or
+        earlier in the list) get None."""
+        with self.batch():
+            known: set[str] = set()
+            ids = [e.message_id for e in envelopes]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                known.update(r[0] for r in self._conn.execute(
+                    f"SELECT message_id FROM messages WHERE message_id IN ({marks})", chunk))
+            fresh: list[Envelope] = []
+            for e in envelopes:
+                if e.message_id not in known:
+                    known.add(e.message_id)
+                    fresh.append(e)
+            first = self.last_position() + 1
+            self._conn.executemany(
+                "INSERT INTO messages (message_id, type, published_at, envelope) "
+                "VALUES (?, ?, ?, ?)",
+                [(e.message_id, e.type, published_at, e.model_dump_json()) for e in fresh],
+            )
+        # Rowids of an INTEGER PRIMARY KEY grow by one from max + 1 in a single transaction.
+        positions = iter(range(first, first + len(fresh)))
+        fresh_ids = {id(e) for e in fresh}
+        return [next(positions) if id(e) in fresh_ids else None for e in envelopes]
 
     def last_position(self) -> int:
         row = self._conn.execute("SELECT max(position) FROM messages").fetchone()
@@ -154,20 +202,60 @@ class SQLiteStore:
     def apply(self, consumer: str, message_id: str, effect: Effect) -> bool:
         conn = self._conn
         with self.batch():
-            conn.execute("SAVEPOINT apply")
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO inbox (consumer, message_id) VALUES (?, ?)",
+                (consumer, message_id),
+            )
+            if cur.rowcount == 0:
+                return False
+            tx = _SQLiteTx(conn)
             try:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO inbox (consumer, message_id) VALUES (?, ?)",
+                effect(tx)
+            except BaseException:
+                # The effect's writes were only staged; undo the inbox record alone.
+                conn.execute(
+                    "DELETE FROM inbox WHERE consumer = ? AND message_id = ?",
                     (consumer, message_id),
                 )
-                if cur.rowcount == 1:
-                    effect(_SQLiteTx(conn))
-            except BaseException:
-                conn.execute("ROLLBACK TO apply")
-                conn.execute("RELEASE apply")
                 raise
-            conn.execute("RELEASE apply")
-        return cur.rowcount == 1
+            _flush(conn, tx.staged)
+        return True
+
+    def apply_many(
+        self, consumer: str, items: list[tuple[str, Effect]]
+    ) -> list[bool | Exception]:
+        """`apply` for a batch: one inbox lookup, one executemany each for the inbox records
+        and the state, all in one transaction. A failing effect's writes are never flushed."""
+        conn = self._conn
+        with self.batch():
+            done: set[str] = set()
+            ids = [mid for mid, _ in items]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                done.update(r[0] for r in conn.execute(
+                    f"SELECT message_id FROM inbox WHERE consumer = ? AND message_id IN ({marks})",
+                    [consumer, *chunk]))
+            overlay: dict[tuple[str, str], Any] = {}
+            results: list[bool | Exception] = []
+            recorded: list[tuple[str, str]] = []
+            for mid, effect in items:
+                if mid in done:
+                    results.append(False)
+                    continue
+                tx = _SQLiteTx(conn, overlay)
+                try:
+                    effect(tx)
+                except Exception as exc:  # reported per message; the batch goes on
+                    results.append(exc)
+                    continue
+                overlay.update(tx.staged)
+                done.add(mid)
+                recorded.append((consumer, mid))
+                results.append(True)
+            conn.executemany("INSERT INTO inbox (consumer, message_id) VALUES (?, ?)", recorded)
+            _flush(conn, overlay)
+        return results
 
     def processed(self, consumer: str, message_id: str) -> bool:
         row = self._conn.execute(

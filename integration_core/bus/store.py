@@ -31,6 +31,10 @@ class Store(Protocol):
         """Store a message; its log position, or None if its message id is already stored."""
         ...
 
+    def append_many(self, envelopes: list[Envelope], published_at: float) -> list[int | None]:
+        """`append` for each, in one transaction; duplicates within the list get None too."""
+        ...
+
     def batch(self) -> AbstractContextManager[None]:
         """Group the writes inside into one transaction (a no-op where writes are atomic)."""
         ...
@@ -40,6 +44,13 @@ class Store(Protocol):
 
         If `effect` raises, none of its writes nor the record persist, and the error propagates.
         """
+        ...
+
+    def apply_many(
+        self, consumer: str, items: list[tuple[str, Effect]]
+    ) -> list[bool | Exception]:
+        """`apply` for each (message_id, effect) in one transaction; an effect's exception is
+        returned in its place (its writes and record discarded) instead of raised."""
         ...
 
     def processed(self, consumer: str, message_id: str) -> bool: ...
