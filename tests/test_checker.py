@@ -33,3 +33,20 @@ def test_exactly_once_of_the_acknowledged_is_ok(ids: set[int], data: st.DataObje
     applied = list(acked) + [n for n in names if n not in acked and data.draw(st.booleans())]
     r = check(names, acked, applied)
     assert r.ok and r.recovered == set(applied) - acked
+
+
+def test_check_counts_is_the_vectorised_classification() -> None:
+    import numpy as np
+
+    from integration_core.checker import check_counts
+
+    acked = np.array([True, True, False, True, False])
+    applied = np.array([1, 0, 1, 3, 0])
+    r = check_counts(acked, applied, prefix="mv-")
+    assert r.counts == {"lost": 1, "duplicated": 1, "unexpected": 0, "recovered": 1}
+    assert r.lost == {"mv-1"} and r.duplicated == {"mv-3": 3} and r.recovered == {"mv-2"}
+    assert not r.ok and r.summary()["lost"] == 1
+    reference = check([f"mv-{i}" for i in range(5)],
+                      [f"mv-{i}" for i in range(5) if acked[i]],
+                      [f"mv-{i}" for i in range(5) for _ in range(applied[i])])
+    assert reference.counts == r.counts

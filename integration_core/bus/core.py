@@ -236,7 +236,10 @@ class Bus:
         self._release(d.position)
 
     def ack(self, delivery: Delivery, now: float) -> None:
+        """The consumer is done with the message (its effect happened elsewhere). Recorded in
+        the store, so a restarted bus does not deliver it again."""
         self._finish(delivery, now)
+        self.store.mark_processed(delivery.consumer, delivery.envelope.message_id)
         self.counters.acked += 1
 
     def nack(self, delivery: Delivery, error: BaseException, now: float) -> Outcome:
@@ -294,7 +297,8 @@ class Bus:
     def _settle(self, d: Delivery, result: bool | Exception, now: float) -> Outcome:
         if isinstance(result, Exception):
             return self.nack(d, result, now)
-        self.ack(d, now)
+        self._finish(d, now)  # the inbox record was written with the effect
+        self.counters.acked += 1
         if result:
             return Outcome.APPLIED
         self.counters.duplicates_skipped += 1

@@ -257,6 +257,12 @@ class SQLiteStore:
             _flush(conn, overlay)
         return results
 
+    def mark_processed(self, consumer: str, message_id: str) -> None:
+        self._conn.execute(
+            "INSERT OR IGNORE INTO inbox (consumer, message_id) VALUES (?, ?)",
+            (consumer, message_id),
+        )
+
     def processed(self, consumer: str, message_id: str) -> bool:
         row = self._conn.execute(
             "SELECT 1 FROM inbox WHERE consumer = ? AND message_id = ?", (consumer, message_id)

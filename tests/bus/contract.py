@@ -261,6 +261,20 @@ class StoreContract:
         assert store.state("applied") == {"m1": 1}
         assert bus.counters.duplicates_skipped == 1 and bus.counters.redelivered == 1
 
+    def test_a_plain_ack_is_not_redelivered_after_restart(self, store: Store) -> None:
+        bus = self.bus(store)
+        bus.subscribe("erp")
+        bus.publish(env(1, key="a"), 0.0)
+        bus.publish(env(2, key="b"), 0.0)
+        first, _ = bus.due(0.0)
+        bus.ack(first, 1.0)  # the effect happened elsewhere (a remote call)
+        store = self.reopen(store)
+        bus = self.bus(store)
+        bus.subscribe("erp")
+        assert [e.message_id for e in bus.in_flight("erp")] == [
+            m for m in ("m1", "m2") if m != first.envelope.message_id]
+        store.close()
+
     def test_dead_letters_and_pending_survive_restart(self, store: Store) -> None:
         bus = self.bus(store)
         bus.subscribe("erp")

@@ -12,3 +12,18 @@ class TestMemoryStore(StoreContract):
         # The in-memory store lives as long as the process; a new Bus over the same store
         # models a restart of the bus logic alone (what the simulator's durable-bus mode does).
         return store
+
+
+def test_retention_bounds_the_log_but_not_the_dedupe_horizon() -> None:
+    from integration_core.bus import Bus
+    from tests.factories import env
+
+    store = MemoryStore(retain_log_s=10.0)
+    bus = Bus(store)
+    for i in range(5):
+        bus.publish(env(i), float(i * 5))  # published at 0, 5, 10, 15, 20
+    assert [e.position for e in store.log()] == [3, 4, 5]  # older than 20 - 10 dropped
+    assert [e.position for e in store.log(from_position=4)] == [4, 5]
+    assert [e.position for e in store.log(from_time=12.0)] == [4, 5]
+    assert bus.publish(env(0), 30.0).duplicate
+    assert store.last_position() == 5

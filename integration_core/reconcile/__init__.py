@@ -1,0 +1,56 @@
+"""ERP <-> WMS reconciliation: the vectorized inventory diff, breaks, repairs, order breaks.
+
+The public entry is `integration_core.reconciler`, which re-exports these names."""
+
+from integration_core.reconcile.diff import Diff, Divergence, diff_arrays
+from integration_core.reconcile.inventory import (
+    LoggedMovement,
+    Reconciler,
+    ReconcileResult,
+    decode_movements,
+)
+from integration_core.reconcile.orders import (
+    OrderBreak,
+    OrderBreakKind,
+    OrderView,
+    order_breaks,
+)
+from integration_core.reconcile.records import (
+    AdjustmentRepair,
+    AuditRecord,
+    Break,
+    BreakKind,
+    Repair,
+    ReplayRepair,
+    Severity,
+    SeverityThresholds,
+    break_key,
+)
+from integration_core.reconcile.table import BalanceTable, Deltas, Keyspace, Vocabulary
+
+__all__ = [
+    "AdjustmentRepair",
+    "AuditRecord",
+    "BalanceTable",
+    "Break",
+    "BreakKind",
+    "Deltas",
+    "Diff",
+    "Divergence",
+    "Keyspace",
+    "LoggedMovement",
+    "OrderBreak",
+    "OrderBreakKind",
+    "OrderView",
+    "ReconcileResult",
+    "Reconciler",
+    "Repair",
+    "ReplayRepair",
+    "Severity",
+    "SeverityThresholds",
+    "Vocabulary",
+    "break_key",
+    "decode_movements",
+    "diff_arrays",
+    "order_breaks",
+]
