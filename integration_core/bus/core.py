@@ -5,7 +5,8 @@ A driver (SimPy process, asyncio task, test) loops: `publish` what producers sen
 
 Per-key ordering: each consumer keeps one FIFO per ordering key and only the head of a key is
 ever delivered; while it is in flight or waiting for a retry, later messages of that key wait,
-other keys do not.
+other keys do not. A message that was dead-lettered has left its key's stream: when it is
+requeued or replayed it is delivered after whatever came later.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class _Subscription:
     attempts: dict[int, tuple[int, float]] = field(default_factory=dict)
     """position -> (failures so far, time of the first failure)."""
     backlog: int = 0
+    dead: set[int] = field(default_factory=set)
+    """Positions dead-lettered for this consumer (so a later success can clear them)."""
 
     def wants(self, msg_type: str) -> bool:
         return self.types is None or msg_type in self.types
@@ -96,6 +99,8 @@ class Bus:
             start = known[1]
         self.store.save_subscription(consumer, wanted, start)
         sub = _Subscription(consumer, wanted)
+        sub.dead = {d.position for d in self.store.dead_letters()
+                    if d.consumer == consumer and d.position is not None}
         self._subs[consumer] = sub
         self._routes.clear()
         for entry in self.store.unfinished(consumer, wanted, start):
@@ -235,9 +240,17 @@ class Bus:
             del sub.queues[key]
         self._release(d.position)
 
+    def _succeeded(self, d: Delivery) -> None:
+        """A message delivered again (replay, requeue) and now done is no longer dead."""
+        sub = self._subs[d.consumer]
+        if d.position in sub.dead:
+            sub.dead.discard(d.position)
+            self.store.delete_dead_letter(f"{d.consumer}/{d.position}")
+
     def ack(self, delivery: Delivery, now: float) -> None:
         """The consumer is done with the message (its effect happened elsewhere). Recorded in
         the store, so a restarted bus does not deliver it again."""
+        self._succeeded(delivery)
         self._finish(delivery, now)
         self.store.mark_processed(delivery.consumer, delivery.envelope.message_id)
         self.counters.acked += 1
@@ -266,6 +279,7 @@ class Bus:
             )
         )
         self.counters.dead_lettered += 1
+        sub.dead.add(delivery.position)
         self._finish(delivery, now)
         return Outcome.DEAD
 
@@ -297,6 +311,7 @@ class Bus:
     def _settle(self, d: Delivery, result: bool | Exception, now: float) -> Outcome:
         if isinstance(result, Exception):
             return self.nack(d, result, now)
+        self._succeeded(d)
         self._finish(d, now)  # the inbox record was written with the effect
         self.counters.acked += 1
         if result:
@@ -343,6 +358,7 @@ class Bus:
             if sub is None:
                 raise NotFound(f"consumer {dl.consumer!r} is not subscribed")
             self.store.delete_dead_letter(dl.id)
+            sub.dead.discard(dl.position)
             self._enqueue(sub, LogEntry(dl.position, now, dl.envelope), now, _Item(dl.position))
         self.counters.requeued += 1
 

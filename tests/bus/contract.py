@@ -212,6 +212,24 @@ class StoreContract:
         with pytest.raises(NotFound):
             bus.requeue(dl.id, 11.0)
 
+    def test_a_replayed_dead_letter_that_succeeds_is_no_longer_dead(self, store: Store) -> None:
+        bus = self.bus(store)
+        bus.subscribe("erp")
+        bus.publish(env(1), 0.0)
+        broken = True
+
+        def apply(e: Envelope, tx: Tx) -> None:
+            if broken:
+                raise TransientError("ERP down")
+            counting(tx, e)
+
+        bus.drain({"erp": apply}, 0.0)
+        assert [d.message_id for d in bus.dead_letters()] == ["m1"]
+        broken = False
+        bus.replay("erp", 100.0)
+        bus.drain({"erp": apply}, 100.0)
+        assert bus.dead_letters() == [] and store.state("applied") == {"m1": 1}
+
     def test_jitter_is_deterministic_by_seed(self, store: Store) -> None:
         policy = RetryPolicy(jitter=0.5)
         a = [policy.delay(n, np.random.default_rng(3)) for n in range(1, 6)]
