@@ -1,0 +1,116 @@
+"""Faults: scheduled outages, random outages (MTBF / MTTR), degraded latency, core crashes,
+and swarm mode, which draws extra faults from the seed (as FoundationDB and TigerBeetle do).
+
+`FaultPlan` expands the scenario's fault section into concrete windows up front (so the report
+can shade them), then `install` schedules their start and end in the twin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sim.kernel import at
+from sim.scenario import Scenario
+
+if TYPE_CHECKING:
+    from sim.twin import Twin
+
+LINKS = ("wms_core", "core_erp", "wms_erp")
+SWARM_SYSTEMS = ("erp", "wms", "carrier", "core", *LINKS)
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    system: str
+    start_s: float
+    end_s: float
+    kind: str = "down"
+    factor: float = 1.0
+
+
+class FaultPlan:
+    def __init__(self, sc: Scenario, rng: np.random.Generator) -> None:
+        self.duration_s = sc.duration_s
+        plan = [FaultWindow(o.system, o.start_h * 3600, (o.start_h + o.duration_h) * 3600,
+                            o.kind, o.factor) for o in sc.faults.outages]
+        for r in sc.faults.random:
+            t = 0.0
+            while True:
+                t += rng.exponential(r.mtbf_h * 3600)
+                if t >= self.duration_s:
+                    break
+                end = t + rng.exponential(r.mttr_h * 3600)
+                plan.append(FaultWindow(r.system, t, end))
+                t = end
+        self.swarm_link_faults: dict[str, tuple[float, float]] = {}
+        if sc.faults.swarm:
+            plan += self._swarm(rng)
+        self.plan = sorted(plan, key=lambda f: (f.start_s, f.system))
+        self.windows: list[tuple[str, float, float]] = [
+            (f"{f.system} {f.kind}", f.start_s, min(f.end_s, self.duration_s)) for f in self.plan
+        ]
+        self.windows += [("erp maintenance", w.start_s, w.end_s) for w in sc.erp.api.maintenance]
+        for name in LINKS:
+            cfg = getattr(sc.links, name)
+            self.windows += [(f"{name} partition", w.start_s, w.end_s) for w in cfg.partitions]
+
+    def _swarm(self, rng: np.random.Generator) -> list[FaultWindow]:
+        """1 to 4 outages of random systems, kinds and lengths, and random link loss and
+        duplication: each seed explores a different corner of the fault space."""
+        out = []
+        for _ in range(int(rng.integers(1, 5))):
+            system = str(rng.choice(SWARM_SYSTEMS))
+            start = float(rng.uniform(0.05, 0.7)) * self.duration_s
+            length = float(rng.exponential(3600))
+            kind = "crash" if system == "core" else str(rng.choice(["down", "slow"]))
+            out.append(FaultWindow(system, start, start + length, kind,
+                                   float(rng.uniform(2, 20))))
+        for name in LINKS:
+            if rng.random() < 0.5:
+                self.swarm_link_faults[name] = (float(rng.uniform(0, 0.1)),
+                                                float(rng.uniform(0, 0.3)))
+        return out
+
+    @property
+    def last_fault_end_s(self) -> float | None:
+        ends = [end for _, _, end in self.windows]
+        return max(ends) if ends else None
+
+    def install(self, twin: Twin) -> None:
+        for name, (loss, dup) in self.swarm_link_faults.items():
+            link = twin.links[name]
+            link.loss = max(link.loss, loss)
+            link.duplication = max(link.duplication, dup)
+        for f in self.plan:
+            if f.start_s < self.duration_s:
+                at(twin.env, f.start_s, _toggle, twin, f, True)
+                at(twin.env, min(f.end_s, self.duration_s), _toggle, twin, f, False)
+
+
+def _toggle(twin: Twin, f: FaultWindow, begin: bool) -> None:
+    slow = f.factor if begin else 1.0
+    if f.system == "core":
+        if begin:
+            twin.core.crash()
+        else:
+            twin.core.restart()
+        return
+    if f.system in LINKS:
+        link = twin.links[f.system]
+        if f.kind == "slow":
+            link.slow_factor = slow
+        else:
+            link.down = begin
+        return
+    endpoints = {"erp": [twin.erp_api], "wms": twin.wms_apis,
+                 "carrier": [twin.orders.carrier_api]}[f.system]
+    for ep in endpoints:
+        if f.kind == "slow":
+            ep.slow_factor = slow
+        else:
+            ep.down = begin
+    if f.system == "wms" and f.kind != "slow":
+        twin.inventory.set_wms_up(not begin)

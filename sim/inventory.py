@@ -1,0 +1,223 @@
+"""Inventory domain: carrying each WMS movement to the ERP by the scenario's pattern.
+
+- direct: a warehouse worker posts the movement and then calls the ERP itself, blocking until
+  it answers, retrying a few times, then giving up (the update is lost to the ERP).
+- orchestrated / event_driven: the worker hands the movement to the core (at-least-once, from
+  an outbox that resends until the core acknowledges) and moves on; the core's bus delivers to
+  the ERP with its retry policy. event_driven also reconciles on an interval (`sim.reconcile`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from integration_core.bus import Delivery
+from integration_core.envelope import Envelope
+from integration_core.errors import PayloadError, TransientError
+from sim.calls import call
+from sim.distributions import sampler
+from sim.kernel import at
+from sim.scenario import Pattern
+from sim.systems.endpoint import Status
+from sim.systems.wms import KINDS
+
+if TYPE_CHECKING:
+    from sim.twin import Twin
+
+EPOCH = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday: simulated second 0
+CONSUMER = "erp-inventory"
+OUTBOX_RESEND_S = (5.0, 10.0, 20.0, 40.0, 60.0)
+
+
+def movement_id(idx: int) -> str:
+    return f"mv-{idx}"
+
+
+def movement_index(message_id: str) -> int:
+    return int(message_id.rsplit("-", 1)[1])
+
+
+class InventoryFlow:
+    def __init__(self, twin: Twin) -> None:
+        self.t = twin
+        sc = twin.scenario
+        self.pattern = sc.patterns.resolved("inventory")
+        self.posting = [sampler(w.posting_time_s, twin.streams.get(f"posting/{w.id}"))
+                        for w in sc.warehouses]
+        self.batches: list[list[int]] = [[] for _ in sc.warehouses]
+        self.blocked_s = 0.0
+        self.gave_up = 0
+        self.outbox_resends = 0
+        self.wms_up = True
+        self.held: list[tuple[int, int]] = []
+        """Movements that happened while the WMS was down, posted when it is back."""
+        self.unacked: deque[tuple[float, int]] = deque()
+        """First sends awaiting the core's acknowledgement, oldest first (see `_sweep`)."""
+        if self.pattern is not Pattern.DIRECT:
+            twin.env.process(self._sweep())
+            twin.core.subscribe(CONSUMER, ["inventory.movement"], self._deliver)
+            twin.core.on_dead_letter = self._dead
+        for w, cfg in enumerate(sc.warehouses):
+            if cfg.batch_minutes:
+                twin.env.process(self._batcher(w, cfg.batch_minutes * 60))
+
+    # -- WMS side ----------------------------------------------------------------------------
+
+    def on_movement(self, warehouse: int, row: int, kind: int, delta: int) -> None:
+        """The WMS applied a movement to its stock; now it must reach the ERP."""
+        idx = self.t.ledger.occur(row, delta, self.t.env.now)
+        self.t.kinds.append(kind)
+        if self.t.scenario.warehouses[warehouse].batch_minutes:
+            self.batches[warehouse].append(idx)
+        else:
+            self._post(warehouse, idx)
+
+    def _batcher(self, warehouse: int, every_s: float):  # type: ignore[no-untyped-def]
+        """A 3PL reports what happened since the last report, every `every_s` seconds."""
+        env = self.t.env
+        while True:
+            yield env.timeout(every_s)
+            batch, self.batches[warehouse] = self.batches[warehouse], []
+            for idx in batch:
+                self._post(warehouse, idx)
+
+    def set_wms_up(self, up: bool) -> None:
+        self.wms_up = up
+        if up:
+            held, self.held = self.held, []
+            for warehouse, idx in held:
+                self._post(warehouse, idx)
+
+    def _post(self, warehouse: int, idx: int) -> None:
+        if not self.wms_up:
+            self.held.append((warehouse, idx))
+            return
+        posting = self.posting[warehouse]
+        pool = self.t.wms_pools[warehouse]
+        if self.pattern is Pattern.DIRECT:
+            pool.submit(lambda done: at(self.t.env, posting(), self._direct, idx, 0, None, done))
+        else:
+            def task(done: Callable[[], None]) -> None:
+                at(self.t.env, posting(), self._handoff, idx, 0, done)
+
+            pool.submit(task)
+
+    # -- direct: the worker blocks on the ERP ------------------------------------------------
+
+    def _direct(self, idx: int, attempt: int, started: float | None,
+                done: Callable[[], None]) -> None:
+        t = self.t
+        start = t.env.now if started is None else started
+        cfg = t.scenario.direct
+
+        def result(status: Status, _value: object) -> None:
+            if status is Status.OK:
+                t.ledger.acknowledged[idx] = True
+            elif attempt < cfg.retries and status is not Status.REJECTED:
+                at(t.env, cfg.backoff_s, self._direct, idx, attempt + 1, start, done)
+                return
+            else:
+                self.gave_up += 1
+                t.ledger.abandon(idx)
+            self.blocked_s += t.env.now - start
+            done()
+
+        t.api_calls["erp"] += 1
+        call(t.env, t.links["wms_erp"], t.erp_api, t.links["wms_erp"],
+             lambda: t.erp.post_movement(idx), cfg.timeout_s, result)
+
+    # -- through the core --------------------------------------------------------------------
+
+    def _handoff(self, idx: int, resends: int, done: Callable[[], None] | None) -> None:
+        """Send the movement to the core; the worker is free once it is sent. The outbox
+        resends until the core's acknowledgement comes back."""
+        t = self.t
+        if done is not None:
+            done()
+        if t.ledger.acknowledged[idx]:
+            return
+        env = self._envelope(idx)
+        t.links["wms_core"].send(self._ingress, idx, env)
+        if resends == 0:
+            self.unacked.append((t.env.now, idx))
+        else:
+            wait = OUTBOX_RESEND_S[min(resends, len(OUTBOX_RESEND_S) - 1)]
+            at(t.env, wait, self._resend, idx, resends + 1)
+
+    def _sweep(self) -> Generator[Any, Any, None]:
+        """The outbox's first resend, checked every OUTBOX_RESEND_S[0] seconds for all
+        movements at once: a timer per movement would double the events per movement.
+        Later resends (rare) have timers of their own."""
+        env, wait, unacked = self.t.env, OUTBOX_RESEND_S[0], self.unacked
+        acked = self.t.ledger.acknowledged
+        while True:
+            yield env.timeout(wait)
+            horizon = env.now - wait
+            while unacked and unacked[0][0] <= horizon:
+                _, idx = unacked.popleft()
+                if not acked[idx]:
+                    self._resend(idx, 1)
+
+    def _resend(self, idx: int, resends: int) -> None:
+        if not self.t.ledger.acknowledged[idx]:
+            self.outbox_resends += 1
+            self._handoff(idx, resends, None)
+
+    def _ingress(self, idx: int, env: Envelope) -> None:
+        t = self.t
+        if t.core.publish(env):
+            t.links["wms_core"].send(self._acked, idx)
+
+    def _acked(self, idx: int) -> None:
+        self.t.ledger.acknowledged[idx] = True
+
+    def _envelope(self, idx: int) -> Envelope:
+        t = self.t
+        ledger = t.ledger
+        row, delta = int(ledger.row[idx]), int(ledger.delta[idx])
+        sku, wh = t.sku_name(row), t.warehouse_name(row)
+        kind = KINDS[int(t.kinds[idx])]
+        occurred = EPOCH + timedelta(seconds=float(ledger.occurred_at[idx]))
+        mid = movement_id(idx)
+        # Built without validation: the simulator is a trusted producer, and the consumer
+        # validates the payload as a canonical Movement anyway.
+        return Envelope.model_construct(
+            message_id=mid, type="inventory.movement", schema_version=2, source=f"wms-{wh}",
+            occurred_at=occurred, correlation_id=mid, causation_id=None, key=f"{sku}@{wh}",
+            payload={
+                "movement_id": mid, "kind": kind.value, "sku": sku, "location": wh,
+                "quantity": str(abs(delta) if kind in _DIRECTIONAL else delta),
+                "quantity_base": delta, "occurred_at": occurred.isoformat(),
+            },
+        )
+
+    def _dead(self, env: Envelope) -> None:
+        """A dead letter reaches the ERP only if someone requeues it: until then it is lost
+        (unexplained divergence), not in flight."""
+        if env.type == "inventory.movement":
+            self.t.ledger.abandon(movement_index(env.message_id))
+
+    def _deliver(self, d: Delivery, ack: Callable[[], None],
+                 nack: Callable[[BaseException], None]) -> None:
+        """The core's ERP consumer: validate, then call the ERP with the idempotency key."""
+        t = self.t
+        idx = movement_index(d.envelope.message_id)
+
+        def result(status: Status, value: object) -> None:
+            if status is Status.OK:
+                ack()
+            elif status is Status.REJECTED:
+                nack(value if isinstance(value, BaseException) else PayloadError("payload", "?"))
+            else:
+                nack(TransientError(f"ERP {status.value}"))
+
+        t.api_calls["erp"] += 1
+        link = t.links["core_erp"]
+        call(t.env, link, t.erp_api, link, lambda: t.erp.post_movement(idx),
+             t.scenario.bus.call_timeout_s, result)
+
+
+_DIRECTIONAL = {k for k in KINDS if k.value not in ("adjustment", "cycle_count")}

@@ -1,0 +1,79 @@
+"""Network links: latency, loss, duplication, reordering, partitions.
+
+`Link.send(fn, *args)` delivers `fn(*args)` at the far end after the link's latency, or never
+(lost, or the link is partitioned), or twice (duplicated). Reordering adds a uniform random
+extra delay so later messages can overtake earlier ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import simpy
+
+from sim.distributions import sampler
+from sim.kernel import Windows, at
+from sim.scenario import LinkConfig
+
+
+class Link:
+    def __init__(
+        self, env: simpy.Environment, name: str, cfg: LinkConfig, rng: np.random.Generator
+    ) -> None:
+        self.env = env
+        self.name = name
+        self.cfg = cfg
+        self._latency = sampler(cfg.latency_s, rng)
+        self._rng = rng
+        self._uniform = _Uniform(rng)
+        self.partitions = Windows([(w.start_s, w.end_s) for w in cfg.partitions])
+        self.loss = cfg.loss
+        self.duplication = cfg.duplication
+        self.down = False
+        """Set by fault injection: a partition outside the scenario's declared windows."""
+        self.slow_factor = 1.0
+        self.sent = 0
+        self.lost = 0
+        self.duplicated = 0
+
+    def up(self) -> bool:
+        return not self.down and not self.partitions.active(self.env.now)
+
+    def send(self, fn: Callable[..., None], *args: Any) -> bool:
+        """Send a message; False when it was dropped here (the sender cannot tell)."""
+        self.sent += 1
+        cfg = self.cfg
+        if not self.up() or (self.loss and self._uniform() < self.loss):
+            self.lost += 1
+            return False
+        copies = 1
+        if self.duplication and self._uniform() < self.duplication:
+            copies = 2
+            self.duplicated += 1
+        for _ in range(copies):
+            delay = self._latency() * self.slow_factor
+            if cfg.reorder_s:
+                delay += self._uniform() * cfg.reorder_s
+            at(self.env, delay, fn, *args)
+        return True
+
+
+class _Uniform:
+    """Uniform [0, 1) draws in blocks: one numpy call per 4096 draws."""
+
+    __slots__ = ("_buf", "_i", "_rng")
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._buf = rng.random(4096)
+        self._i = 0
+
+    def __call__(self) -> float:
+        if self._i == len(self._buf):
+            self._buf = self._rng.random(4096)
+            self._i = 0
+        v = float(self._buf[self._i])
+        self._i += 1
+        return v

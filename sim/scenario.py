@@ -1,0 +1,354 @@
+"""Scenario schema and loader. Scenarios are TOML files validated by `Scenario`.
+
+A scenario may `extends = "other.toml"` (path relative to the file): the other file is loaded
+first and this file's tables are merged over it, key by key. Errors name the file, the field and
+what was expected.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sim.distributions import Constant, Distribution, Exponential, Lognormal
+
+Hours = Annotated[float, Field(gt=0)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+DOMAINS = ("order_release", "inventory", "shipment_confirmation", "master_data")
+
+
+class Pattern(StrEnum):
+    DIRECT = "direct"
+    ORCHESTRATED = "orchestrated"
+    EVENT_DRIVEN = "event_driven"
+    HYBRID = "hybrid"
+
+
+class Patterns(Model):
+    """Integration pattern per domain. `hybrid` resolves per domain to the reference article's
+    recommendation: order release direct (sync with validation and retry), inventory
+    event-driven with reconciliation, shipment confirmation queued, master data scheduled."""
+
+    order_release: Pattern = Field(Pattern.HYBRID, description="ERP -> WMS order release.")
+    inventory: Pattern = Field(Pattern.HYBRID, description="WMS -> ERP inventory movements.")
+    shipment_confirmation: Pattern = Field(
+        Pattern.HYBRID, description="WMS -> ERP shipment confirmations."
+    )
+    master_data: Pattern = Field(Pattern.HYBRID, description="ERP -> WMS item master sync.")
+
+    def resolved(self, domain: str) -> Pattern:
+        """The concrete pattern of a domain (hybrid replaced by its recommendation)."""
+        p: Pattern = getattr(self, domain)
+        if p is not Pattern.HYBRID:
+            return p
+        return {
+            "order_release": Pattern.DIRECT,
+            "inventory": Pattern.EVENT_DRIVEN,
+            "shipment_confirmation": Pattern.EVENT_DRIVEN,
+            "master_data": Pattern.EVENT_DRIVEN,
+        }[domain]
+
+
+class Window(Model):
+    start_h: float = Field(ge=0, description="Start, hours from the beginning of the run.")
+    duration_h: float = Field(gt=0, description="Length in hours.")
+
+    @property
+    def start_s(self) -> float:
+        return self.start_h * 3600
+
+    @property
+    def end_s(self) -> float:
+        return (self.start_h + self.duration_h) * 3600
+
+
+class ApiConfig(Model):
+    """A system's API: workers, service time, limits and availability."""
+
+    workers: int = Field(8, ge=1, description="Requests served in parallel.")
+    service_time_s: Distribution = Field(
+        default_factory=lambda: Lognormal(mean=0.2, sigma=0.5),
+        description="Time to serve one request, seconds.",
+    )
+    rate_limit_per_min: int | None = Field(
+        None, ge=1, description="Requests accepted per minute; null means unlimited."
+    )
+    maintenance: list[Window] = Field(
+        default_factory=list, description="Planned windows when the API answers 503."
+    )
+
+
+class ErpConfig(Model):
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    honours_idempotency_keys: bool = Field(
+        True, description="A repeated request with the same idempotency key is applied once."
+    )
+    batch_posting_min: float | None = Field(
+        None, gt=0, description="Post inventory in batches every N minutes (null: at once)."
+    )
+
+
+class MovementMix(Model):
+    """Relative weights of movement kinds in the WMS's background stream."""
+
+    receipt: float = Field(0.20, ge=0)
+    pick: float = Field(0.45, ge=0)
+    adjustment: float = Field(0.05, ge=0)
+    transfer_out: float = Field(0.05, ge=0)
+    transfer_in: float = Field(0.05, ge=0)
+    cycle_count: float = Field(0.10, ge=0)
+    return_: float = Field(0.05, ge=0, alias="return")
+    scrap: float = Field(0.05, ge=0)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _not_all_zero(self) -> MovementMix:
+        if sum(self.weights()) <= 0:
+            raise ValueError("at least one movement kind needs a positive weight")
+        return self
+
+    def weights(self) -> list[float]:
+        return [self.receipt, self.pick, self.adjustment, self.transfer_out, self.transfer_in,
+                self.cycle_count, self.return_, self.scrap]
+
+
+class WarehouseConfig(Model):
+    id: str = Field(min_length=1, description="Warehouse (site) id; also its location code.")
+    operator: Literal["own", "3pl"] = "own"
+    batch_minutes: float | None = Field(
+        None, gt=0, description="A 3PL reports its movements in batches every N minutes."
+    )
+    movements_per_hour: float = Field(2000, ge=0, description="Background movement rate.")
+    mix: MovementMix = Field(default_factory=MovementMix)
+    workers: int = Field(20, ge=1, description="Warehouse staff posting movements and picking.")
+    posting_time_s: Distribution = Field(
+        default_factory=lambda: Constant(value=2.0),
+        description="Worker time to post one movement, before any sync call.",
+    )
+    pick_time_s: Distribution = Field(
+        default_factory=lambda: Exponential(mean=120.0), description="Pick and pack per order."
+    )
+    wave_interval_min: float = Field(15, gt=0, description="Released orders are waved this often.")
+    api: ApiConfig = Field(default_factory=lambda: ApiConfig(workers=16))
+
+
+class CarrierConfig(Model):
+    label_latency_s: Distribution = Field(default_factory=lambda: Lognormal(mean=1.0, sigma=0.4))
+    failure_probability: float = Field(0.01, ge=0, le=1)
+    in_transit_h: Distribution = Field(default_factory=lambda: Exponential(mean=30.0))
+
+
+class ShopConfig(Model):
+    orders_per_hour: float = Field(60, ge=0, description="Mean order arrival rate.")
+    daily_profile: list[float] = Field(
+        default_factory=lambda: [1.0] * 24,
+        description="24 relative weights per hour of day (normalised to mean 1).",
+    )
+    weekly_profile: list[float] = Field(
+        default_factory=lambda: [1.0] * 7, description="7 weights, Monday first."
+    )
+    peak_multiplier: float = Field(1.0, gt=0, description="Multiplies the order rate.")
+    lines_per_order: Distribution = Field(default_factory=lambda: Exponential(mean=2.0))
+    units_per_line: Distribution = Field(default_factory=lambda: Exponential(mean=3.0))
+
+    @model_validator(mode="after")
+    def _profiles(self) -> ShopConfig:
+        if len(self.daily_profile) != 24:
+            raise ValueError(f"daily_profile needs 24 values, got {len(self.daily_profile)}")
+        if len(self.weekly_profile) != 7:
+            raise ValueError(f"weekly_profile needs 7 values, got {len(self.weekly_profile)}")
+        if min(self.daily_profile + self.weekly_profile) < 0:
+            raise ValueError("profile weights must be >= 0")
+        return self
+
+
+class LinkConfig(Model):
+    """A network link between a system and the core (or two systems)."""
+
+    latency_s: Distribution = Field(default_factory=lambda: Lognormal(mean=0.05, sigma=0.5))
+    loss: float = Field(0.0, ge=0, le=1, description="Probability a message is dropped.")
+    duplication: float = Field(0.0, ge=0, le=1, description="Probability it arrives twice.")
+    reorder_s: float = Field(
+        0.0, ge=0, description="Extra uniform random delay up to this, which reorders messages."
+    )
+    partitions: list[Window] = Field(default_factory=list, description="Link down windows.")
+
+
+class Links(Model):
+    wms_core: LinkConfig = Field(default_factory=LinkConfig)
+    core_erp: LinkConfig = Field(default_factory=LinkConfig)
+    wms_erp: LinkConfig = Field(
+        default_factory=LinkConfig, description="Used by direct point-to-point calls."
+    )
+
+
+class Outage(Model):
+    system: Literal["erp", "wms", "carrier", "core", "wms_core", "core_erp", "wms_erp"]
+    start_h: float = Field(ge=0)
+    duration_h: float = Field(gt=0)
+    kind: Literal["down", "slow", "crash"] = Field(
+        "down", description="down: unavailable; slow: latency x factor; crash: core restart."
+    )
+    factor: float = Field(5.0, ge=1, description="Latency multiplier for kind = slow.")
+
+
+class RandomOutages(Model):
+    system: Literal["erp", "wms", "carrier", "wms_core", "core_erp", "wms_erp"]
+    mtbf_h: float = Field(gt=0, description="Mean time between failures, hours.")
+    mttr_h: float = Field(gt=0, description="Mean time to repair, hours.")
+
+
+class Faults(Model):
+    outages: list[Outage] = Field(default_factory=list)
+    random: list[RandomOutages] = Field(default_factory=list)
+    swarm: bool = Field(
+        False, description="Draw extra fault parameters at random from the seed (swarm testing)."
+    )
+
+
+class DirectConfig(Model):
+    """How a blocking caller behaves in the direct pattern."""
+
+    timeout_s: float = Field(10, gt=0)
+    retries: int = Field(2, ge=0, description="Retries after the first attempt, then give up.")
+    backoff_s: float = Field(2, ge=0)
+
+
+class BusConfig(Model):
+    durable: bool = Field(False, description="SQLite-like durability: survives a core crash.")
+    max_attempts: int = Field(12, ge=1)
+    initial_delay_s: float = Field(1.0, ge=0)
+    multiplier: float = Field(2.0, ge=1)
+    max_delay_s: float = Field(300, ge=0)
+    jitter: float = Field(0.2, ge=0, lt=1)
+    call_timeout_s: float = Field(10, gt=0, description="Core's timeout on a call to the ERP.")
+
+
+class ReconcilerConfig(Model):
+    interval_min: float = Field(15, gt=0, description="Runs this often (event-driven patterns).")
+    repair_after_min: float = Field(
+        30, ge=0, description="A break must persist this long before it is repaired."
+    )
+
+
+class SystemsOfRecord(Model):
+    item_master: Literal["erp", "wms"] = "erp"
+    customers: Literal["erp", "shop"] = "erp"
+    orders: Literal["erp", "shop"] = "erp"
+    inventory: Literal["erp", "wms"] = Field("wms", description="Reconciler repairs toward it.")
+    shipments: Literal["erp", "wms"] = "wms"
+    invoices: Literal["erp"] = "erp"
+
+
+class Slo(Model):
+    flow: Literal["order_release", "inventory_sync", "ship_to_invoice", "order_to_ship"]
+    percentile: float = Field(95, gt=0, le=100)
+    max_s: float = Field(gt=0)
+
+
+class Catalog(Model):
+    skus: int = Field(2000, ge=1)
+    zipf_s: float = Field(1.1, gt=1, description="SKU popularity skew (Zipf exponent).")
+    initial_on_hand: int = Field(500, ge=0, description="Starting stock per SKU and warehouse.")
+
+
+class Scenario(Model):
+    name: str
+    description: str = ""
+    seed: int = Field(1, ge=0)
+    duration_h: Hours = 24
+    warmup_h: float = Field(0, ge=0, description="Cut from KPIs.")
+    drain_h: float = Field(
+        12, ge=0, description="After the workload stops, run up to this long so in-flight "
+        "work settles before the checker counts lost and duplicated.",
+    )
+    sample_interval_s: float = Field(60, gt=0, description="Divergence sampling interval.")
+    patterns: Patterns = Field(default_factory=Patterns)
+    catalog: Catalog = Field(default_factory=Catalog)
+    erp: ErpConfig = Field(default_factory=ErpConfig)
+    warehouses: list[WarehouseConfig] = Field(
+        default_factory=lambda: [WarehouseConfig(id="WH1")], min_length=1
+    )
+    carrier: CarrierConfig = Field(default_factory=CarrierConfig)
+    shop: ShopConfig = Field(default_factory=ShopConfig)
+    links: Links = Field(default_factory=Links)
+    faults: Faults = Field(default_factory=Faults)
+    direct: DirectConfig = Field(default_factory=DirectConfig)
+    bus: BusConfig = Field(default_factory=BusConfig)
+    reconciler: ReconcilerConfig = Field(default_factory=ReconcilerConfig)
+    system_of_record: SystemsOfRecord = Field(default_factory=SystemsOfRecord)
+    slos: list[Slo] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        if self.warmup_h >= self.duration_h:
+            raise ValueError(f"warmup_h ({self.warmup_h}) must be shorter than duration_h")
+        ids = [w.id for w in self.warehouses]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"warehouse ids must be unique, got {ids}")
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        return self.duration_h * 3600
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used; the message names the file and the field."""
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        chain = " -> ".join(p.name for p in (*seen, path))
+        raise ScenarioError(f"{path}: extends forms a cycle: {chain}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such scenario file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ScenarioError(f"{path}: field 'extends': expected a file name, got {parent!r}")
+    return _merge(_raw(path.parent / parent, (*seen, path)), data)
+
+
+def load(path: str | Path, **overrides: Any) -> Scenario:
+    """Load and validate a scenario file (following `extends`); `overrides` replace
+    top-level fields (for sweeps and tests)."""
+    path = Path(path)
+    data = _merge(_raw(path), overrides)
+    data.setdefault("name", path.stem)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  field '{'.'.join(str(p) for p in e['loc']) or '(top level)'}': {e['msg']}"
+            + (f" (got {e['input']!r})" if e["type"] != "missing" else "")
+            for e in exc.errors()
+        )
+        raise ScenarioError(f"{path}: invalid scenario:\n{problems}") from None
+
+
+def json_schema() -> dict[str, Any]:
+    return Scenario.model_json_schema()

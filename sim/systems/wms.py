@@ -1,0 +1,125 @@
+"""WMS twin: physical stock per (sku, warehouse) row, and the movement stream it emits.
+
+The state model (`WmsState`) has no SimPy in it; `movement_stream` is the process that gives it
+time: Poisson movements at the configured rate, kinds from the mix, SKUs with Zipf popularity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import simpy
+
+from integration_core.models import MOVEMENT_SIGN, MovementKind
+from sim.scenario import WarehouseConfig
+
+KINDS = [
+    MovementKind.RECEIPT, MovementKind.PICK, MovementKind.ADJUSTMENT, MovementKind.TRANSFER_OUT,
+    MovementKind.TRANSFER_IN, MovementKind.CYCLE_COUNT, MovementKind.RETURN, MovementKind.SCRAP,
+]
+"""In the order of `MovementMix.weights()`."""
+
+# Quantity ranges (inclusive, base units) per kind: receipts and transfers move cases,
+# picks, returns and scrap a few units; adjustments and counts are small signed corrections.
+QTY_RANGE: dict[MovementKind, tuple[int, int]] = {
+    MovementKind.RECEIPT: (12, 48),
+    MovementKind.PICK: (1, 5),
+    MovementKind.ADJUSTMENT: (1, 3),
+    MovementKind.TRANSFER_OUT: (6, 24),
+    MovementKind.TRANSFER_IN: (6, 24),
+    MovementKind.CYCLE_COUNT: (0, 3),
+    MovementKind.RETURN: (1, 2),
+    MovementKind.SCRAP: (1, 2),
+}
+
+Sink = Callable[[int, int, int], None]
+"""Called as sink(row, kind_index, delta) after the WMS applied a movement to its stock."""
+
+
+class WmsState:
+    def __init__(self, n_skus: int, warehouses: list[str], initial_on_hand: int) -> None:
+        self.n_skus = n_skus
+        self.warehouses = list(warehouses)
+        self.on_hand = np.full(n_skus * len(warehouses), initial_on_hand, dtype=np.int64)
+
+    def row(self, sku: int, warehouse: int) -> int:
+        return warehouse * self.n_skus + sku
+
+    def apply(self, row: int, delta: int) -> int:
+        """Apply a physical movement; a pick cannot take more than is on the shelf, so the
+        applied delta may be smaller than asked. Returns the applied delta."""
+        if delta < 0:
+            delta = -min(-delta, int(self.on_hand[row]))
+        self.on_hand[row] += delta
+        return delta
+
+
+def zipf_probabilities(n: int, s: float) -> npt.NDArray[np.float64]:
+    p = np.arange(1, n + 1, dtype=np.float64) ** -s
+    return p / p.sum()  # type: ignore[no-any-return]
+
+
+class MovementDraws:
+    """Pre-drawn blocks of (interarrival, kind, sku, quantity): one numpy call per block."""
+
+    def __init__(self, cfg: WarehouseConfig, n_skus: int, zipf_s: float,
+                 rng: np.random.Generator, block: int = 4096) -> None:
+        self.rng = rng
+        self.block = block
+        self.mean_gap = 3600.0 / cfg.movements_per_hour if cfg.movements_per_hour else 0.0
+        w = np.array(cfg.mix.weights(), dtype=np.float64)
+        self.kind_p = w / w.sum()
+        self.sku_p = zipf_probabilities(n_skus, zipf_s)
+        # A random permutation so popularity is not tied to SKU number (and so the same
+        # SKUs are not the most popular in every warehouse).
+        self.sku_perm = rng.permutation(n_skus)
+        lo = np.array([QTY_RANGE[k][0] for k in KINDS])
+        hi = np.array([QTY_RANGE[k][1] for k in KINDS])
+        self.lo, self.span = lo, hi - lo + 1
+        self.sign = np.array([MOVEMENT_SIGN[k] for k in KINDS])
+        self._i = block
+        self._gap: list[float] = []
+        self._kind: list[int] = []
+        self._sku: list[int] = []
+        self._delta: list[int] = []
+
+    def _refill(self) -> None:
+        n, rng = self.block, self.rng
+        kinds = rng.choice(len(KINDS), size=n, p=self.kind_p)
+        qty = self.lo[kinds] + (rng.random(n) * self.span[kinds]).astype(np.int64)
+        sign = self.sign[kinds]
+        # Kinds that carry their own sign (adjustment, cycle count) go either way.
+        free = np.where(rng.random(n) < 0.5, -1, 1)
+        self._gap = rng.exponential(self.mean_gap, n).tolist()
+        self._kind = kinds.tolist()
+        self._sku = self.sku_perm[rng.choice(len(self.sku_p), size=n, p=self.sku_p)].tolist()
+        self._delta = (qty * np.where(sign == 0, free, sign)).tolist()
+        self._i = 0
+
+    def next(self) -> tuple[float, int, int, int]:
+        if self._i == self.block:
+            self._refill()
+        i = self._i
+        self._i += 1
+        return self._gap[i], self._kind[i], self._sku[i], self._delta[i]
+
+
+def movement_stream(
+    env: simpy.Environment, wms: WmsState, warehouse: int, draws: MovementDraws, sink: Sink,
+    until: float,
+) -> Generator[Any, Any, None]:
+    """The background movement stream of one warehouse (receipts, picks, counts, ...)."""
+    if not draws.mean_gap:
+        return
+    while True:
+        gap, kind, sku, delta = draws.next()
+        if env.now + gap >= until:
+            return
+        yield env.timeout(gap)
+        row = wms.row(sku, warehouse)
+        applied = wms.apply(row, delta)
+        if applied:
+            sink(row, kind, applied)

@@ -1,0 +1,222 @@
+"""The digital twin: builds the systems, links, core and faults of a scenario and runs them.
+
+`Twin(scenario).run()` returns a `RunResult` of flat records (numpy columns and counters);
+`sim.metrics` turns it into KPIs and DataFrames, `sim.report` into files.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+import simpy
+
+from sim.bridge import CoreBridge
+from sim.columns import Column
+from sim.faults import FaultPlan
+from sim.inventory import InventoryFlow, movement_index
+from sim.ledger import MovementLedger
+from sim.network import Link
+from sim.orders import OrderFlow
+from sim.reconcile import SimReconciler
+from sim.rng import Streams
+from sim.scenario import Pattern, Scenario
+from sim.systems.endpoint import Endpoint
+from sim.systems.erp import ErpState
+from sim.systems.pool import WorkerPool
+from sim.systems.wms import MovementDraws, WmsState, movement_stream
+
+SERIES = ("t", "divergence_units", "in_flight_units", "unexplained_units", "skus_out_of_sync",
+          "bus_backlog", "bus_lag_s", "erp_queue", "wms_queue")
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    series: dict[str, np.ndarray]
+    latency: dict[str, np.ndarray]
+    """Flow -> samples in seconds, each with the time it completed in `latency_at`."""
+    latency_at: dict[str, np.ndarray]
+    counts: dict[str, int]
+    check: dict[str, Any]
+    bus: dict[str, int]
+    api_calls: dict[str, int]
+    warehouse_blocked_s: float
+    fault_windows: list[tuple[str, float, float]]
+    wall_s: float
+    events: int
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Twin:
+    def __init__(self, scenario: Scenario,
+                 progress: Callable[[float, float, int], None] | None = None) -> None:
+        self.scenario = sc = scenario
+        self.progress = progress
+        self.env = simpy.Environment()
+        self.streams = Streams(sc.seed)
+        self.faults = FaultPlan(sc, self.streams.get("faults"))
+        n_skus = sc.catalog.skus
+        self.warehouse_ids = [w.id for w in sc.warehouses]
+        self.wms = WmsState(n_skus, self.warehouse_ids, sc.catalog.initial_on_hand)
+        self.n_rows = len(self.wms.on_hand)
+        self.ledger = MovementLedger(self.n_rows)
+        self.kinds = Column(np.uint8)
+        self.erp = ErpState(
+            self.n_rows, sc.catalog.initial_on_hand, self.ledger, lambda: self.env.now,
+            honours_idempotency_keys=sc.erp.honours_idempotency_keys,
+            batch_posting=sc.erp.batch_posting_min is not None,
+        )
+        self.erp_api = Endpoint(self.env, "erp", sc.erp.api, self.streams.get("api/erp"))
+        self.wms_apis = [Endpoint(self.env, f"wms-{w.id}", w.api, self.streams.get(f"api/{w.id}"))
+                         for w in sc.warehouses]
+        self.wms_pools = [WorkerPool(self.env, w.workers) for w in sc.warehouses]
+        self.links = {
+            name: Link(self.env, name, getattr(sc.links, name), self.streams.get(f"link/{name}"))
+            for name in ("wms_core", "core_erp", "wms_erp")
+        }
+        self.core = CoreBridge(self.env, sc.bus, self.streams.get("bus"))
+        self.api_calls: Counter[str] = Counter()
+        self.inventory = InventoryFlow(self)
+        self.orders = OrderFlow(self)
+        self.reconciler = (
+            SimReconciler(self)
+            if sc.patterns.resolved("inventory") is Pattern.EVENT_DRIVEN else None
+        )
+        self._series: dict[str, Column] = {k: Column(np.float64) for k in SERIES}
+        self._sku_names = [f"SKU-{i:05d}" for i in range(n_skus)]
+
+    # -- naming ------------------------------------------------------------------------------
+
+    def sku_name(self, row: int) -> str:
+        return self._sku_names[row % self.scenario.catalog.skus]
+
+    def warehouse_name(self, row: int) -> str:
+        return self.warehouse_ids[row // self.scenario.catalog.skus]
+
+    def row_of(self, sku: str, warehouse: str) -> int:
+        return self.warehouse_ids.index(warehouse) * self.scenario.catalog.skus + int(sku[4:])
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def _sampler(self) -> Generator[Any, Any, None]:
+        every = self.scenario.sample_interval_s
+        cols = self._series
+        while True:
+            diff = self.wms.on_hand - self.erp.on_hand
+            pending = self.ledger.pending
+            backlog = self.core.backlog()
+            lag = self.core.lag() if self.core.up else {}
+            for name, value in (
+                ("t", self.env.now),
+                ("divergence_units", np.abs(diff).sum()),
+                ("in_flight_units", np.abs(pending).sum()),
+                ("unexplained_units", np.abs(diff - pending).sum()),
+                ("skus_out_of_sync", np.count_nonzero(diff)),
+                ("bus_backlog", sum(backlog.values())),
+                ("bus_lag_s", max(lag.values(), default=0.0)),
+                ("erp_queue", self.erp_api.pool.queue_length),
+                ("wms_queue", sum(p.queue_length for p in self.wms_pools)),
+            ):
+                cols[name].append(float(value))
+            if self.progress is not None:
+                self.progress(self.env.now, self.scenario.duration_s, len(self.ledger))
+            yield self.env.timeout(every)
+
+    def _erp_batches(self, every_s: float) -> Generator[Any, Any, None]:
+        while True:
+            yield self.env.timeout(every_s)
+            if self.erp_api.available():
+                self.erp.post_batch()
+
+    # -- run ---------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        sc, env = self.scenario, self.env
+        wall0 = time.perf_counter()
+        for w, cfg in enumerate(sc.warehouses):
+            draws = MovementDraws(cfg, sc.catalog.skus, sc.catalog.zipf_s,
+                                  self.streams.get(f"movements/{cfg.id}"))
+            env.process(movement_stream(
+                env, self.wms, w, draws, partial(self.inventory.on_movement, w), sc.duration_s,
+            ))
+        if sc.erp.batch_posting_min:
+            env.process(self._erp_batches(sc.erp.batch_posting_min * 60))
+        self.orders.start()
+        if self.reconciler is not None:
+            env.process(self.reconciler.process())
+        self.faults.install(self)
+        env.process(self._sampler())
+        env.run(until=sc.duration_s)
+        end = sc.duration_s + sc.drain_h * 3600
+        while env.now < end and not self.settled():
+            env.run(until=min(end, env.now + sc.sample_interval_s))
+        self.drained_s = env.now - sc.duration_s
+        self._lost_in_crash()
+        return self._result(time.perf_counter() - wall0)
+
+    def settled(self) -> bool:
+        """Nothing left on its way: every movement applied or given up, queues empty."""
+        return (
+            not self.ledger.outstanding
+            and not any(self.core.backlog().values())
+            and not self.erp.queued
+            and not self.inventory.held
+            and not any(self.inventory.batches)
+            and self.orders.settled()
+        )
+
+    def _lost_in_crash(self) -> None:
+        """Movements the core held only in memory when it crashed will never arrive."""
+        for e in self.core.lost_in_crash:
+            if e.type == "inventory.movement":
+                idx = movement_index(e.message_id)
+                if not self.ledger.applied[idx]:
+                    self.ledger.abandon(idx)
+
+    def _result(self, wall_s: float) -> RunResult:
+        ledger = self.ledger
+        check = ledger.check()
+        latency = {"inventory_sync": self.erp.sync_lag.values.copy(), **self.orders.latency()}
+        latency_at = {"inventory_sync": self.erp.sync_at.values.copy(),
+                      **self.orders.latency_at()}
+        counts = {
+            "movements_generated": len(ledger),
+            "movements_acknowledged": int(ledger.acknowledged.values.sum()),
+            "movements_applied_in_erp": int(np.count_nonzero(ledger.applied.values)),
+            "movements_given_up": self.inventory.gave_up,
+            "outbox_resends": self.inventory.outbox_resends,
+            "erp_replays_ignored": self.erp.replays_ignored,
+            "reconciliation_adjustments": self.erp.adjustments,
+            "reconciliation_adjusted_units": self.erp.adjusted_units,
+            "core_crashes": self.core.crashes,
+            **self.orders.counts(),
+        }
+        links = {f"link_{n}_{k}": getattr(lnk, k) for n, lnk in self.links.items()
+                 for k in ("sent", "lost", "duplicated")}
+        return RunResult(
+            scenario=self.scenario,
+            series={k: c.values.copy() for k, c in self._series.items()},
+            latency=latency,
+            latency_at=latency_at,
+            counts=counts,
+            check=check.summary(),
+            bus=self.core.counters(),
+            api_calls=dict(self.api_calls),
+            warehouse_blocked_s=self.inventory.blocked_s + self.orders.blocked_s,
+            fault_windows=self.faults.windows,
+            wall_s=wall_s,
+            events=next(self.env._eid),  # SimPy numbers every scheduled event
+            extras={"links": links, "drained_s": self.drained_s,
+                    "reconciler": self.reconciler.summary() if self.reconciler else None},
+        )
+
+
+def run(scenario: Scenario,
+        progress: Callable[[float, float, int], None] | None = None) -> RunResult:
+    return Twin(scenario, progress).run()
