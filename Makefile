@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m loadtests.bench.bus --table
+	$(BIN)/twin compare scenarios/patterns/*.toml --out results/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -26,6 +26,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench.bus --table
+	$(BIN)/python -m loadtests.bench.reconciler
+	$(BIN)/python -m loadtests.bench.twin
 
 schema: $(STAMP)
 	$(BIN)/python -m integration_core.schema docs/schema/canonical.json

@@ -19,6 +19,7 @@ from integration_core.envelope import (
     MessageType,
     UnknownMessageType,
     open_payload,
+    trusted_envelope,
     upcast,
     wrap,
 )
@@ -160,6 +161,7 @@ __all__ = [
     "diff_arrays",
     "open_payload",
     "order_breaks",
+    "trusted_envelope",
     "upcast",
     "wrap",
 ]

@@ -49,6 +49,23 @@ class Envelope(BaseModel):
     payload: JSON
 
 
+_FIELDS = frozenset(Envelope.model_fields)
+
+
+def trusted_envelope(**fields: Any) -> Envelope:
+    """Build an envelope without validation, for a trusted high-volume producer (the
+    simulator): about 1 µs instead of 4 for `model_construct`. Every field must be given,
+    already of its declared type; nothing is checked."""
+    if fields.keys() != _FIELDS:
+        raise ValueError(f"trusted_envelope needs exactly the fields {sorted(_FIELDS)}")
+    env = Envelope.__new__(Envelope)
+    object.__setattr__(env, "__dict__", fields)
+    object.__setattr__(env, "__pydantic_fields_set__", set(_FIELDS))
+    object.__setattr__(env, "__pydantic_extra__", None)
+    object.__setattr__(env, "__pydantic_private__", None)
+    return env
+
+
 @dataclass(frozen=True)
 class MessageType:
     """A registered message type: its canonical model, current version, natural id and key."""

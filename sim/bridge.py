@@ -9,12 +9,21 @@ every unfinished message from it, as the SQLite store does after a kill.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from typing import Any
 
 import numpy as np
 import simpy
 
-from integration_core.bus import Bus, Counters, Delivery, MemoryStore, Outcome, RetryPolicy
+from integration_core.bus import (
+    INGRESS,
+    Bus,
+    Counters,
+    Delivery,
+    MemoryStore,
+    Outcome,
+    RetryPolicy,
+)
 from integration_core.envelope import Envelope
 from sim.kernel import at
 from sim.scenario import BusConfig
@@ -22,6 +31,7 @@ from sim.scenario import BusConfig
 Ack = Callable[[], None]
 Nack = Callable[[BaseException], None]
 AsyncHandler = Callable[[Delivery, Ack, Nack], None]
+PERMANENT = frozenset({"ValidationError", "PayloadError", "UnknownSku", "UnknownUnit"})
 """Starts handling a delivery; calls ack() or nack(error) exactly once, whenever it is done."""
 
 
@@ -31,7 +41,7 @@ class CoreBridge:
         env: simpy.Environment,
         cfg: BusConfig,
         rng: np.random.Generator,
-        retain_log_s: float | None = 7 * 24 * 3600,
+        retain_log_s: float | None = 6 * 3600,
     ) -> None:
         self.env = env
         self.cfg = cfg
@@ -52,6 +62,7 @@ class CoreBridge:
         self._wake_at: float | None = None
         self._running = False
         self.lost_in_crash: list[Envelope] = []
+        self.redriven = 0
         self.on_dead_letter: Callable[[Envelope], None] | None = None
         """Told when the bus gives up on a message (for the simulator's ground truth)."""
 
@@ -69,6 +80,20 @@ class CoreBridge:
         self.bus.publish(envelope, self.env.now)
         self._wake(self.env.now)
         return True
+
+    def redrive(self, every_s: float) -> Generator[Any, Any, None]:
+        """Requeue dead letters with a transient cause every `every_s` (the partner was down for
+        longer than the retry policy lasts); the idempotency key makes a requeue safe. Bad
+        payloads stay dead until someone fixes them."""
+        while True:
+            yield self.env.timeout(every_s)
+            if not self.up:
+                continue
+            for d in self.bus.dead_letters():
+                if d.consumer != INGRESS and d.cause_type not in PERMANENT:
+                    self.bus.requeue(d.id, self.env.now)
+                    self.redriven += 1
+            self.poke()
 
     def poke(self) -> None:
         """Something became ready outside publish/ack (a requeue, a replay): look now."""

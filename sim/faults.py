@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sim.kernel import at
-from sim.scenario import Scenario
+from sim.scenario import Migration, Scenario
+from sim.systems.endpoint import Endpoint
 
 if TYPE_CHECKING:
     from sim.twin import Twin
@@ -53,6 +54,10 @@ class FaultPlan:
             (f"{f.system} {f.kind}", f.start_s, min(f.end_s, self.duration_s)) for f in self.plan
         ]
         self.windows += [("erp maintenance", w.start_s, w.end_s) for w in sc.erp.api.maintenance]
+        self.migration = sc.migration
+        if sc.migration is not None:
+            m = sc.migration
+            self.windows.append(("erp cut-over", m.at_h * 3600, (m.at_h + m.freeze_h) * 3600))
         for name in LINKS:
             cfg = getattr(sc.links, name)
             self.windows += [(f"{name} partition", w.start_s, w.end_s) for w in cfg.partitions]
@@ -80,6 +85,11 @@ class FaultPlan:
         return max(ends) if ends else None
 
     def install(self, twin: Twin) -> None:
+        if self.migration is not None:
+            m = self.migration
+            at(twin.env, max(0.0, m.at_h * 3600 - m.snapshot_lag_min * 60), _snapshot, twin)
+            at(twin.env, m.at_h * 3600, _freeze, twin)
+            at(twin.env, (m.at_h + m.freeze_h) * 3600, _cut_over, twin, m)
         for name, (loss, dup) in self.swarm_link_faults.items():
             link = twin.links[name]
             link.loss = max(link.loss, loss)
@@ -114,3 +124,19 @@ def _toggle(twin: Twin, f: FaultWindow, begin: bool) -> None:
             ep.down = begin
     if f.system == "wms" and f.kind != "slow":
         twin.inventory.set_wms_up(not begin)
+
+
+def _snapshot(twin: Twin) -> None:
+    twin.erp_extract = twin.erp.on_hand.copy()
+
+
+def _freeze(twin: Twin) -> None:
+    twin.erp_api.down = True
+
+
+def _cut_over(twin: Twin, m: Migration) -> None:
+    """The new ERP starts from the extract, behind a new API; the old one is switched off.
+    Idempotency keys migrate with it (else every redelivery would be applied twice)."""
+    twin.erp.on_hand[:] = twin.erp_extract
+    twin.erp_api = Endpoint(twin.env, "erp-new", m.new_api, twin.streams.get("api/erp-new"),
+                           record=False)

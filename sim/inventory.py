@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from integration_core.bus import Delivery
-from integration_core.envelope import Envelope
+from integration_core.envelope import Envelope, trusted_envelope
 from integration_core.errors import PayloadError, TransientError
 from sim.calls import call
 from sim.distributions import sampler
@@ -182,9 +182,9 @@ class InventoryFlow:
         kind = KINDS[int(t.kinds[idx])]
         occurred = EPOCH + timedelta(seconds=float(ledger.occurred_at[idx]))
         mid = movement_id(idx)
-        # Built without validation: the simulator is a trusted producer, and the consumer
-        # validates the payload as a canonical Movement anyway.
-        return Envelope.model_construct(
+        # Built without validation: the simulator is a trusted producer whose payloads are
+        # canonical Movement documents (tests/sim/test_inventory.py checks that they validate).
+        return trusted_envelope(
             message_id=mid, type="inventory.movement", schema_version=2, source=f"wms-{wh}",
             occurred_at=occurred, correlation_id=mid, causation_id=None, key=f"{sku}@{wh}",
             payload={

@@ -85,6 +85,13 @@ class ApiConfig(Model):
     maintenance: list[Window] = Field(
         default_factory=list, description="Planned windows when the API answers 503."
     )
+    failure_probability: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Probability that a served request fails with a server error (500) "
+        "instead of being applied; retrying may succeed.",
+    )
 
 
 class ErpConfig(Model):
@@ -216,6 +223,18 @@ class Faults(Model):
     )
 
 
+class Migration(Model):
+    """Cut-over from one ERP to another mid-run while the WMS keeps working."""
+
+    at_h: float = Field(ge=0, description="When the old ERP is frozen (read-only, answers 503).")
+    freeze_h: float = Field(2, gt=0, description="Cut-over window until the new ERP answers.")
+    snapshot_lag_min: float = Field(
+        30, ge=0, description="The balance extract loaded into the new ERP was taken this long "
+        "before the freeze: what the old ERP applied in between is missing in the new one.",
+    )
+    new_api: ApiConfig = Field(default_factory=ApiConfig, description="The new ERP's API.")
+
+
 class DirectConfig(Model):
     """How a blocking caller behaves in the direct pattern."""
 
@@ -288,6 +307,7 @@ class Scenario(Model):
     reconciler: ReconcilerConfig = Field(default_factory=ReconcilerConfig)
     system_of_record: SystemsOfRecord = Field(default_factory=SystemsOfRecord)
     slos: list[Slo] = Field(default_factory=list)
+    migration: Migration | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

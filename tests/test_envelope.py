@@ -62,3 +62,13 @@ def test_envelope_requires_identity() -> None:
         Envelope.model_validate({"type": "x", "payload": {}, "occurred_at": datetime.now(UTC)})
     missing = {e["loc"][0] for e in info.value.errors()}
     assert {"message_id", "source", "correlation_id", "key"} <= missing
+
+
+def test_trusted_envelope_equals_the_validated_one() -> None:
+    from integration_core.envelope import trusted_envelope
+
+    fields = env(5).model_dump()
+    fast = trusted_envelope(**fields)
+    assert fast == env(5) and fast.model_dump_json() == env(5).model_dump_json()
+    with pytest.raises(ValueError, match="exactly the fields"):
+        trusted_envelope(message_id="x")

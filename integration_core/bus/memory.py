@@ -49,7 +49,8 @@ class MemoryStore:
         self._first = 1
         """Position of the oldest message still in `_log`."""
         self._next = 1
-        self._inbox: set[tuple[str, str]] = set()
+        self._inbox: dict[str, set[str]] = {}
+        """Consumer -> message ids processed (one set each: no tuple per record)."""
         self._state: dict[str, dict[str, Any]] = {}
         self._subs: dict[str, tuple[frozenset[str] | None, int]] = {}
         self._dead: dict[str, DeadLetter] = {}
@@ -73,13 +74,20 @@ class MemoryStore:
     def batch(self) -> AbstractContextManager[None]:
         return nullcontext()
 
+    def _done(self, consumer: str) -> set[str]:
+        done = self._inbox.get(consumer)
+        if done is None:
+            done = self._inbox[consumer] = set()
+        return done
+
     def apply(self, consumer: str, message_id: str, effect: Effect) -> bool:
-        if (consumer, message_id) in self._inbox:
+        done = self._done(consumer)
+        if message_id in done:
             return False
         tx = _MemTx(self._state)
         effect(tx)
         tx.commit()
-        self._inbox.add((consumer, message_id))
+        done.add(message_id)
         return True
 
     def apply_many(
@@ -94,10 +102,10 @@ class MemoryStore:
         return results
 
     def mark_processed(self, consumer: str, message_id: str) -> None:
-        self._inbox.add((consumer, message_id))
+        self._done(consumer).add(message_id)
 
     def processed(self, consumer: str, message_id: str) -> bool:
-        return (consumer, message_id) in self._inbox
+        return message_id in self._inbox.get(consumer, ())
 
     def get_state(self, ns: str, key: str) -> Any:
         return copy.deepcopy(self._state.get(ns, {}).get(key))
@@ -121,11 +129,12 @@ class MemoryStore:
         self, consumer: str, types: frozenset[str] | None, start: int
     ) -> Iterator[LogEntry]:
         dead = {dl.position for dl in self._dead.values() if dl.consumer == consumer}
+        done = self._inbox.get(consumer, set())
         for entry in self.log(start):
             env = entry.envelope
             if types is not None and env.type not in types:
                 continue
-            if (consumer, env.message_id) in self._inbox or entry.position in dead:
+            if env.message_id in done or entry.position in dead:
                 continue
             yield entry
 

@@ -291,7 +291,15 @@ def _enter(
         open_exceptions = ()
     pending = applied.pending_timeout
     arms = any(fx.command is CommandKind.SCHEDULE_TIMEOUT for fx in row.effects)
-    if moves and pending is not None and not arms:
+    # A blocking exception hands the order to a person: the partner's timer is moot, and
+    # left armed it would resend a request the exception says cannot be made (no carrier
+    # service left, say).
+    blocks = any(
+        fx.command is CommandKind.OPEN_EXCEPTION and fx.exception is not None
+        and EXCEPTION_SPECS[fx.exception].blocking
+        for fx in row.effects
+    )
+    if (moves or blocks) and pending is not None and not arms:
         commands.append(CancelTimeout(before.order_id, pending.timeout_id))
         pending = None
     requests = any(fx.command in REQUESTS for fx in row.effects)

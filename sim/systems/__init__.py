@@ -1,22 +1,12 @@
-"""Simulated partner systems: a reusable API server model; ERP, WMS, carrier and shop twins."""
+"""Simulated partner systems: the API endpoint model and worker pools; ERP and WMS twins."""
 
-from sim.systems.api import ApiServer, ServiceRecords
-from sim.systems.errors import (
-    ApiError,
-    CallTimeout,
-    FailureReason,
-    RateLimited,
-    ServerError,
-    Unavailable,
-)
+from sim.systems.endpoint import Endpoint, Reply, ServiceRecords, Status
+from sim.systems.pool import WorkerPool
 
 __all__ = [
-    "ApiError",
-    "ApiServer",
-    "CallTimeout",
-    "FailureReason",
-    "RateLimited",
-    "ServerError",
+    "Endpoint",
+    "Reply",
     "ServiceRecords",
-    "Unavailable",
+    "Status",
+    "WorkerPool",
 ]

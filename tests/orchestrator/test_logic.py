@@ -346,7 +346,12 @@ def test_carrier_failure_rebooks_with_the_next_service_then_opens_an_exception()
     assert services == ["express", "freight"]
     assert state.carrier_service == "freight"
     failed, commands = handle(state, CarrierFailed(OID, "no capacity"), T0 + 20)
-    assert names(commands) == ["OpenException"]
+    # The order now waits on a person: the label timer is cancelled, and if it fires anyway
+    # it cannot ask for a label with no service left (found by the twin).
+    assert names(commands) == ["CancelTimeout", "OpenException"]
+    assert failed.pending_timeout is None and state.pending_timeout is not None
+    late, nothing = handle(failed, TimeoutFired(OID, state.pending_timeout.timeout_id), T0 + 900)
+    assert late == failed and nothing == ()
     record = of_type(commands, OpenException)[0].record
     assert (record.type, record.owner) == (ExceptionType.CARRIER_FAILED, System.CARRIER)
     assert "standard, express, freight" in record.detail

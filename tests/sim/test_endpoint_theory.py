@@ -1,9 +1,9 @@
-"""The API server configured as a plain queue reproduces queueing theory.
+"""The endpoint configured as a plain queue reproduces queueing theory.
 
-Poisson arrivals (exponential gaps from the "arrivals" stream), exponential service (the
-"service" stream), c workers, no faults, no rate limit, no timeout. Each run serves N = 60,000
-customers from an empty system; the first 5% are dropped as warm-up. For M/M/1 at rho = 0.7 and
-M/M/3 at rho = 0.7, on seeds 0-4:
+Poisson arrivals (exponential gaps from the "arrivals" stream, scheduled with `at`, as the twin
+does), exponential service (the endpoint's own stream, "service"), c workers, no faults, no rate
+limit. Each run serves N = 60,000 customers from an empty system; the first 5% are dropped as
+warm-up. For M/M/1 at rho = 0.7 and M/M/3 at rho = 0.7, on seeds 0-4:
 
 - mean wait in queue Wq: the mean over the 5 seeds is within 5% of theory, and every seed
   within 15%. Over 20 seeds the per-seed relative error has sd 3.3% (M/M/1) and 4.4% (M/M/3),
@@ -18,17 +18,21 @@ M/M/3 at rho = 0.7, on seeds 0-4:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Generator
 from functools import cache
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import simpy
 
 from sim.distributions import Exponential, sampler
+from sim.kernel import at
 from sim.rng import Streams
-from sim.systems import ApiServer, ServiceRecords
+from sim.scenario import ApiConfig
+from sim.systems import Endpoint, ServiceRecords, Status
 from sim.theory import erlang_c, mm1_wait, mmc_wait
 
 SEEDS = range(5)
@@ -48,7 +52,7 @@ class Run:
         self.workers = workers
 
     @property
-    def waits(self) -> np.ndarray:
+    def waits(self) -> npt.NDArray[np.float64]:
         return (self.start - self.arrival)[WARMUP:]
 
 
@@ -56,26 +60,46 @@ def nothing() -> None:
     return None
 
 
+def queue(env: simpy.Environment, streams: Streams, mu: float, c: int) -> Endpoint:
+    cfg = ApiConfig(workers=c, service_time_s=Exponential(mean=1 / mu), rate_limit_per_min=None)
+    return Endpoint(env, "queue", cfg, streams.get("service"))
+
+
+def poisson_arrivals(
+    env: simpy.Environment, endpoint: Endpoint, lam: float, n: int, streams: Streams
+) -> Counter[Status]:
+    """Schedule n Poisson arrivals; the returned counter fills with the replies."""
+    gap = sampler(Exponential(mean=1 / lam), streams.get("arrivals"))
+    replies: Counter[Status] = Counter()
+    left = n
+
+    def reply(status: Status, _value: object) -> None:
+        replies[status] += 1
+
+    def arrive() -> None:
+        nonlocal left
+        endpoint.request(nothing, reply)
+        left -= 1
+        if left:
+            at(env, gap(), arrive)
+
+    at(env, gap(), arrive)
+    return replies
+
+
 @cache
 def simulate(seed: int, lam: float, mu: float, c: int) -> Run:
     env = simpy.Environment()
     streams = Streams(seed)
-    service = sampler(Exponential(mean=1 / mu), streams.get("service"))
-    server = ApiServer(env, "queue", c, service, streams.get("api"))
-    gap = sampler(Exponential(mean=1 / lam), streams.get("arrivals"))
-
-    def arrivals() -> Generator[simpy.Event, Any, None]:
-        for _ in range(N):
-            yield env.timeout(gap())
-            env.process(server.call(nothing))
-
-    env.process(arrivals())
+    endpoint = queue(env, streams, mu, c)
+    replies = poisson_arrivals(env, endpoint, lam, N, streams)
     env.run()
-    assert server.completed == server.calls == N
-    return Run(server.records(), server.busy_time, c)
+    assert replies == {Status.OK: N}
+    assert endpoint.served == endpoint.calls == N and endpoint.in_flight == 0
+    return Run(endpoint.records(), endpoint.busy_time, c)
 
 
-def relative_errors(config: tuple[float, float, int], theory: float) -> np.ndarray:
+def relative_errors(config: tuple[float, float, int], theory: float) -> npt.NDArray[np.float64]:
     lam, mu, c = config
     return np.array([simulate(s, lam, mu, c).waits.mean() / theory - 1 for s in SEEDS])
 
@@ -114,7 +138,7 @@ def littles_law(run: Run) -> tuple[float, float]:
     arrived = (run.arrival >= t0) & (run.arrival < t1)
     lam_observed = arrived.sum() / (t1 - t0)
     w = (run.end - run.arrival)[arrived].mean()
-    return time_average_l, lam_observed * w
+    return float(time_average_l), float(lam_observed * w)
 
 
 @pytest.mark.parametrize("config", [MM1, MM3], ids=["M/M/1", "M/M/3"])
@@ -130,28 +154,25 @@ def test_records_agree_with_the_live_queue() -> None:
     env = simpy.Environment()
     streams = Streams(11)
     lam, mu, c = MM3
-    service = sampler(Exponential(mean=1 / mu), streams.get("service"))
-    server = ApiServer(env, "queue", c, service, streams.get("api"))
-    gap = sampler(Exponential(mean=1 / lam), streams.get("arrivals"))
+    endpoint = queue(env, streams, mu, c)
+    n = 5_000
+    replies = poisson_arrivals(env, endpoint, lam, n, streams)
     samples: list[tuple[float, int]] = []
 
-    def arrivals() -> Generator[simpy.Event, Any, None]:
-        for _ in range(5_000):
-            yield env.timeout(gap())
-            env.process(server.call(nothing))
-
-    def monitor(until: simpy.Process) -> Generator[simpy.Event, Any, None]:
-        while not until.triggered:
+    def monitor() -> Generator[simpy.Event, Any, None]:
+        while endpoint.calls < n:
             yield env.timeout(0.37)
-            samples.append((env.now, server.queue_length + server.in_service))
+            samples.append((env.now, endpoint.queue_length + endpoint.in_service))
 
-    env.process(monitor(env.process(arrivals())))
+    env.process(monitor())
     env.run()  # drains: every call ends up in the records
-    r = server.records()
+    assert replies == {Status.OK: n}
+    r = endpoint.records()
     times = np.array([t for t, _ in samples])
-    live = np.array([n for _, n in samples])
+    live = np.array([k for _, k in samples])
     rebuilt = np.searchsorted(np.sort(r.arrival), times, "right") - np.searchsorted(
         np.sort(r.end), times, "right"
     )
     assert len(samples) > 5_000 and live.max() > c  # the queue did form
     assert np.array_equal(live, rebuilt)
+    assert endpoint.in_flight == 0

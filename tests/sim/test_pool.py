@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import simpy
+
+from sim.kernel import at
+from sim.systems import WorkerPool
+
+
+def holding(env: simpy.Environment, pool: WorkerPool, log: list[tuple[str, float, int]],
+            name: str, hold_s: float) -> Callable[[Callable[[], None]], None]:
+    """A task that logs its start (and how many workers are busy) and holds for hold_s."""
+
+    def task(done: Callable[[], None]) -> None:
+        log.append((name, env.now, pool.busy))
+        at(env, hold_s, done)
+
+    return task
+
+
+def test_fifo_within_capacity() -> None:
+    env = simpy.Environment()
+    pool = WorkerPool(env, 2)
+    log: list[tuple[str, float, int]] = []
+    for name, hold in [("a", 3.0), ("b", 1.0), ("c", 1.0), ("d", 5.0), ("e", 1.0)]:
+        pool.submit(holding(env, pool, log, name, hold))
+    assert (pool.busy, pool.queue_length) == (2, 3)
+    env.run()
+    # b ends at 1 -> c; c ends at 2 -> d; a ends at 3 -> e. Never more than 2 busy.
+    assert log == [("a", 0.0, 1), ("b", 0.0, 2), ("c", 1.0, 2), ("d", 2.0, 2), ("e", 3.0, 2)]
+    assert (pool.busy, pool.queue_length) == (0, 0)
+
+
+def test_busy_time_is_worker_seconds() -> None:
+    env = simpy.Environment()
+    pool = WorkerPool(env, 3)
+    log: list[tuple[str, float, int]] = []
+    at(env, 1.0, pool.submit, holding(env, pool, log, "a", 3.0))
+    at(env, 2.0, pool.submit, holding(env, pool, log, "b", 1.0))
+    at(env, 10.0, pool.submit, holding(env, pool, log, "c", 0.5))
+    env.run(until=3.5)
+    # Accounted up to the last start or end (b's, at 3): a from 1 to 3, b from 2 to 3.
+    assert pool.busy_time == 3.0
+    env.run()
+    assert pool.busy_time == 4.5
+    assert env.now == 10.5
+
+
+def test_a_task_may_finish_at_once() -> None:
+    env = simpy.Environment()
+    pool = WorkerPool(env, 1)
+    ran: list[int] = []
+
+    def instant(i: int) -> Callable[[Callable[[], None]], None]:
+        def task(done: Callable[[], None]) -> None:
+            ran.append(i)
+            done()
+
+        return task
+
+    for i in range(3):
+        pool.submit(instant(i))
+    assert ran == [0, 1, 2] and pool.busy == 0 and pool.busy_time == 0.0
+
+
+def test_finishing_twice_is_an_error_and_changes_nothing() -> None:
+    env = simpy.Environment()
+    pool = WorkerPool(env, 1)
+    dones: list[Callable[[], None]] = []
+    pool.submit(dones.append)
+    pool.submit(dones.append)
+    assert (pool.busy, pool.queue_length, len(dones)) == (1, 1, 1)
+    dones[0]()  # starts the second task
+    assert (pool.busy, len(dones)) == (1, 2)
+    with pytest.raises(RuntimeError, match="twice"):
+        dones[0]()
+    assert pool.busy == 1
+
+
+def test_a_pool_needs_a_worker() -> None:
+    with pytest.raises(ValueError, match="at least one worker"):
+        WorkerPool(simpy.Environment(), 0)
