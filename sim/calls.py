@@ -7,6 +7,8 @@ slow server). A TIMEOUT can hide a request the endpoint applied: the ambiguous o
 
 from __future__ import annotations
 
+import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +21,61 @@ from sim.systems.endpoint import Endpoint, Status
 OnResult = Callable[[Status, Any], None]
 
 
+class _Pending:
+    __slots__ = ("answered", "on_result")
+
+    def __init__(self, on_result: OnResult) -> None:
+        self.answered = False
+        self.on_result = on_result
+
+    def hear(self, status: Status, value: Any) -> None:
+        if not self.answered:
+            self.answered = True
+            self.on_result(status, value)
+
+
+class _Deadlines:
+    """The callers' timeouts without a timer event per call. Calls with the same timeout
+    expire in the order they were made, so one FIFO per timeout value holds them in deadline
+    order, and one scheduled check at a time per FIFO is enough: it drops the answered calls
+    at the front, times out those whose deadline has come, and sleeps until the deadline of the
+    first call still waiting. Timeouts still fire exactly at their deadline; most calls are
+    answered long before it and cost no event at all."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.queues: dict[float, deque[tuple[float, _Pending]]] = {}
+        self.armed: set[float] = set()
+
+    def add(self, timeout_s: float, pending: _Pending) -> None:
+        q = self.queues.get(timeout_s)
+        if q is None:
+            q = self.queues[timeout_s] = deque()
+        q.append((self.env.now + timeout_s, pending))
+        if timeout_s not in self.armed:
+            self.armed.add(timeout_s)
+            at(self.env, timeout_s, self._check, timeout_s)
+
+    def _check(self, timeout_s: float) -> None:
+        q, now = self.queues[timeout_s], self.env.now
+        while q:
+            deadline, pending = q[0]
+            if pending.answered:
+                q.popleft()
+            elif deadline <= now:
+                q.popleft()
+                pending.hear(Status.TIMEOUT, None)
+            else:
+                at(self.env, deadline - now, self._check, timeout_s)
+                return
+        self.armed.discard(timeout_s)
+
+
+_DEADLINES: weakref.WeakKeyDictionary[simpy.Environment, _Deadlines] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def call(
     env: simpy.Environment,
     out: Link,
@@ -28,13 +85,8 @@ def call(
     timeout_s: float,
     on_result: OnResult,
 ) -> None:
-    answered = False
-
-    def hear(status: Status, value: Any) -> None:
-        nonlocal answered
-        if not answered:
-            answered = True
-            on_result(status, value)
+    pending = _Pending(on_result)
+    hear = pending.hear
 
     def arrive() -> None:
         def reply(status: Status, value: Any) -> None:
@@ -43,4 +95,7 @@ def call(
         endpoint.request(op, reply)
 
     out.send(arrive)
-    at(env, timeout_s, hear, Status.TIMEOUT, None)
+    deadlines = _DEADLINES.get(env)
+    if deadlines is None:
+        deadlines = _DEADLINES[env] = _Deadlines(env)
+    deadlines.add(timeout_s, pending)
