@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -39,10 +40,13 @@ def _run_all(scenarios: list[Scenario]) -> list:  # type: ignore[type-arg]
     ) as progress:
         for sc in scenarios:
             task = progress.add_task(sc.name, total=sc.duration_s, info="")
+            wall0 = time.perf_counter()
 
-            def tick(now: float, total: float, movements: int, task: TaskID = task) -> None:
+            def tick(now: float, total: float, events: int, task: TaskID = task,
+                     wall0: float = wall0) -> None:
+                rate = events / max(time.perf_counter() - wall0, 1e-9)
                 progress.update(task, completed=min(now, total),
-                                info=f"{now / 3600:6.1f} h  {movements:,} movements")
+                                info=f"{now / 3600:6.1f} sim h  {rate:,.0f} events/s")
 
             try:
                 results.append(run(sc, tick))

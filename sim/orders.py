@@ -14,12 +14,14 @@ the warehouse); otherwise the confirmation is queued on the bus and the core del
 
 from __future__ import annotations
 
+import csv
 from collections import Counter, deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -132,6 +134,7 @@ class OrderFlow:
                                     record=False)
         self._carrier_fail = sc.carrier.failure_probability
         self._rng = twin.streams.get("orders")
+        self._lookup_rng = twin.streams.get("orders/status-lookups")
         self._lines = sampler(sc.shop.lines_per_order, twin.streams.get("orders/lines"))
         self._units = sampler(sc.shop.units_per_line, twin.streams.get("orders/units"))
         self._transit = sampler(sc.carrier.in_transit_h, twin.streams.get("carrier/transit"))
@@ -146,6 +149,7 @@ class OrderFlow:
         self.notifications = 0
         self.stale_events = 0
         self.release_given_up = 0
+        self.lookup_failures = 0
         self.lat = {f: Column(np.float64) for f in ("order_release", "order_to_ship",
                                                      "ship_to_invoice")}
         self.lat_at = {f: Column(np.float64) for f in self.lat}
@@ -160,7 +164,9 @@ class OrderFlow:
 
     def start(self) -> None:
         sc, env = self.t.scenario, self.t.env
-        if sc.shop.orders_per_hour > 0:
+        if sc.shop.arrivals_csv is not None:
+            env.process(self._replay(sc.shop.arrivals_csv))
+        elif sc.shop.orders_per_hour > 0:
             env.process(self._arrivals())
         for w, cfg in enumerate(sc.warehouses):
             env.process(self._waves(w, cfg.wave_interval_min * 60))
@@ -186,6 +192,15 @@ class OrderFlow:
                 n += 1
                 self._place(f"SO-{n:07d}")
 
+    def _replay(self, path: str) -> Generator[Any, Any, None]:
+        """Orders at the times a CSV lists (seconds from the start, first column)."""
+        env, end = self.t.env, self.t.scenario.duration_s
+        for n, t in enumerate(read_arrivals(path), start=1):
+            if t >= end:
+                return
+            yield env.timeout(max(0.0, t - env.now))
+            self._place(f"SO-{n:07d}")
+
     def _place(self, order_id: str) -> None:
         t = self.t
         n_lines = max(1, round(self._lines()))
@@ -203,11 +218,33 @@ class OrderFlow:
                            ship_from=t.warehouse_ids[w])
         rec = _Order(order, w, [t.row_of(ln.sku, t.warehouse_ids[w]) for ln in lines], t.env.now)
         self.orders[order_id] = rec
+        lookups = t.scenario.shop.status_lookups_per_order
+        if lookups:
+            rng = self._lookup_rng
+            for delay in rng.uniform(0, 48 * 3600, rng.poisson(lookups)):
+                at(t.env, float(delay), self._status_lookup, rec)
         if self.saga:
             rec.state, commands = start(order, t.env.now, self.config)
             self._execute(rec, commands)
         else:
             self._direct_release(rec, 0)
+
+    def _status_lookup(self, rec: _Order) -> None:
+        """A customer asks where the order is. The core answers from the saga's state; without
+        a core the shop asks the ERP, which costs an API call and fails while it is down."""
+        t = self.t
+        if self.saga:
+            t.api_calls["core"] += 1
+            return
+
+        def result(status: Status, _v: object) -> None:
+            if status is not Status.OK:
+                self.lookup_failures += 1
+
+        t.api_calls["erp"] += 1
+        link = t.links["core_erp"]
+        call(t.env, link, t.erp_api, link, lambda: rec.released_at, t.scenario.direct.timeout_s,
+             result)
 
     # -- direct release: the ERP calls the WMS and waits ------------------------------------
 
@@ -531,6 +568,7 @@ class OrderFlow:
             "order_exceptions_open": len(self.exceptions.by_age()),
             "customer_notifications": self.notifications,
             "saga_stale_answers": self.stale_events,
+            "status_lookup_failures": self.lookup_failures,
             **{f"orders_status_{k}": v for k, v in sorted(Counter(
                 r.state.status.value for r in recs if r.state is not None).items())},
         }
@@ -550,3 +588,22 @@ def _allocation_answer(rec: _Order, lines: tuple[LineQuantity, ...]) -> Event:
     if rec.state.status is Status_.BACKORDERED:
         return BackorderFilled(rec.order.order_id, lines)
     return Allocated(rec.order.order_id, lines)
+
+
+def read_arrivals(path: str) -> list[float]:
+    """Arrival times (seconds) from the first column of a CSV; a header row is skipped, and
+    any other row that is not a number is an error naming the file and line."""
+    times: list[float] = []
+    with open(path, newline="") as f:
+        for n, row in enumerate(csv.reader(f), start=1):
+            if not row or not row[0].strip():
+                continue
+            try:
+                times.append(float(row[0]))
+            except ValueError:
+                if n == 1:
+                    continue  # header
+                raise ValueError(f"{path}:{n}: arrival time {row[0]!r} is not a number") from None
+    if any(b < a for a, b in pairwise(times)):
+        raise ValueError(f"{path}: arrival times must not decrease")
+    return times

@@ -165,6 +165,15 @@ class ShopConfig(Model):
         default_factory=lambda: [1.0] * 7, description="7 weights, Monday first."
     )
     peak_multiplier: float = Field(1.0, gt=0, description="Multiplies the order rate.")
+    arrivals_csv: str | None = Field(
+        None, description="Replay order arrivals from a CSV file (path relative to the scenario "
+        "file that names it): one arrival per row, seconds from the start in the first column; "
+        "a header row is skipped. Replaces the Poisson process.",
+    )
+    status_lookups_per_order: float = Field(
+        0.0, ge=0, description="Mean times a customer looks up an order's status (Poisson). "
+        "Without the core each lookup is an ERP API call; with it the core answers.",
+    )
     lines_per_order: Distribution = Field(default_factory=lambda: Exponential(mean=2.0))
     units_per_line: Distribution = Field(default_factory=lambda: Exponential(mean=3.0))
 
@@ -345,6 +354,9 @@ def _raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ScenarioError(f"{path}: no such scenario file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    shop = data.get("shop")
+    if isinstance(shop, dict) and isinstance(shop.get("arrivals_csv"), str):
+        shop["arrivals_csv"] = str(path.parent / shop["arrivals_csv"])  # relative to this file
     parent = data.pop("extends", None)
     if parent is None:
         return data

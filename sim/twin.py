@@ -57,6 +57,7 @@ class RunResult:
 class Twin:
     def __init__(self, scenario: Scenario,
                  progress: Callable[[float, float, int], None] | None = None) -> None:
+        """`progress(now, duration, events)` is called at every sample."""
         self.scenario = sc = scenario
         self.progress = progress
         self.env = simpy.Environment()
@@ -100,6 +101,8 @@ class Twin:
         self.popularity = [d.sku_perm for d in self.draws]
         """Per warehouse, SKU indices from most to least popular."""
         self._series: dict[str, Column] = {k: Column(np.float64) for k in SERIES}
+        for consumer in self.core.backlog():  # one backlog column per consumer of the bus
+            self._series[f"backlog_{consumer}"] = Column(np.float64)
         self._sku_names = [f"SKU-{i:05d}" for i in range(n_skus)]
 
     # -- naming ------------------------------------------------------------------------------
@@ -133,10 +136,11 @@ class Twin:
                 ("bus_lag_s", max(lag.values(), default=0.0)),
                 ("erp_queue", self.erp_api.pool.queue_length),
                 ("wms_queue", sum(p.queue_length for p in self.wms_pools)),
+                *((f"backlog_{c}", n) for c, n in backlog.items()),
             ):
                 cols[name].append(float(value))
             if self.progress is not None:
-                self.progress(self.env.now, self.scenario.duration_s, len(self.ledger))
+                self.progress(self.env.now, self.scenario.duration_s, next(self.env._eid))
             # Objects alive now (the log, the ledger) rarely die in cycles: move them out of
             # the cyclic collector's sight, or each full collection rescans millions of them.
             # Refcounting still frees them.

@@ -68,3 +68,36 @@ def test_direct_shipment_confirmation_blocks_the_warehouse_during_an_erp_outage(
     assert direct["counts"]["orders_invoiced"] < direct["counts"]["orders_shipped"]
     assert queued["counts"]["orders_invoiced"] == queued["counts"]["orders_shipped"]
     assert queued["latency"]["ship_to_invoice"]["max"] > 600
+
+
+def test_orders_replayed_from_a_csv_arrive_at_the_listed_times(tmp_path: Any) -> None:
+    from sim.orders import read_arrivals
+    from sim.scenario import load
+
+    (tmp_path / "arrivals.csv").write_text("t\n10\n20.5\n3600\n7200\n99999\n")
+    (tmp_path / "replay.toml").write_text(
+        'duration_h = 3\n[shop]\narrivals_csv = "arrivals.csv"\n')
+    sc = load(tmp_path / "replay.toml")
+    twin = Twin(sc)
+    twin.run()
+    placed = sorted(r.placed_at for r in twin.orders.orders.values())
+    assert placed == [10.0, 20.5, 3600.0, 7200.0]  # 99999 s is after the run
+    (tmp_path / "bad.csv").write_text("t\n10\nsoon\n")
+    import pytest
+
+    with pytest.raises(ValueError, match=r"bad\.csv:3: arrival time 'soon'"):
+        read_arrivals(str(tmp_path / "bad.csv"))
+
+
+def test_status_lookups_cost_erp_calls_without_the_core() -> None:
+    def calls(release: str, lookups: float) -> dict[str, Any]:
+        shop = {"orders_per_hour": 60, "status_lookups_per_order": lookups}
+        return summary(run(scenario(release, "direct", shop=shop)))
+
+    direct, direct_quiet = calls("direct", 3), calls("direct", 0)
+    saga, saga_quiet = calls("orchestrated", 3), calls("orchestrated", 0)
+    placed = direct["counts"]["orders_placed"]
+    # Lookups fall over 48 h after each order; the run sees the first few hours of them.
+    assert direct["api_calls"]["erp"] - direct_quiet["api_calls"]["erp"] > 0.1 * placed
+    assert saga["api_calls"]["erp"] == saga_quiet["api_calls"]["erp"]
+    assert saga["api_calls"]["core"] > 0.1 * placed
