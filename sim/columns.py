@@ -24,6 +24,13 @@ class Column:
         self.n += 1
         return self.n - 1
 
+    def grow(self) -> int:
+        """Append a zero (the array is zero-filled): the cheapest append."""
+        if self.n == len(self._data):
+            self._data = np.concatenate([self._data, np.zeros_like(self._data)])
+        self.n += 1
+        return self.n - 1
+
     def __len__(self) -> int:
         return self.n
 

@@ -52,6 +52,7 @@ class InventoryFlow:
         self.gave_up = 0
         self.outbox_resends = 0
         self.wms_up = True
+        self._row_names: dict[int, tuple[str, str, str, str]] = {}
         self.held: list[tuple[int, int]] = []
         """Movements that happened while the WMS was down, posted when it is back."""
         self.unacked: deque[tuple[float, int]] = deque()
@@ -178,21 +179,29 @@ class InventoryFlow:
         t = self.t
         ledger = t.ledger
         row, delta = int(ledger.row[idx]), int(ledger.delta[idx])
-        sku, wh = t.sku_name(row), t.warehouse_name(row)
+        sku, wh, key, source = self._names(row)
         kind = KINDS[int(t.kinds[idx])]
         occurred = EPOCH + timedelta(seconds=float(ledger.occurred_at[idx]))
         mid = movement_id(idx)
         # Built without validation: the simulator is a trusted producer whose payloads are
         # canonical Movement documents (tests/sim/test_inventory.py checks that they validate).
         return trusted_envelope(
-            message_id=mid, type="inventory.movement", schema_version=2, source=f"wms-{wh}",
-            occurred_at=occurred, correlation_id=mid, causation_id=None, key=f"{sku}@{wh}",
+            message_id=mid, type="inventory.movement", schema_version=2, source=source,
+            occurred_at=occurred, correlation_id=mid, causation_id=None, key=key,
             payload={
                 "movement_id": mid, "kind": kind.value, "sku": sku, "location": wh,
                 "quantity": str(abs(delta) if kind in _DIRECTIONAL else delta),
                 "quantity_base": delta, "occurred_at": occurred.isoformat(),
             },
         )
+
+    def _names(self, row: int) -> tuple[str, str, str, str]:
+        """(sku, warehouse, ordering key, source) of a row, built once per row."""
+        names = self._row_names.get(row)
+        if names is None:
+            sku, wh = self.t.sku_name(row), self.t.warehouse_name(row)
+            names = self._row_names[row] = (sku, wh, f"{sku}@{wh}", f"wms-{wh}")
+        return names
 
     def _dead(self, env: Envelope) -> None:
         """A dead letter reaches the ERP only if someone requeues it: until then it is lost

@@ -37,9 +37,10 @@ class MovementLedger:
         idx = self.row.append(row)
         self.delta.append(delta)
         self.occurred_at.append(now)
-        self.applied.append(0)
-        self.acknowledged.append(False)
-        self.abandoned.append(False)
+        # applied / acknowledged / abandoned start at zero: growing them is enough.
+        self.applied.grow()
+        self.acknowledged.grow()
+        self.abandoned.grow()
         self.pending[row] += delta
         self.outstanding += 1
         return idx

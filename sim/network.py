@@ -44,18 +44,22 @@ class Link:
     def send(self, fn: Callable[..., None], *args: Any) -> bool:
         """Send a message; False when it was dropped here (the sender cannot tell)."""
         self.sent += 1
-        cfg = self.cfg
-        if not self.up() or (self.loss and self._uniform() < self.loss):
+        # The common case (up, no loss, no duplication, no reordering) stays branch-light:
+        # this runs several times per simulated movement.
+        if self.down or (self.partitions.spans and self.partitions.active(self.env.now)) or (
+            self.loss and self._uniform() < self.loss
+        ):
             self.lost += 1
             return False
+        reorder = self.cfg.reorder_s
         copies = 1
         if self.duplication and self._uniform() < self.duplication:
             copies = 2
             self.duplicated += 1
         for _ in range(copies):
             delay = self._latency() * self.slow_factor
-            if cfg.reorder_s:
-                delay += self._uniform() * cfg.reorder_s
+            if reorder:
+                delay += self._uniform() * reorder
             at(self.env, delay, fn, *args)
         return True
 
