@@ -11,7 +11,8 @@ import pandas as pd
 from sim.scenario import DOMAINS
 from sim.twin import RunResult
 
-FLOWS = ("order_release", "inventory_sync", "ship_to_invoice", "order_to_ship")
+FLOWS = ("order_release", "inventory_sync", "ship_to_invoice", "order_to_ship",
+         "master_data_sync")
 
 
 def latency_stats(samples: np.ndarray) -> dict[str, float | int | None]:
@@ -134,6 +135,7 @@ def comparison_row(s: dict[str, Any]) -> dict[str, Any]:
         "divergence_max_units": d["max_units"],
         "unexplained_final_units": d["unexplained_final_units"],
         "skus_out_of_sync_max": d["skus_out_of_sync_max"],
+        "items_out_of_sync_final": s["counts"]["items_out_of_sync_final"],
         "time_to_consistency_s": d["time_to_consistency_s"],
         "lost": s["lost"], "duplicated": s["duplicated"], "unexpected": s["unexpected"],
         "warehouse_blocked_s": s["warehouse_blocked_s"],

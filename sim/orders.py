@@ -138,6 +138,8 @@ class OrderFlow:
         self._lines = sampler(sc.shop.lines_per_order, twin.streams.get("orders/lines"))
         self._units = sampler(sc.shop.units_per_line, twin.streams.get("orders/units"))
         self._transit = sampler(sc.carrier.in_transit_h, twin.streams.get("carrier/transit"))
+        self._pickup = sampler(sc.carrier.pickup_h, twin.streams.get("carrier/pickup"))
+        self.milestones: Counter[str] = Counter()
         self._pick = [sampler(w.pick_time_s, twin.streams.get(f"pick/{w.id}"))
                       for w in sc.warehouses]
         self._sku_p = zipf_probabilities(sc.catalog.skus, sc.catalog.zipf_s)
@@ -335,6 +337,7 @@ class OrderFlow:
             return
         rec.shipped_at = t.env.now
         self._record("order_to_ship", t.env.now - rec.placed_at)
+        self._milestones(rec)
         lines = tuple(ShipmentLine(order_line_no=ln.line_no, sku=ln.sku,
                                    quantity_base=rec.picked[ln.line_no])
                       for ln in rec.order.lines if rec.picked.get(ln.line_no))
@@ -515,8 +518,20 @@ class OrderFlow:
     def _after_label(self, rec: _Order, event: Event) -> None:
         if isinstance(event, LabelCreated):
             self._ship(rec, event.tracking)
-            delivered = Delivered(rec.order.order_id, f"SH-{rec.order.order_id}")
-            at(self.t.env, self._transit() * 3600, self._feed, rec, delivered)
+
+    def _milestones(self, rec: _Order) -> None:
+        """The carrier's tracking: picked up, in transit, delivered (the saga hears the
+        last one)."""
+        env = self.t.env
+        pickup = self._pickup() * 3600
+        at(env, pickup, self._milestone, rec, "picked_up")
+        at(env, pickup + 60.0, self._milestone, rec, "in_transit")
+        at(env, pickup + self._transit() * 3600, self._milestone, rec, "delivered")
+
+    def _milestone(self, rec: _Order, what: str) -> None:
+        self.milestones[what] += 1
+        if what == "delivered" and self.saga:
+            self._feed(rec, Delivered(rec.order.order_id, f"SH-{rec.order.order_id}"))
 
     def _timer(self, rec: _Order, timeout_id: str) -> None:
         if rec.timer == timeout_id:
@@ -569,6 +584,7 @@ class OrderFlow:
             "customer_notifications": self.notifications,
             "saga_stale_answers": self.stale_events,
             "status_lookup_failures": self.lookup_failures,
+            **{f"carrier_{k}": v for k, v in sorted(self.milestones.items())},
             **{f"orders_status_{k}": v for k, v in sorted(Counter(
                 r.state.status.value for r in recs if r.state is not None).items())},
         }

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sim.distributions import Constant, Distribution, Exponential, Lognormal
+from sim.distributions import Constant, Distribution, Exponential, Lognormal, Uniform
 
 Hours = Annotated[float, Field(gt=0)]
 
@@ -152,7 +152,13 @@ class WarehouseConfig(Model):
 class CarrierConfig(Model):
     label_latency_s: Distribution = Field(default_factory=lambda: Lognormal(mean=1.0, sigma=0.4))
     failure_probability: float = Field(0.01, ge=0, le=1)
-    in_transit_h: Distribution = Field(default_factory=lambda: Exponential(mean=30.0))
+    pickup_h: Distribution = Field(
+        default_factory=lambda: Uniform(low=0.5, high=4.0),
+        description="Shipped -> picked up by the carrier, hours.",
+    )
+    in_transit_h: Distribution = Field(
+        default_factory=lambda: Exponential(mean=30.0), description="Picked up -> delivered."
+    )
 
 
 class ShopConfig(Model):
@@ -278,8 +284,18 @@ class SystemsOfRecord(Model):
     invoices: Literal["erp"] = "erp"
 
 
+class MasterDataConfig(Model):
+    changes_per_hour: float = Field(
+        20, ge=0, description="Item master changes in the ERP (new items, attribute changes)."
+    )
+    full_sync_h: float = Field(
+        6, gt=0, description="Scheduled full sync interval when master_data is hybrid."
+    )
+
+
 class Slo(Model):
-    flow: Literal["order_release", "inventory_sync", "ship_to_invoice", "order_to_ship"]
+    flow: Literal["order_release", "inventory_sync", "ship_to_invoice", "order_to_ship",
+                  "master_data_sync"]
     percentile: float = Field(95, gt=0, le=100)
     max_s: float = Field(gt=0)
 
@@ -317,6 +333,7 @@ class Scenario(Model):
     system_of_record: SystemsOfRecord = Field(default_factory=SystemsOfRecord)
     slos: list[Slo] = Field(default_factory=list)
     migration: Migration | None = None
+    master_data: MasterDataConfig = Field(default_factory=MasterDataConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

@@ -22,6 +22,7 @@ from sim.columns import Column
 from sim.faults import FaultPlan
 from sim.inventory import InventoryFlow, movement_index
 from sim.ledger import MovementLedger
+from sim.master_data import MasterDataFlow
 from sim.network import Link
 from sim.orders import OrderFlow
 from sim.reconcile import SimReconciler
@@ -33,6 +34,7 @@ from sim.systems.pool import WorkerPool
 from sim.systems.wms import MovementDraws, WmsState, movement_stream
 
 SERIES = ("t", "divergence_units", "in_flight_units", "unexplained_units", "skus_out_of_sync",
+          "items_out_of_sync",
           "bus_backlog", "bus_lag_s", "erp_queue", "wms_queue")
 
 
@@ -91,6 +93,7 @@ class Twin:
         self.api_calls: Counter[str] = Counter()
         self.inventory = InventoryFlow(self)
         self.orders = OrderFlow(self)
+        self.master = MasterDataFlow(self)
         self.reconciler = (
             SimReconciler(self)
             if sc.patterns.resolved("inventory") is Pattern.EVENT_DRIVEN else None
@@ -132,6 +135,7 @@ class Twin:
                 ("in_flight_units", np.abs(pending).sum()),
                 ("unexplained_units", np.abs(diff - pending).sum()),
                 ("skus_out_of_sync", np.count_nonzero(diff)),
+                ("items_out_of_sync", self.master.out_of_sync),
                 ("bus_backlog", sum(backlog.values())),
                 ("bus_lag_s", max(lag.values(), default=0.0)),
                 ("erp_queue", self.erp_api.pool.queue_length),
@@ -165,6 +169,7 @@ class Twin:
         if sc.erp.batch_posting_min:
             env.process(self._erp_batches(sc.erp.batch_posting_min * 60))
         self.orders.start()
+        self.master.start()
         if self.reconciler is not None:
             env.process(self.reconciler.process())
         if any(sc.patterns.resolved(d) is Pattern.EVENT_DRIVEN for d in DOMAINS):
@@ -203,9 +208,11 @@ class Twin:
     def _result(self, wall_s: float) -> RunResult:
         ledger = self.ledger
         check = ledger.check()
-        latency = {"inventory_sync": self.erp.sync_lag.values.copy(), **self.orders.latency()}
+        md_lat, md_at = self.master.latency()
+        latency = {"inventory_sync": self.erp.sync_lag.values.copy(), **self.orders.latency(),
+                   "master_data_sync": md_lat}
         latency_at = {"inventory_sync": self.erp.sync_at.values.copy(),
-                      **self.orders.latency_at()}
+                      **self.orders.latency_at(), "master_data_sync": md_at}
         counts = {
             "movements_generated": len(ledger),
             "movements_acknowledged": int(ledger.acknowledged.values.sum()),
@@ -218,6 +225,9 @@ class Twin:
             "core_crashes": self.core.crashes,
             "dead_letters_redriven": self.core.redriven,
             **self.orders.counts(),
+            "item_changes": self.master.changes,
+            "item_syncs_given_up": self.master.gave_up,
+            "items_out_of_sync_final": self.master.out_of_sync,
         }
         links = {f"link_{n}_{k}": getattr(lnk, k) for n, lnk in self.links.items()
                  for k in ("sent", "lost", "duplicated")}

@@ -32,6 +32,9 @@ def test_saga_takes_every_order_to_invoice_without_faults() -> None:
     assert c["order_exceptions_open"] == 0 and c["orders_stuck"] == 0
     for flow in ("order_release", "order_to_ship", "ship_to_invoice"):
         assert s["latency"][flow]["n"] > 500, flow
+    # The carrier reports its milestones; a delivery takes about a day and a half.
+    assert c["carrier_picked_up"] > 0.5 * c["orders_shipped"]  # the run ends once invoiced
+    assert 0 < c.get("carrier_delivered", 0) < c["carrier_picked_up"]
     # Pick movements of the orders reach the ERP like any other movement.
     assert s["checker"]["ok"]
     statuses = {k: v for k, v in c.items() if k.startswith("orders_status_")}
