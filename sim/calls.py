@@ -16,6 +16,7 @@ import simpy
 
 from sim.kernel import at
 from sim.network import Link
+from sim.scenario import DirectConfig
 from sim.systems.endpoint import Endpoint, Status
 
 OnResult = Callable[[Status, Any], None]
@@ -99,3 +100,29 @@ def call(
     if deadlines is None:
         deadlines = _DEADLINES[env] = _Deadlines(env)
     deadlines.add(timeout_s, pending)
+
+
+def direct_call(
+    env: simpy.Environment,
+    link: Link,
+    endpoint: Endpoint,
+    op: Callable[[], Any],
+    cfg: DirectConfig,
+    on_final: OnResult,
+    count: Callable[[], None] | None = None,
+    attempt: int = 0,
+) -> None:
+    """The `direct` pattern's caller: call over `link` (both ways), retry `cfg.retries` times
+    after `cfg.backoff_s` unless the answer was a refusal, then report the final status once.
+    `count` is told of every attempt (API call accounting)."""
+    if count is not None:
+        count()
+
+    def result(status: Status, value: Any) -> None:
+        if status is not Status.OK and status is not Status.REJECTED and attempt < cfg.retries:
+            at(env, cfg.backoff_s, direct_call, env, link, endpoint, op, cfg, on_final, count,
+               attempt + 1)
+        else:
+            on_final(status, value)
+
+    call(env, link, endpoint, link, op, cfg.timeout_s, result)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from integration_core.bus import Delivery
 from integration_core.envelope import Envelope, trusted_envelope
 from integration_core.errors import PayloadError, TransientError
-from sim.calls import call
+from sim.calls import call, direct_call
 from sim.distributions import sampler
 from sim.kernel import at
 from sim.scenario import Pattern
@@ -99,7 +99,7 @@ class InventoryFlow:
         posting = self.posting[warehouse]
         pool = self.t.wms_pools[warehouse]
         if self.pattern is Pattern.DIRECT:
-            pool.submit(lambda done: at(self.t.env, posting(), self._direct, idx, 0, None, done))
+            pool.submit(lambda done: at(self.t.env, posting(), self._direct, idx, done))
         else:
             def task(done: Callable[[], None]) -> None:
                 at(self.t.env, posting(), self._handoff, idx, 0, done)
@@ -108,27 +108,22 @@ class InventoryFlow:
 
     # -- direct: the worker blocks on the ERP ------------------------------------------------
 
-    def _direct(self, idx: int, attempt: int, started: float | None,
-                done: Callable[[], None]) -> None:
+    def _direct(self, idx: int, done: Callable[[], None]) -> None:
+        """The worker calls the ERP and waits (retrying) before it does anything else."""
         t = self.t
-        start = t.env.now if started is None else started
-        cfg = t.scenario.direct
+        start = t.env.now
 
-        def result(status: Status, _value: object) -> None:
+        def final(status: Status, _value: object) -> None:
             if status is Status.OK:
                 t.ledger.acknowledged[idx] = True
-            elif attempt < cfg.retries and status is not Status.REJECTED:
-                at(t.env, cfg.backoff_s, self._direct, idx, attempt + 1, start, done)
-                return
             else:
                 self.gave_up += 1
                 t.ledger.abandon(idx)
             self.blocked_s += t.env.now - start
             done()
 
-        t.api_calls["erp"] += 1
-        call(t.env, t.links["wms_erp"], t.erp_api, t.links["wms_erp"],
-             lambda: t.erp.post_movement(idx), cfg.timeout_s, result)
+        direct_call(t.env, t.links["wms_erp"], t.erp_api, lambda: t.erp.post_movement(idx),
+                    t.scenario.direct, final, t.count_call("erp"))
 
     # -- through the core --------------------------------------------------------------------
 

@@ -23,10 +23,9 @@ import numpy as np
 from integration_core.bus import Delivery
 from integration_core.envelope import trusted_envelope
 from integration_core.errors import TransientError
-from sim.calls import call
+from sim.calls import call, direct_call
 from sim.columns import Column
 from sim.inventory import EPOCH
-from sim.kernel import at
 from sim.scenario import Pattern
 from sim.systems.endpoint import Status
 
@@ -85,7 +84,7 @@ class MasterDataFlow:
     def _propagate(self, sku: int, version: int) -> None:
         t = self.t
         if self.pattern is Pattern.DIRECT:
-            self._direct(sku, version, 0)
+            self._direct(sku, version)
             return
         mid = f"item:{sku}:{version}"
         t.core.publish(trusted_envelope(
@@ -95,19 +94,16 @@ class MasterDataFlow:
             payload={"sku": f"SKU-{sku:05d}", "version": version},
         ))
 
-    def _direct(self, sku: int, version: int, attempt: int) -> None:
+    def _direct(self, sku: int, version: int) -> None:
         t = self.t
-        cfg = t.scenario.direct
 
-        def result(status: Status, _v: object) -> None:
-            if status is Status.OK:
-                return
-            if attempt < cfg.retries:
-                at(t.env, cfg.backoff_s, self._direct, sku, version, attempt + 1)
-            else:
+        def final(status: Status, _v: object) -> None:
+            if status is not Status.OK:
                 self.gave_up += 1
 
-        self._call(sku, version, cfg.timeout_s, result)
+        direct_call(t.env, t.links["wms_erp"], t.wms_apis[0],
+                    lambda: self._wms_apply(sku, version), t.scenario.direct, final,
+                    t.count_call("wms"))
 
     def _deliver(self, d: Delivery, ack: Callable[[], None],
                  nack: Callable[[BaseException], None]) -> None:
@@ -123,7 +119,7 @@ class MasterDataFlow:
               result: Callable[[Status, Any], None]) -> None:
         t = self.t
         t.api_calls["wms"] += 1
-        link = t.links["wms_erp"] if self.pattern is Pattern.DIRECT else t.links["wms_core"]
+        link = t.links["wms_core"]
         # Items are global: every warehouse's WMS shares one item master here (the first's).
         call(t.env, link, t.wms_apis[0], link, lambda: self._wms_apply(sku, version),
              timeout_s, result)

@@ -138,6 +138,9 @@ def comparison_row(s: dict[str, Any]) -> dict[str, Any]:
         "items_out_of_sync_final": s["counts"]["items_out_of_sync_final"],
         "time_to_consistency_s": d["time_to_consistency_s"],
         "lost": s["lost"], "duplicated": s["duplicated"], "unexpected": s["unexpected"],
+        # Given up by a direct caller: not "lost" (never acknowledged), and missing from the
+        # latency samples, so read latency beside it.
+        "updates_given_up": s["counts"]["movements_given_up"],
         "warehouse_blocked_s": s["warehouse_blocked_s"],
         "erp_api_calls": s["api_calls"].get("erp", 0),
         "slos_met": sum(x["met"] for x in s["slos"]), "slos": len(s["slos"]),

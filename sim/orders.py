@@ -72,7 +72,7 @@ from integration_core.orchestrator.commands import (
     ScheduleTimeout,
     ValidateOrder,
 )
-from sim.calls import call
+from sim.calls import call, direct_call
 from sim.columns import Column
 from sim.distributions import sampler
 from sim.inventory import EPOCH, OUTBOX_RESEND_S
@@ -229,7 +229,7 @@ class OrderFlow:
             rec.state, commands = start(order, t.env.now, self.config)
             self._execute(rec, commands)
         else:
-            self._direct_release(rec, 0)
+            self._direct_release(rec)
 
     def _status_lookup(self, rec: _Order) -> None:
         """A customer asks where the order is. The core answers from the saga's state; without
@@ -250,23 +250,17 @@ class OrderFlow:
 
     # -- direct release: the ERP calls the WMS and waits ------------------------------------
 
-    def _direct_release(self, rec: _Order, attempt: int) -> None:
+    def _direct_release(self, rec: _Order) -> None:
         t = self.t
-        cfg = t.scenario.direct
-        wms = t.wms_apis[rec.warehouse]
 
-        def result(status: Status, _v: object) -> None:
-            if status is Status.OK:
-                return
-            if attempt < cfg.retries and status is not Status.REJECTED:
-                at(t.env, cfg.backoff_s, self._direct_release, rec, attempt + 1)
-            else:
+        def final(status: Status, _v: object) -> None:
+            if status is not Status.OK:
                 self.release_given_up += 1
                 rec.stuck = True
 
-        t.api_calls["wms"] += 1
-        link = t.links["wms_erp"]
-        call(t.env, link, wms, link, lambda: self._wms_accept(rec), cfg.timeout_s, result)
+        direct_call(t.env, t.links["wms_erp"], t.wms_apis[rec.warehouse],
+                    lambda: self._wms_accept(rec), t.scenario.direct, final,
+                    t.count_call("wms"))
 
     # -- WMS ---------------------------------------------------------------------------------
 
@@ -351,7 +345,7 @@ class OrderFlow:
         )
         if self.confirm_pattern is Pattern.DIRECT:
             self.t.wms_pools[rec.warehouse].submit(
-                lambda done: self._confirm_direct(rec, shipment, 0, t.env.now, done))
+                lambda done: self._confirm_direct(rec, shipment, done))
         else:
             env = wrap(shipment, source=f"wms-{shipment.warehouse_id}",
                        occurred_at=shipment.shipped_at, correlation_id=rec.order.order_id)
@@ -374,16 +368,12 @@ class OrderFlow:
     def _confirmation_acked(self, rec: _Order) -> None:
         rec.confirmation_acked = True
 
-    def _confirm_direct(self, rec: _Order, shipment: Shipment, attempt: int, started: float,
-                        done: Callable[[], None]) -> None:
+    def _confirm_direct(self, rec: _Order, shipment: Shipment, done: Callable[[], None]) -> None:
+        """A warehouse worker tells the ERP and waits for it (blocking the warehouse)."""
         t = self.t
-        cfg = t.scenario.direct
+        started = t.env.now
 
-        def result(status: Status, _v: object) -> None:
-            if status is not Status.OK and attempt < cfg.retries:
-                at(t.env, cfg.backoff_s, self._confirm_direct, rec, shipment, attempt + 1,
-                   started, done)
-                return
+        def final(status: Status, _v: object) -> None:
             self.blocked_s += t.env.now - started
             done()
             if status is not Status.OK:
@@ -391,10 +381,9 @@ class OrderFlow:
             elif self.saga:
                 self._feed(rec, ShipmentConfirmed(shipment))
 
-        t.api_calls["erp"] += 1
-        link = t.links["wms_erp"]
         op = (lambda: True) if self.saga else (lambda: self._erp_invoice(rec))
-        call(t.env, link, t.erp_api, link, op, cfg.timeout_s, result)
+        direct_call(t.env, t.links["wms_erp"], t.erp_api, op, t.scenario.direct, final,
+                    t.count_call("erp"))
 
     def _deliver_confirmation(self, d: Delivery, ack: Callable[[], None],
                               nack: Callable[[BaseException], None]) -> None:

@@ -108,6 +108,14 @@ class Twin:
             self._series[f"backlog_{consumer}"] = Column(np.float64)
         self._sku_names = [f"SKU-{i:05d}" for i in range(n_skus)]
 
+    def count_call(self, system: str) -> Callable[[], None]:
+        """A counter of API calls to `system`, for callers that retry."""
+
+        def count() -> None:
+            self.api_calls[system] += 1
+
+        return count
+
     # -- naming ------------------------------------------------------------------------------
 
     def sku_name(self, row: int) -> str:
