@@ -100,9 +100,15 @@ class InventoryFlow:
         pool = self.t.wms_pools[warehouse]
         if self.pattern is Pattern.DIRECT:
             pool.submit(lambda done: at(self.t.env, posting(), self._direct, idx, done))
+            return
+        took = posting()
+        if pool.hold(took):
+            # A worker was free: it posts for `took` seconds and the message leaves then,
+            # in one event (the worker is given back without one).
+            self._handoff(idx, 0, None, after=took)
         else:
             def task(done: Callable[[], None]) -> None:
-                at(self.t.env, posting(), self._handoff, idx, 0, done)
+                at(self.t.env, took, self._handoff, idx, 0, done)
 
             pool.submit(task)
 
@@ -127,18 +133,20 @@ class InventoryFlow:
 
     # -- through the core --------------------------------------------------------------------
 
-    def _handoff(self, idx: int, resends: int, done: Callable[[], None] | None) -> None:
-        """Send the movement to the core; the worker is free once it is sent. The outbox
-        resends until the core's acknowledgement comes back."""
+    def _handoff(self, idx: int, resends: int, done: Callable[[], None] | None,
+                 after: float = 0.0) -> None:
+        """Send the movement to the core (`after` seconds from now, when the posting ends);
+        the worker is free once it is sent. The outbox resends until the core's
+        acknowledgement comes back."""
         t = self.t
         if done is not None:
             done()
         if t.ledger.acknowledged[idx]:
             return
         env = self._envelope(idx)
-        t.links["wms_core"].send(self._ingress, idx, env)
+        t.links["wms_core"].send_after(after, self._ingress, idx, env)
         if resends == 0:
-            self.unacked.append((t.env.now, idx))
+            self.unacked.append((t.env.now + after, idx))
         else:
             wait = OUTBOX_RESEND_S[min(resends, len(OUTBOX_RESEND_S) - 1)]
             at(t.env, wait, self._resend, idx, resends + 1)

@@ -43,6 +43,12 @@ class Link:
 
     def send(self, fn: Callable[..., None], *args: Any) -> bool:
         """Send a message; False when it was dropped here (the sender cannot tell)."""
+        return self.send_after(0.0, fn, *args)
+
+    def send_after(self, after: float, fn: Callable[..., None], *args: Any) -> bool:
+        """`send`, for a message that leaves `after` seconds from now. Whether it is lost
+        is decided now, from the link's state now: a shortcut that saves the event of the
+        departure (a partition starting within `after` seconds is not seen)."""
         self.sent += 1
         # The common case (up, no loss, no duplication, no reordering) stays branch-light:
         # this runs several times per simulated movement.
@@ -57,7 +63,7 @@ class Link:
             copies = 2
             self.duplicated += 1
         for _ in range(copies):
-            delay = self._latency() * self.slow_factor
+            delay = after + self._latency() * self.slow_factor
             if reorder:
                 delay += self._uniform() * reorder
             at(self.env, delay, fn, *args)

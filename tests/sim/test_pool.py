@@ -41,8 +41,8 @@ def test_busy_time_is_worker_seconds() -> None:
     at(env, 2.0, pool.submit, holding(env, pool, log, "b", 1.0))
     at(env, 10.0, pool.submit, holding(env, pool, log, "c", 0.5))
     env.run(until=3.5)
-    # Accounted up to the last start or end (b's, at 3): a from 1 to 3, b from 2 to 3.
-    assert pool.busy_time == 3.0
+    # Accounted up to now: a from 1 to 3.5 (still busy), b from 2 to 3.
+    assert pool.busy_time == 3.5
     env.run()
     assert pool.busy_time == 4.5
     assert env.now == 10.5
@@ -82,3 +82,20 @@ def test_finishing_twice_is_an_error_and_changes_nothing() -> None:
 def test_a_pool_needs_a_worker() -> None:
     with pytest.raises(ValueError, match="at least one worker"):
         WorkerPool(simpy.Environment(), 0)
+
+
+def test_hold_occupies_a_worker_without_an_event_and_wakes_waiting_tasks() -> None:
+    env = simpy.Environment()
+    pool = WorkerPool(env, 2)
+    log: list[tuple[str, float, int]] = []
+    assert pool.hold(5.0) and pool.hold(2.0)
+    assert not pool.hold(1.0)  # both workers held
+    pool.submit(holding(env, pool, log, "a", 1.0))  # waits for the first held worker
+    assert pool.queue_length == 1 and pool.busy == 2
+    assert not pool.hold(1.0)  # a task is waiting: no overtaking
+    env.run()
+    assert log == [("a", 2.0, 2)]  # started the moment the 2-second hold ended
+    assert env.now == 3.0  # one wake-up at 2.0 and a's end; the 5-second hold needs none
+    assert pool.busy == 1 and pool.busy_time == 3.0 + 2.0 + 1.0  # the long hold runs to 5
+    env.run(until=6.0)
+    assert pool.busy == 0 and pool.busy_time == 5.0 + 2.0 + 1.0
