@@ -135,6 +135,12 @@ class BusMachine(RuleBasedStateMachine):
         try:
             handlers = {c: self._handler(c, random.Random(0), 0.0, 0.0) for c in CONSUMERS}
             self.bus.drain(handlers, self.now)
+            # Transient failures may have outlasted the retry policy: once the partner is well
+            # again an operator requeues those; only the poison stays dead.
+            for d in self.bus.dead_letters():
+                if d.message_id not in self.poison:
+                    self.bus.requeue(d.id, self.now)
+            self.bus.drain(handlers, self.now)
             dead = {c: {d.message_id for d in self.bus.dead_letters(c)} for c in CONSUMERS}
             for c in CONSUMERS:
                 applied = self.store.state(f"applied:{c}")
