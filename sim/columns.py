@@ -11,23 +11,27 @@ import numpy.typing as npt
 class Column:
     """An append-only numpy array that doubles its capacity when full."""
 
-    __slots__ = ("_data", "n")
+    __slots__ = ("_data", "fill", "n")
 
-    def __init__(self, dtype: npt.DTypeLike, capacity: int = 1024) -> None:
-        self._data = np.zeros(capacity, dtype=dtype)
+    def __init__(self, dtype: npt.DTypeLike, capacity: int = 1024, fill: float = 0) -> None:
+        self.fill = fill
+        self._data = np.full(capacity, fill, dtype=dtype)
         self.n = 0
+
+    def _double(self) -> None:
+        self._data = np.concatenate([self._data, np.full_like(self._data, self.fill)])
 
     def append(self, value: float) -> int:
         if self.n == len(self._data):
-            self._data = np.concatenate([self._data, np.zeros_like(self._data)])
+            self._double()
         self._data[self.n] = value
         self.n += 1
         return self.n - 1
 
     def grow(self) -> int:
-        """Append a zero (the array is zero-filled): the cheapest append."""
+        """Append the fill value (the array is pre-filled with it): the cheapest append."""
         if self.n == len(self._data):
-            self._data = np.concatenate([self._data, np.zeros_like(self._data)])
+            self._double()
         self.n += 1
         return self.n - 1
 

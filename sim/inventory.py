@@ -141,7 +141,7 @@ class InventoryFlow:
         t = self.t
         if done is not None:
             done()
-        if t.ledger.acknowledged[idx]:
+        if t.ledger.acked(idx, t.env.now):
             return
         env = self._envelope(idx)
         t.links["wms_core"].send_after(after, self._ingress, idx, env)
@@ -156,27 +156,26 @@ class InventoryFlow:
         movements at once: a timer per movement would double the events per movement.
         Later resends (rare) have timers of their own."""
         env, wait, unacked = self.t.env, OUTBOX_RESEND_S[0], self.unacked
-        acked = self.t.ledger.acknowledged
+        ledger = self.t.ledger
         while True:
             yield env.timeout(wait)
             horizon = env.now - wait
             while unacked and unacked[0][0] <= horizon:
                 _, idx = unacked.popleft()
-                if not acked[idx]:
+                if not ledger.acked(idx, env.now):
                     self._resend(idx, 1)
 
     def _resend(self, idx: int, resends: int) -> None:
-        if not self.t.ledger.acknowledged[idx]:
+        if not self.t.ledger.acked(idx, self.t.env.now):
             self.outbox_resends += 1
             self._handoff(idx, resends, None)
 
     def _ingress(self, idx: int, env: Envelope) -> None:
         t = self.t
         if t.core.publish(env):
-            t.links["wms_core"].send(self._acked, idx)
-
-    def _acked(self, idx: int) -> None:
-        self.t.ledger.acknowledged[idx] = True
+            arrives = t.links["wms_core"].arrival()
+            if arrives is not None and arrives < t.ledger.ack_at[idx]:
+                t.ledger.ack_at[idx] = arrives
 
     def _envelope(self, idx: int) -> Envelope:
         t = self.t

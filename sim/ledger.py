@@ -23,6 +23,9 @@ class MovementLedger:
         """Times the ERP applied the movement (saturates at 255)."""
         self.acknowledged = Column(np.bool_)
         """The producer got a positive answer (published to the bus, or a direct call OK)."""
+        self.ack_at = Column(np.float64, fill=np.inf)
+        """When the core's acknowledgement reaches the producer (set when it is sent: an
+        acknowledgement needs no event of its own; see `acked`)."""
         self.abandoned = Column(np.bool_)
         """Nobody will deliver it any more (a direct caller gave up, a crash lost it)."""
         self.outstanding = 0
@@ -40,6 +43,7 @@ class MovementLedger:
         # applied / acknowledged / abandoned start at zero: growing them is enough.
         self.applied.grow()
         self.acknowledged.grow()
+        self.ack_at.grow()
         self.abandoned.grow()
         self.pending[row] += delta
         self.outstanding += 1
@@ -59,6 +63,13 @@ class MovementLedger:
             self.abandoned[idx] = True
             self.pending[int(self.row[idx])] -= int(self.delta[idx])
             self.outstanding -= 1
+
+    def acked(self, idx: int, now: float) -> bool:
+        return bool(self.acknowledged[idx]) or float(self.ack_at[idx]) <= now
+
+    def settle_acks(self, now: float) -> None:
+        """Fold the acknowledgements that have arrived by `now` into `acknowledged`."""
+        self.acknowledged.values[:] |= self.ack_at.values <= now
 
     def check(self) -> CheckResult:
         return check_counts(

@@ -49,6 +49,19 @@ class Link:
         """`send`, for a message that leaves `after` seconds from now. Whether it is lost
         is decided now, from the link's state now: a shortcut that saves the event of the
         departure (a partition starting within `after` seconds is not seen)."""
+        delays = self._delays(after)
+        for delay in delays:
+            at(self.env, delay, fn, *args)
+        return bool(delays)
+
+    def arrival(self) -> float | None:
+        """When a message sent now arrives (the first copy), or None if it is lost: for a
+        receiver that only needs to know that, not to be woken (an acknowledgement)."""
+        delays = self._delays(0.0)
+        return self.env.now + min(delays) if delays else None
+
+    def _delays(self, after: float) -> list[float]:
+        """Decide the fate of one message: no copies (lost), one, or two (duplicated)."""
         self.sent += 1
         # The common case (up, no loss, no duplication, no reordering) stays branch-light:
         # this runs several times per simulated movement.
@@ -56,18 +69,19 @@ class Link:
             self.loss and self._uniform() < self.loss
         ):
             self.lost += 1
-            return False
+            return []
         reorder = self.cfg.reorder_s
         copies = 1
         if self.duplication and self._uniform() < self.duplication:
             copies = 2
             self.duplicated += 1
+        delays = []
         for _ in range(copies):
             delay = after + self._latency() * self.slow_factor
             if reorder:
                 delay += self._uniform() * reorder
-            at(self.env, delay, fn, *args)
-        return True
+            delays.append(delay)
+        return delays
 
 
 class _Uniform:

@@ -191,6 +191,7 @@ class Twin:
             env.run(until=min(end, env.now + sc.sample_interval_s))
         self.drained_s = env.now - sc.duration_s
         gc.unfreeze()
+        self.ledger.settle_acks(env.now)
         self._lost_in_crash()
         return self._result(time.perf_counter() - wall0)
 
