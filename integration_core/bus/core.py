@@ -297,16 +297,31 @@ class Bus:
     ) -> list[Outcome]:
         """Handle everything due for these consumers through their inboxes, in one store
         transaction; outcomes in delivery order."""
-        with self.store.batch():
-            deliveries = self.due(now, limit, consumers=handlers.keys())
-            results: dict[int, bool | Exception] = {}
-            for consumer, handler in handlers.items():
-                mine = [d for d in deliveries if d.consumer == consumer]
-                got = self.store.apply_many(
-                    consumer, [(d.envelope.message_id, partial(handler, d.envelope)) for d in mine]
-                )
-                results.update(zip(map(id, mine), got, strict=True))
-            return [self._settle(d, results[id(d)], now) for d in deliveries]
+        deliveries = self.due(now, limit, consumers=handlers.keys())
+        try:
+            with self.store.batch():
+                results: dict[int, bool | Exception] = {}
+                for consumer, handler in handlers.items():
+                    mine = [d for d in deliveries if d.consumer == consumer]
+                    got = self.store.apply_many(
+                        consumer,
+                        [(d.envelope.message_id, partial(handler, d.envelope)) for d in mine],
+                    )
+                    results.update(zip(map(id, mine), got, strict=True))
+                return [self._settle(d, results[id(d)], now) for d in deliveries]
+        except BaseException:
+            # The store failed (or the process is going down) and rolled the batch back:
+            # nothing was applied, so every delivery is due again rather than stuck in flight.
+            for d in deliveries:
+                self._unmark(d, now)
+            raise
+
+    def _unmark(self, d: Delivery, now: float) -> None:
+        sub = self._subs[d.consumer]
+        key = d.envelope.key
+        if sub.inflight.get(key) is d:
+            del sub.inflight[key]
+            self._push(sub, now, key)
 
     def _settle(self, d: Delivery, result: bool | Exception, now: float) -> Outcome:
         if isinstance(result, Exception):

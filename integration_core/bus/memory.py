@@ -24,9 +24,12 @@ class _MemTx:
         self._staged: dict[tuple[str, str], Any] = {}
 
     def get(self, ns: str, key: str) -> Any:
+        # A copy: an effect that mutates what it read and then fails must leave no trace.
         if (ns, key) in self._staged:
-            return self._staged[(ns, key)]
-        return self._state.get(ns, {}).get(key)
+            value = self._staged[(ns, key)]
+        else:
+            value = self._state.get(ns, {}).get(key)
+        return value if type(value) in _ATOMIC else copy.deepcopy(value)
 
     def put(self, ns: str, key: str, value: Any) -> None:
         # Copy so the caller cannot change committed state behind the store's back.

@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 _SCALAR = frozenset({int, float, str, bool, type(None)})
 
 
+def _copy(value: Any) -> Any:
+    return value if type(value) in _SCALAR else json.loads(json.dumps(value))
+
+
 class _SQLiteTx:
     """Reads see the database plus this effect's own writes; writes are staged and flushed
     only when the effect returns, so a failing effect leaves nothing behind."""
@@ -77,10 +81,12 @@ class _SQLiteTx:
         self.staged: dict[tuple[str, str], Any] = {}
 
     def get(self, ns: str, key: str) -> Any:
+        # Staged values are copied out: an effect that mutates what it read and then fails
+        # must not change the batch's pending writes.
         if (ns, key) in self.staged:
-            return self.staged[(ns, key)]
+            return _copy(self.staged[(ns, key)])
         if (ns, key) in self._base:
-            return self._base[(ns, key)]
+            return _copy(self._base[(ns, key)])
         row = self._conn.execute(
             "SELECT value FROM state WHERE ns = ? AND key = ?", (ns, key)
         ).fetchone()

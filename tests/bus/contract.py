@@ -230,6 +230,40 @@ class StoreContract:
         bus.drain({"erp": apply}, 100.0)
         assert bus.dead_letters() == [] and store.state("applied") == {"m1": 1}
 
+    def test_an_effect_that_mutates_what_it_read_and_fails_leaves_no_trace(
+        self, store: Store
+    ) -> None:
+        bus = self.bus(store)
+        bus.subscribe("erp")
+        bus.publish(env(1, key="a"), 0.0)
+        bus.publish(env(2, key="a"), 0.0)
+
+        def first(e: Envelope, tx: Tx) -> None:
+            tx.put("rows", "a", {"lines": [1]})
+
+        bus.process({"erp": first}, 0.0)
+
+        def mutate_then_fail(e: Envelope, tx: Tx) -> None:
+            rows = tx.get("rows", "a")
+            rows["lines"].append(99)
+            raise TransientError("after mutating")
+
+        bus.process({"erp": mutate_then_fail}, 0.0)
+        assert store.state("rows") == {"a": {"lines": [1]}}
+
+    def test_a_store_failure_mid_batch_leaves_no_delivery_stuck(self, store: Store) -> None:
+        bus = self.bus(store)
+        bus.subscribe("erp")
+        bus.publish(env(1, key="a"), 0.0)
+
+        def crash(e: Envelope, tx: Tx) -> None:
+            raise SystemExit("the process is going down")  # not an Exception: propagates
+
+        with pytest.raises(SystemExit):
+            bus.process({"erp": crash}, 0.0)
+        assert not store.processed("erp", "m1")
+        assert [d.envelope.message_id for d in bus.due(0.0)] == ["m1"]
+
     def test_jitter_is_deterministic_by_seed(self, store: Store) -> None:
         policy = RetryPolicy(jitter=0.5)
         a = [policy.delay(n, np.random.default_rng(3)) for n in range(1, 6)]
@@ -354,3 +388,4 @@ def test_validation_error_is_not_retried_by_default() -> None:
     assert not RetryPolicy().retryable(info.value)
     assert RetryPolicy().retryable(TransientError("x"))
     assert RetryPolicy().retryable(RuntimeError("x"))
+
