@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench schema clean
+.PHONY: demo test lint typecheck bench schema clean loadtest
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench.bus --table
 	$(BIN)/python -m loadtests.bench.reconciler
 	$(BIN)/python -m loadtests.bench.twin
+	$(BIN)/python -m loadtests.bench.sweep
+
+loadtest: $(STAMP)
+	$(BIN)/python -m loadtests.run --duration 60 --out results/loadtest
 
 schema: $(STAMP)
 	$(BIN)/python -m integration_core.schema docs/schema/canonical.json

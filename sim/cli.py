@@ -6,13 +6,16 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from sim.scenario import Scenario, ScenarioError, json_schema, load
+
+if TYPE_CHECKING:
+    from sim.executors import Executor
 
 app = typer.Typer(
     help="interop-twin: measure how ERP, WMS, carrier and shop drift apart under faults.",
@@ -135,3 +138,192 @@ def version() -> None:
     from importlib.metadata import version as v
 
     typer.echo(v("interop-twin"))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind; loopback unless you mean "
+                                           "otherwise.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    db: Annotated[Path | None, typer.Option(help="SQLite file of all durable state "
+                                                 "(default: $TWIN_DB or twin.db).")] = None,
+    synchronous: Annotated[str | None, typer.Option(help="SQLite synchronous level: NORMAL "
+                                                         "or FULL.")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    access_log: Annotated[bool, typer.Option(help="Log every request (costly under "
+                                                  "load).")] = False,
+) -> None:
+    """Run the live integration service (HTTP API v1) under uvicorn, in one process.
+
+    API keys come from the environment: TWIN_API_KEY_SHOP, _WMS, _ERP, _CARRIER, _ADMIN (a
+    system without a key cannot call); TWIN_RATE_<SYSTEM> sets its requests per second."""
+    import os
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    from integration_core.service import Settings, create_app
+
+    try:
+        settings = Settings.from_env(os.environ, db=db, synchronous=synchronous)
+    except ValueError as exc:
+        why = str(exc)
+        if isinstance(exc, ValidationError):  # paths and messages only: inputs may hold keys
+            why = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+                            for e in exc.errors(include_input=False, include_url=False))
+        console.print(f"[red]error:[/red] invalid service settings: {why}")
+        raise typer.Exit(2) from None
+    systems = ", ".join(k.system for k in settings.keys)
+    console.print(f"serving on http://{host}:{port} (db {settings.db}, synchronous "
+                  f"{settings.synchronous}, keys for: {systems})")
+    # One worker: the engine owns the SQLite file and the bus's in-memory queues.
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
+                access_log=access_log, workers=1)
+
+
+def _run_progress(total: int | None) -> Progress:
+    """A bar over runs (an experiment's unit of work), not simulated time."""
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
+        + ("{task.total}" if total else "?") + " runs  {task.fields[info]}"),
+        TimeElapsedColumn(), console=console, disable=not console.is_terminal,
+    )
+
+
+def _executor(workers: int | None, dask: str | None) -> Executor:
+    from sim.executors import make_executor
+
+    try:
+        return make_executor(workers, dask)
+    except (OSError, TimeoutError) as exc:
+        console.print(f"[red]error:[/red] cannot reach the Dask scheduler at {dask}: {exc}")
+        raise typer.Exit(2) from None
+
+
+def _parse_set(items: list[str]) -> dict[str, object]:
+    """`KEY=VALUE` pairs; VALUE is read as a TOML value (`4`, `"erp"`, `[1, 2]`), else text."""
+    import tomllib
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            console.print(f"[red]error:[/red] --set expects KEY=VALUE, got {item!r}")
+            raise typer.Exit(2)
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+@app.command()
+def sweep(
+    file: Annotated[Path, typer.Argument(help="Sweep TOML file (see sim/sweep.py).")],
+    out: Annotated[Path | None, typer.Option(help="Results directory (default: "
+                                                  "results/sweeps/<name>).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Local worker processes (default: all "
+                                                     "cores; 1: in this process).")] = None,
+    dask: Annotated[str | None, typer.Option(help="Dask scheduler address, e.g. "
+                                                  "tcp://host:8786.")] = None,
+    kpi: Annotated[str | None, typer.Option(help="Rank by this KPI (default: the file's).")]
+    = None,
+    replications: Annotated[int | None, typer.Option(help="Override the file's count.")]
+    = None,
+    timeseries: Annotated[bool, typer.Option(help="Also keep every run's sampled series "
+                                                  "(timeseries.parquet).")] = False,
+) -> None:
+    """Run a sweep: replications of every grid point; means with 95% CIs and a ranking."""
+    from sim.executors import RunOutcome
+    from sim.experiment import run_sweep
+    from sim.kpis import kpi as lookup_kpi
+    from sim.results import ranking_table, summary_table
+    from sim.sweep import SweepError, load_sweep
+
+    try:
+        sw = load_sweep(file)
+        if kpi is not None:
+            lookup_kpi(kpi)
+    except (SweepError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    n = replications or sw.replications
+    dest = out or Path("results/sweeps") / sw.name
+    ex = _executor(workers, dask)
+    try:
+        with _run_progress(len(sw.configs) * n) as progress:
+            task = progress.add_task(sw.name, total=len(sw.configs) * n, info="")
+            failed = 0
+
+            def tick(o: RunOutcome) -> None:
+                nonlocal failed
+                failed += not o.ok
+                progress.update(task, advance=1, info=f"{failed} failed" if failed else "")
+
+            extra = {} if kpi is None else {"kpi": kpi, "lower_is_better": None}
+            exp = run_sweep(sw, replications=n, executor=ex, out=dest,
+                            keep_timeseries=timeseries, on_outcome=tick, **extra)
+    finally:
+        ex.close()
+    typer.echo(summary_table(exp))
+    typer.echo("")
+    typer.echo(ranking_table(exp))
+    typer.echo(f"\nwritten to {dest}/ (report.md, runs.parquet, summary.parquet, ...)")
+    for f in exp.failures:
+        console.print(f"[red]{f.message()}[/red]")
+    if exp.failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def capacity(
+    scenarios: Annotated[list[Path], typer.Argument(help="Scenario files, e.g. one per "
+                                                         "pattern.")],
+    slo: Annotated[float, typer.Option(help="Upper limit on the KPI (seconds for latency).")]
+    = 300.0,
+    lo: Annotated[float, typer.Option(help="Lowest value probed.")] = 1000.0,
+    hi: Annotated[float, typer.Option(help="Highest value probed.")] = 60000.0,
+    field: Annotated[str, typer.Option(help="Dotted scenario field to raise.")]
+    = "warehouses.0.movements_per_hour",
+    kpi: Annotated[str, typer.Option(help="KPI held under the SLO.")] = "inventory_sync_p95_s",
+    replications: Annotated[int, typer.Option(help="Runs per probe.")] = 3,
+    steps: Annotated[int, typer.Option(help="Bisection steps after probing lo and hi.")] = 6,
+    criterion: Annotated[str, typer.Option(help="upper: the CI's upper bound must meet the "
+                                                "SLO; mean: the mean must.")] = "upper",
+    guard: Annotated[list[str] | None, typer.Option(help="KPI=LIMIT no replication may exceed "
+                                                        "(default updates_given_up=0).")]
+    = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE applied to every "
+                                                              "run, e.g. duration_h=4.")] = None,
+    out: Annotated[Path, typer.Option(help="Results directory.")] = Path("results/capacity"),
+    workers: Annotated[int | None, typer.Option(help="Local worker processes.")] = None,
+    dask: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
+) -> None:
+    """Per scenario, the highest load (movements per hour by default) meeting an SLO."""
+    from sim.capacity import capacity_search, report_markdown
+
+    if criterion not in ("upper", "mean"):
+        console.print(f"[red]error:[/red] --criterion must be upper or mean, got {criterion!r}")
+        raise typer.Exit(2)
+    fixed = _parse_set(set_ or [])
+    guards = None if guard is None else {k: float(str(v)) for k, v in _parse_set(guard).items()}
+    ex = _executor(workers, dask)
+    try:
+        with _run_progress(None) as progress:
+            task = progress.add_task("capacity", total=None, info="")
+            found = capacity_search(
+                scenarios, slo, lo=lo, hi=hi, field=field, kpi=kpi, replications=replications,
+                steps=steps, criterion="upper" if criterion == "upper" else "mean",
+                guards=guards, fixed=fixed, executor=ex, out=out,
+                on_outcome=lambda o: progress.update(task, advance=1),
+            )
+    except (ScenarioError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        ex.close()
+    from sim.results import load_meta
+
+    meta = load_meta(out)
+    typer.echo(report_markdown(meta, found, meta.get("failures", [])))
+    typer.echo(f"written to {out}/ (report.md, probes.parquet, capacity.parquet, runs.parquet)")

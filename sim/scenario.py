@@ -2,11 +2,13 @@
 
 A scenario may `extends = "other.toml"` (path relative to the file): the other file is loaded
 first and this file's tables are merged over it, key by key. Errors name the file, the field and
-what was expected.
+what was expected. A `.json` file holds the same fields (experiments save each run's resolved
+scenario that way, to replay it).
 """
 
 from __future__ import annotations
 
+import json
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -366,11 +368,16 @@ def _raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         chain = " -> ".join(p.name for p in (*seen, path))
         raise ScenarioError(f"{path}: extends forms a cycle: {chain}")
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_text()
+        # JSON: a resolved scenario an experiment saved so a failed run can be replayed.
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such scenario file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        kind = "JSON" if path.suffix == ".json" else "TOML"
+        raise ScenarioError(f"{path}: not valid {kind}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: expected a table of fields, got {type(data).__name__}")
     shop = data.get("shop")
     if isinstance(shop, dict) and isinstance(shop.get("arrivals_csv"), str):
         shop["arrivals_csv"] = str(path.parent / shop["arrivals_csv"])  # relative to this file

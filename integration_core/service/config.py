@@ -1,0 +1,167 @@
+"""Settings of the live service: a pydantic model, filled from arguments and the environment.
+
+API keys come from the environment (``TWIN_API_KEY_<SYSTEM>``) or from the caller, never from
+a file in the repository. They are `SecretStr`: their repr and any dump print ``**********``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from integration_core.bus import RetryPolicy
+from integration_core.models import Catalog, Item, UnitConversion
+
+System = Literal["shop", "wms", "erp", "carrier", "admin"]
+SYSTEMS: tuple[System, ...] = ("shop", "wms", "erp", "carrier", "admin")
+
+#: Every scope the API checks. A key holds a subset; admin holds them all.
+SCOPES: tuple[str, ...] = (
+    "audit:read",
+    "dead_letters:read",
+    "dead_letters:write",
+    "faults:write",
+    "inventory:read",
+    "milestones:write",
+    "movements:write",
+    "orders:read",
+    "orders:write",
+    "reconcile:write",
+    "shipments:write",
+)
+
+#: What each calling system may do unless configured otherwise: the WMS posts movements and
+#: shipment confirmations but no orders; the shop places and reads orders; and so on.
+DEFAULT_SCOPES: dict[System, frozenset[str]] = {
+    "shop": frozenset({"orders:write", "orders:read"}),
+    "wms": frozenset({"movements:write", "shipments:write", "inventory:read"}),
+    "erp": frozenset({"inventory:read", "orders:read", "audit:read"}),
+    "carrier": frozenset({"milestones:write"}),
+    "admin": frozenset(SCOPES),
+}
+
+
+class ApiKey(BaseModel):
+    """One calling system's key, what it may do and how fast."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    system: System
+    key: SecretStr = Field(description="The secret the caller sends; at least 16 characters.")
+    scopes: frozenset[str] = Field(description="Scopes granted, see SCOPES.")
+    rate_per_s: Annotated[float, Field(gt=0)] = Field(
+        1000.0, description="Sustained requests per second (token bucket refill rate)."
+    )
+    burst: Annotated[int, Field(ge=1)] = Field(2000, description="Bucket size: requests "
+                                                                 "allowed at once.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ApiKey:
+        if len(self.key.get_secret_value()) < 16:
+            raise ValueError(f"key of {self.system}: at least 16 characters are required")
+        unknown = sorted(self.scopes - set(SCOPES))
+        if unknown:
+            raise ValueError(f"scopes of {self.system}: unknown {unknown}; known: {list(SCOPES)}")
+        return self
+
+
+class Settings(BaseModel):
+    """Everything `create_app` needs. `Settings.from_env` reads ``TWIN_*`` variables."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    db: Path = Field(Path("twin.db"), description="SQLite file holding all durable state.")
+    synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL", description="SQLite synchronous level: NORMAL survives a killed process, "
+        "FULL also an OS crash or power loss (one fsync per commit).",
+    )
+    keys: tuple[ApiKey, ...] = Field(min_length=1, description="One key per calling system.")
+    batch_max: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        1000, description="Most movements one POST /v1/movements:batch may carry."
+    )
+    deliver_batch: Annotated[int, Field(ge=1)] = Field(
+        1000, description="Most deliveries handled in one bus transaction."
+    )
+    coalesce_s: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.002, description="After a wake-up, wait this long so one transaction carries "
+        "several messages.",
+    )
+    idle_poll_s: Annotated[float, Field(gt=0)] = Field(
+        1.0, description="Longest the delivery loop sleeps when nothing is due."
+    )
+    reconcile_interval_s: Annotated[float, Field(gt=0)] = Field(
+        30.0, description="Interval of the background reconciliation."
+    )
+    retry_max_attempts: Annotated[int, Field(ge=1)] = 8
+    retry_initial_delay_s: Annotated[float, Field(ge=0)] = 0.5
+    retry_max_delay_s: Annotated[float, Field(ge=0)] = 30.0
+    seed: int = Field(0, description="Seed of the retry jitter.")
+    catalog_skus: Annotated[int, Field(ge=1)] = Field(
+        1000, description="Size of the generated item master SKU-00000, SKU-00001, ... "
+        "(EA base unit; CS = 12 EA) when no catalog file is given.",
+    )
+    catalog_file: Path | None = Field(
+        None, description="JSON list of canonical Items: the item master to validate against."
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> Settings:
+        systems = [k.system for k in self.keys]
+        if len(set(systems)) != len(systems):
+            raise ValueError(f"keys: one key per system, got {systems}")
+        secrets = [k.key.get_secret_value() for k in self.keys]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("keys: two systems share a key")
+        return self
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.retry_max_attempts,
+            initial_delay=self.retry_initial_delay_s,
+            max_delay=self.retry_max_delay_s,
+        )
+
+    def catalog(self) -> Catalog:
+        if self.catalog_file is not None:
+            items = json.loads(self.catalog_file.read_text())
+            return Catalog(Item.model_validate(i) for i in items)
+        case = (UnitConversion(unit="CS", factor=12),)
+        return Catalog(
+            Item(sku=f"SKU-{i:05d}", conversions=case, unit_value=1)
+            for i in range(self.catalog_skus)
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``TWIN_*`` variables, then `overrides` (command-line arguments).
+
+        ``TWIN_API_KEY_<SYSTEM>``: the key of shop, wms, erp, carrier or admin (a system
+        without one cannot call); ``TWIN_RATE_<SYSTEM>``: its requests per second (burst is
+        twice that); ``TWIN_DB``, ``TWIN_SYNCHRONOUS``, ``TWIN_BATCH_MAX``,
+        ``TWIN_RECONCILE_INTERVAL_S``, ``TWIN_CATALOG_SKUS``, ``TWIN_CATALOG_FILE``."""
+        env = os.environ if environ is None else environ
+        keys = []
+        for system in SYSTEMS:
+            secret = env.get(f"TWIN_API_KEY_{system.upper()}")
+            if not secret:
+                continue
+            rate = float(env.get(f"TWIN_RATE_{system.upper()}", "1000"))
+            keys.append(ApiKey(system=system, key=SecretStr(secret),
+                               scopes=DEFAULT_SCOPES[system], rate_per_s=rate,
+                               burst=max(1, int(2 * rate))))
+        if not keys and "keys" not in overrides:
+            names = ", ".join(f"TWIN_API_KEY_{s.upper()}" for s in SYSTEMS)
+            raise ValueError(f"no API keys: set at least one of {names}")
+        fields: dict[str, Any] = {"keys": tuple(keys)}
+        for name in ("db", "synchronous", "batch_max", "reconcile_interval_s", "catalog_skus",
+                     "catalog_file"):
+            value = env.get(f"TWIN_{name.upper()}")
+            if value:
+                fields[name] = value
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(fields)

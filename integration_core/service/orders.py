@@ -1,0 +1,345 @@
+"""The order desk: the bus consumer that drives the core's order-to-ship saga in real time.
+
+It handles ``order.placed``, ``shipment.confirmed``, ``shipment.milestone`` and its own
+``saga.timeout`` messages through the durable inbox. The saga (`orchestrator.start` /
+`handle`) is the same pure code the simulator drives; this module carries out its commands.
+
+State, per order, in the store's ``orders`` namespace: the order, the events fed to the saga
+(with their times) and a trace. The saga state is rebuilt by folding the events through
+`handle` again: `handle` is pure, so the fold gives back exactly the state it had, and no
+hand-written serializer of `OrderState` can drift from the real thing.
+
+Partner answers in this slice are immediate and in-process: the ERP twin validates (the API
+already checked the item master), approves credit, allocates in full and posts invoices; the
+WMS twin accepts releases; a WMS shipment confirmation for an order still in fulfilment
+implies it was packed, and the carrier twin labels it (tracking from the confirmation). A
+carrier "delivered" milestone feeds `Delivered`. The ERP's fault switch makes its answers
+fail with a retryable error, so orders then wait on the bus's retries like movements do.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import heapq
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from integration_core.bus import Store, Tx
+from integration_core.clock import Clock
+from integration_core.envelope import Envelope
+from integration_core.errors import NotFound, PayloadError, TransientError
+from integration_core.models import Catalog, SalesOrder, Shipment, ShipmentMilestone
+from integration_core.orchestrator import (
+    DEFAULT_CONFIG,
+    EVENT_TYPES,
+    Allocated,
+    BackorderFilled,
+    CloseException,
+    Command,
+    CreditApproved,
+    Delivered,
+    Event,
+    EventKind,
+    Invoiced,
+    LabelCreated,
+    LineQuantity,
+    NotifyCustomer,
+    OpenException,
+    OrchestratorConfig,
+    OrderState,
+    Packed,
+    PostInvoice,
+    ReleaseAccepted,
+    ReleaseToWms,
+    RequestCreditCheck,
+    RequestLabel,
+    ReserveInventory,
+    ScheduleTimeout,
+    ShipmentConfirmed,
+    Status,
+    TimeoutFired,
+    Validated,
+    ValidateOrder,
+    handle,
+    is_allowed,
+    start,
+    waiting_on,
+)
+from integration_core.service.erp import ErpTwin
+
+ORDERS = "orders"
+SHIPMENT_ORDER = "shipment_order"
+TIMEOUT_TYPE = "saga.timeout"
+TYPES = ("order.placed", "shipment.confirmed", "shipment.milestone", TIMEOUT_TYPE)
+
+Record = dict[str, Any]
+
+
+def encode_event(event: Event, at: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": event.kind.value, "at": at}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, Shipment):
+            value = value.model_dump(mode="json")
+        elif f.name == "lines":
+            value = [[ln.line_no, ln.quantity_base] for ln in value]
+        out[f.name] = value
+    return out
+
+
+def decode_event(data: dict[str, Any]) -> Event:
+    cls = EVENT_TYPES[EventKind(data["kind"])]
+    args = {k: v for k, v in data.items() if k not in ("kind", "at")}
+    if cls in (Allocated, BackorderFilled):
+        args["lines"] = tuple(LineQuantity(n, q) for n, q in args["lines"])
+    if cls is ShipmentConfirmed:
+        args["shipment"] = Shipment.model_validate(args["shipment"])
+    return cls(**args)
+
+
+class OrderDesk:
+    def __init__(
+        self,
+        erp: ErpTwin,
+        catalog: Catalog,
+        clock: Clock,
+        config: OrchestratorConfig = DEFAULT_CONFIG,
+    ) -> None:
+        self.erp = erp
+        self.catalog = catalog
+        self.clock = clock
+        self.config = config
+        self.timers: list[tuple[float, str, str]] = []
+        """Heap of (due_at, order_id, timeout_id); `due_timers` skips the stale ones, and
+        the saga ignores a TimeoutFired that is not its pending timer anyway."""
+
+    # -- state -------------------------------------------------------------------------------
+
+    def rebuild(self, record: Record) -> OrderState:
+        order = SalesOrder.model_validate(record["order"])
+        state, _ = start(order, record["placed_at"], self.config, self.catalog)
+        for ev in record["events"]:
+            state, _ = handle(state, decode_event(ev), ev["at"], self.config)
+        return state
+
+    @staticmethod
+    def _record(tx: Tx, order_id: str) -> Record | None:
+        found = tx.get(ORDERS, order_id)
+        # A copy: inside a batch `get` may return an object an earlier effect staged.
+        return None if found is None else copy.deepcopy(found)
+
+    def load_timers(self, store: Store) -> int:
+        """After a restart: the pending timer of every order, from the store."""
+        self.timers = [(r["timer"][1], oid, r["timer"][0])
+                       for oid, r in store.state(ORDERS).items() if r.get("timer")]
+        heapq.heapify(self.timers)
+        return len(self.timers)
+
+    def due_timers(self, store: Store, now: float) -> list[tuple[str, str]]:
+        """(order_id, timeout_id) of the timers due that are still their order's pending
+        one (the heap also holds timers the saga replaced or cancelled since)."""
+        out = []
+        while self.timers and self.timers[0][0] <= now:
+            _, order_id, timeout_id = heapq.heappop(self.timers)
+            record = store.get_state(ORDERS, order_id)
+            if record is not None and record.get("timer") and record["timer"][0] == timeout_id:
+                out.append((order_id, timeout_id))
+        return out
+
+    # -- the consumer ------------------------------------------------------------------------
+
+    def handle(self, envelope: Envelope, tx: Tx) -> None:
+        now = self.clock.now()
+        if envelope.type == "order.placed":
+            self._placed(envelope, tx, now)
+        elif envelope.type == "shipment.confirmed":
+            self._confirmed(envelope, tx, now)
+        elif envelope.type == "shipment.milestone":
+            self._milestone(envelope, tx, now)
+        elif envelope.type == TIMEOUT_TYPE:
+            self._timeout(envelope, tx, now)
+        else:
+            raise PayloadError("type", f"the order desk does not handle {envelope.type!r}")
+
+    def _placed(self, envelope: Envelope, tx: Tx, now: float) -> None:
+        order = SalesOrder.model_validate(envelope.payload)
+        if tx.get(ORDERS, order.order_id) is not None:
+            return  # placed before under another message id: the first one counts
+        record: Record = {"order": envelope.payload, "placed_at": now, "events": [],
+                          "trace": [], "exceptions": {}, "timer": None, "tracking": None}
+        _trace_message(record, envelope, now)
+        state, commands = start(order, now, self.config, self.catalog)
+        state = self._carry_out(state, commands, record, tx, now)
+        self._save(tx, state, record)
+
+    def _confirmed(self, envelope: Envelope, tx: Tx, now: float) -> None:
+        shipment = Shipment.model_validate(envelope.payload)
+        record = self._record(tx, shipment.order_id)
+        if record is None:
+            raise NotFound(f"order_id: no order {shipment.order_id!r} for shipment "
+                           f"{shipment.shipment_id!r}; requeue once the order is placed")
+        _trace_message(record, envelope, now)
+        state = self.rebuild(record)
+        if state.status is Status.IN_FULFILMENT:
+            # The confirmation says the goods left: they were packed, and the carrier's label
+            # is the one on the confirmation.
+            record["tracking"] = shipment.tracking
+            state = self._feed(state, Packed(state.order_id), record, tx, now)
+        state = self._feed(state, ShipmentConfirmed(shipment), record, tx, now)
+        tx.put(SHIPMENT_ORDER, shipment.shipment_id, shipment.order_id)
+        self._save(tx, state, record)
+
+    def _milestone(self, envelope: Envelope, tx: Tx, now: float) -> None:
+        m = ShipmentMilestone.model_validate(envelope.payload)
+        order_id = tx.get(SHIPMENT_ORDER, m.shipment_id)
+        if order_id is None:
+            # The confirmation travels under another ordering key and may still be queued.
+            raise TransientError(f"shipment_id: shipment {m.shipment_id!r} is not confirmed yet")
+        record = self._record(tx, order_id)
+        assert record is not None  # the mapping is written with the order's record
+        _trace_message(record, envelope, now)
+        state = self.rebuild(record)
+        if m.milestone.value == "delivered" and is_allowed(state.status, EventKind.DELIVERED):
+            state = self._feed(state, Delivered(order_id, m.shipment_id), record, tx, now)
+        self._save(tx, state, record)
+
+    def _timeout(self, envelope: Envelope, tx: Tx, now: float) -> None:
+        order_id, timeout_id = envelope.payload["order_id"], envelope.payload["timeout_id"]
+        record = self._record(tx, order_id)
+        if record is None:
+            return
+        _trace_message(record, envelope, now)
+        state = self.rebuild(record)
+        if is_allowed(state.status, EventKind.TIMEOUT_FIRED):
+            state = self._feed(state, TimeoutFired(order_id, timeout_id), record, tx, now)
+        self._save(tx, state, record)
+
+    # -- driving the saga --------------------------------------------------------------------
+
+    def _feed(self, state: OrderState, event: Event, record: Record, tx: Tx, now: float
+              ) -> OrderState:
+        state, commands = handle(state, event, now, self.config)
+        record["events"].append(encode_event(event, now))
+        _trace(record, now, "event", event.kind.value, "")
+        return self._carry_out(state, commands, record, tx, now)
+
+    def _carry_out(self, state: OrderState, commands: Iterable[Command], record: Record,
+                   tx: Tx, now: float) -> OrderState:
+        pending = deque(commands)
+        while pending:
+            c = pending.popleft()
+            _trace(record, now, "command", c.kind.value, _detail(c))
+            answer = self._answer(state, c, record, tx, now)
+            if answer is not None:
+                state, more = handle(state, answer, now, self.config)
+                record["events"].append(encode_event(answer, now))
+                _trace(record, now, "event", answer.kind.value, "")
+                pending.extend(more)
+        return state
+
+    def _answer(self, state: OrderState, c: Command, record: Record, tx: Tx, now: float
+                ) -> Event | None:
+        """Carry out one command; the partner's answer, if it gives one at once."""
+        oid = state.order_id
+        if isinstance(c, ValidateOrder):
+            return Validated(oid)  # SKUs and units were checked against the item master
+        if isinstance(c, RequestCreditCheck):
+            self.erp.credit_check()
+            return CreditApproved(oid)
+        if isinstance(c, ReserveInventory):
+            lines = tuple(LineQuantity(ln.line_no, ln.quantity_base) for ln in c.lines)
+            if state.status is Status.BACKORDERED:
+                return BackorderFilled(oid, lines)
+            return Allocated(oid, lines)
+        if isinstance(c, ReleaseToWms):
+            return ReleaseAccepted(oid)
+        if isinstance(c, RequestLabel):
+            return LabelCreated(oid, record.get("tracking") or f"TRK-{oid}")
+        if isinstance(c, PostInvoice):
+            return Invoiced(oid, c.shipment_id, self.erp.post_invoice(tx, c, now))
+        if isinstance(c, ScheduleTimeout):
+            heapq.heappush(self.timers, (c.due_at, oid, c.timeout_id))
+        elif isinstance(c, OpenException):
+            r = c.record
+            record["exceptions"][r.exception_id] = {
+                "type": r.type.value, "severity": r.severity.value, "owner": r.owner.value,
+                "opened_at": r.opened_at, "closed_at": None, "detail": r.detail,
+            }
+        elif isinstance(c, CloseException):
+            known = record["exceptions"].get(c.exception_id)
+            if known is not None:
+                known["closed_at"] = c.at
+        # NotifyCustomer, CancelTimeout: the trace is the record. Cancellations and returns
+        # have no endpoint in this slice, so their commands never come up.
+        return None
+
+    def _save(self, tx: Tx, state: OrderState, record: Record) -> None:
+        record["status"] = state.status.value
+        pending = state.pending_timeout
+        record["timer"] = None if pending is None else [pending.timeout_id, pending.due_at]
+        tx.put(ORDERS, state.order_id, record)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def view(self, store: Store, order_id: str, queued: Iterable[Envelope]) -> dict[str, Any]:
+        """Status and trace of an order; `queued`: its messages not yet handled."""
+        record = store.get_state(ORDERS, order_id)
+        waiting = [
+            {"at": None, "kind": "queued", "name": e.type, "message_id": e.message_id,
+             "correlation_id": e.correlation_id, "causation_id": e.causation_id,
+             "occurred_at": e.occurred_at.isoformat(), "detail": "accepted, not yet handled"}
+            for e in queued if e.correlation_id == order_id
+        ]
+        if record is None:
+            if not waiting:
+                raise NotFound(f"order_id: no order {order_id!r}")
+            return {"order_id": order_id, "status": "received", "waiting_on": "integration",
+                    "lines": [], "shipments": [], "exceptions": [], "pending_timeout": None,
+                    "trace": waiting}
+        state = self.rebuild(record)
+        who = waiting_on(state)
+        return {
+            "order_id": order_id,
+            "status": state.status.value,
+            "waiting_on": None if who is None else who.value,
+            "lines": [{"line_no": ln.line_no, "sku": ln.sku, "ordered": ln.ordered,
+                       "allocated": ln.allocated, "shipped": ln.shipped,
+                       "invoiced": ln.invoiced} for ln in state.lines],
+            "shipments": [{"shipment_id": s.shipment_id, "tracking": s.tracking,
+                           "invoice_id": s.invoice_id, "delivered": s.delivered}
+                          for s in state.shipments],
+            "exceptions": [{"exception_id": k, **v} for k, v in record["exceptions"].items()],
+            "pending_timeout": None if record["timer"] is None else
+            {"timeout_id": record["timer"][0], "due_at": record["timer"][1]},
+            "trace": record["trace"] + waiting,
+        }
+
+
+def _trace(record: Record, at: float, kind: str, name: str, detail: str) -> None:
+    record["trace"].append({"at": at, "kind": kind, "name": name, "message_id": None,
+                            "correlation_id": None, "causation_id": None,
+                            "occurred_at": None, "detail": detail})
+
+
+def _trace_message(record: Record, e: Envelope, at: float) -> None:
+    record["trace"].append({
+        "at": at, "kind": "message", "name": e.type, "message_id": e.message_id,
+        "correlation_id": e.correlation_id, "causation_id": e.causation_id,
+        "occurred_at": e.occurred_at.isoformat(), "detail": f"from {e.source}",
+    })
+
+
+def _detail(c: Command) -> str:
+    if isinstance(c, NotifyCustomer):
+        return f"{c.notice.value}: {c.detail}".rstrip(": ")
+    if isinstance(c, OpenException):
+        return f"{c.record.type.value}: {c.record.detail}"
+    if isinstance(c, ScheduleTimeout):
+        return f"{c.timeout_id} due {c.due_at:.3f} while {c.status.value}"
+    if isinstance(c, PostInvoice):
+        return f"shipment {c.shipment_id}"
+    if isinstance(c, RequestLabel):
+        return f"service {c.service}"
+    return ""

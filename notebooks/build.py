@@ -1,0 +1,338 @@
+"""Writes the experiment notebooks (stock Jupyter, no outputs) from the cell sources below.
+
+    python notebooks/build.py           # rewrite notebooks/*.ipynb
+    python notebooks/build.py --check   # exit 1 if a committed notebook differs
+
+Edit the sources here, not the .ipynb files: tests/test_notebooks.py checks they match. Each
+notebook has one cell tagged `parameters` (papermill's convention); CI runs every notebook with
+small values put in after it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+def setup(imports: str) -> str:
+    return f"""\
+from pathlib import Path
+
+{imports}
+
+from sim.executors import make_executor
+from sim.experiment import run_experiment
+from sim.sweep import expand
+
+# The repository root: the notebook runs from notebooks/ (Jupyter) or from the root.
+ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "scenarios").is_dir())
+BASES = [ROOT / "scenarios" / s for s in SCENARIOS]"""
+
+
+RUN_NOTE = """\
+configs = {configs}
+executor = make_executor(WORKERS, DASK)
+try:
+    exp = run_experiment(configs, REPLICATIONS, executor=executor,
+                         out=ROOT / OUT if OUT else None, {kwargs})
+finally:
+    executor.close()
+print(f"{{len(exp.tables['runs'])}} runs, {{len(exp.failures)}} failed")
+for f in exp.failures:
+    print(f.message())  # seed and the `twin run` command that replays it"""
+
+PATTERN_FILES = """\
+SCENARIOS = ["patterns/direct.toml", "patterns/orchestrated.toml",
+             "patterns/event_driven.toml", "patterns/hybrid.toml"]  # under scenarios/"""
+
+EXECUTION = """\
+WORKERS = None  # local worker processes; None: all cores, 1: inside this kernel
+DASK = None  # a Dask scheduler address such as "tcp://scheduler:8786" spreads the runs"""
+
+
+def compare_patterns() -> list[NotebookNode]:
+    return [
+        new_markdown_cell("""\
+# Compare integration patterns, with confidence intervals
+
+One run of a stochastic simulation proves little. This notebook runs every pattern scenario
+`REPLICATIONS` times (independent seeds, shared between patterns so they face the same
+traffic) and shows the latency of each flow and the divergence between ERP and WMS side by
+side, as means with 95% confidence intervals (Student t). The ranking then orders the
+patterns by one KPI and says when the intervals overlap: no winner is claimed then.
+
+**Change the question** in the parameters cell: `SET` overrides any scenario field for every
+run (dotted paths, e.g. `{"faults.outages": [{"system": "erp", "start_h": 8,
+"duration_h": 4}]}` for a longer outage, `{"warehouses.0.movements_per_hour": 8000}` for a
+busier site); `KPI` picks what the ranking orders by (any name in `sim.kpis.KPIS`);
+`SCENARIOS` can list your own files. More replications narrow the intervals."""),
+        new_code_cell(f"""\
+{PATTERN_FILES}
+REPLICATIONS = 5
+SET = {{}}  # dotted scenario field -> value, applied to every run
+KPI = "unexplained_final_units"  # the ranking's KPI
+{EXECUTION}
+OUT = "results/notebooks/01_compare_patterns"  # under the repository root; None: memory only""",
+                      metadata={"tags": ["parameters"]}),
+        new_code_cell(setup("import matplotlib.pyplot as plt\nimport numpy as np\n"
+                            "from IPython.display import Markdown, display")),
+        new_code_cell(RUN_NOTE.format(configs="expand(BASES, fixed=SET)",
+                                      kwargs='name="compare_patterns", kpi=KPI')),
+        new_markdown_cell("""\
+Each cell: mean over the replications ± the half-width of its 95% confidence interval.
+`(n/N)` means the KPI was undefined in some runs (a flow without samples, or consistency never
+reached after the fault) and the mean is over the n that had it."""),
+        new_code_cell("""\
+from sim.results import summary_table
+
+display(Markdown(summary_table(exp)))"""),
+        new_code_cell("""\
+summ = exp.tables["summary"].set_index(["label", "kpi"])
+labels = [c.label for c in exp.configs]
+panels = {
+    "p95 latency per flow, seconds (log)": ["order_release_p95_s", "inventory_sync_p95_s",
+                                             "ship_to_invoice_p95_s"],
+    "ERP vs WMS divergence, units": ["divergence_max_units", "unexplained_max_units",
+                                     "unexplained_final_units"],
+}
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+width = 0.8 / len(labels)
+for ax, (title, kpis) in zip(axes, panels.items(), strict=True):
+    x = np.arange(len(kpis))
+    for i, label in enumerate(labels):
+        rows = summ.loc[[(label, k) for k in kpis]]
+        ax.bar(x + i * width, rows["mean"], width, yerr=rows["half_width"].fillna(0),
+               capsize=3, label=label)
+    ax.set_xticks(x + width * (len(labels) - 1) / 2, [k.replace("_", " ") for k in kpis],
+                  fontsize=8)
+    ax.set_title(title)
+axes[0].set_yscale("log")
+axes[0].legend(fontsize=8)
+fig.suptitle(f"Mean of {exp.replications} replications; error bars: 95% confidence interval")
+fig.tight_layout()"""),
+        new_markdown_cell("""\
+## Ranking
+
+Ordered by `KPI` (lower is better unless the KPI says otherwise). Intervals that do not
+overlap mean a real difference; overlapping ones do not prove there is none."""),
+        new_code_cell("""\
+print(exp.ranking.verdict(exp.labels))
+exp.tables["ranking"][["rank", "label", "n", "mean", "ci_low", "ci_high", "overlaps"]]"""),
+        new_markdown_cell("""\
+Every table is in `OUT` as Parquet: `sim.results.load(ROOT / OUT)` returns `runs` (one row per
+run and its seed), `summary` (every KPI with n, mean, std, CI, min, max), `ranking`, `configs`
+and `failures`; `experiment.json` records the seeds, package versions and git revision."""),
+    ]
+
+
+def outage_recovery() -> list[NotebookNode]:
+    return [
+        new_markdown_cell("""\
+# Outage recovery: divergence and backlog around an ERP outage
+
+Every pattern scenario runs with the same ERP outage, `REPLICATIONS` times. The plots show,
+over simulated time, the divergence still on its way (in flight), the divergence nobody will
+fix by waiting (unexplained: given up, lost, applied twice), the bus backlog towards the ERP and
+the warehouse work queue (workers blocked on a synchronous ERP call). Lines are the mean over
+replications, bands their min-max. The table gives the time to consistency after the outage
+with its 95% confidence interval, and how many runs never got back to consistent.
+
+**Change the question**: `OUTAGE` is any fault of the scenario schema (`system` may be `erp`,
+`wms`, `core`, a link such as `core_erp`; `kind` `down`, `slow` or `crash`); `SET` overrides
+other fields (e.g. `{"bus.durable": False}` with a `crash` of the `core`)."""),
+        new_code_cell(f"""\
+{PATTERN_FILES}
+OUTAGE = {{"system": "erp", "start_h": 10, "duration_h": 4, "kind": "down"}}
+REPLICATIONS = 3
+SET = {{}}  # dotted scenario field -> value, applied to every run
+HOURS_BEFORE, HOURS_AFTER = 2, 8  # the plotted window around the outage
+{EXECUTION}
+OUT = "results/notebooks/02_outage_recovery"  # under the repository root; None: memory only""",
+                      metadata={"tags": ["parameters"]}),
+        new_code_cell(setup("import matplotlib.pyplot as plt\nimport pandas as pd")),
+        new_code_cell(RUN_NOTE.format(
+            configs='expand(BASES, fixed={**SET, "faults.outages": [OUTAGE]})',
+            kwargs='name="outage_recovery",\n                         '
+                   'kpi="time_to_consistency_s", keep_timeseries=True')),
+        new_code_cell("""\
+ts = exp.tables["timeseries"].merge(exp.tables["configs"][["config_id", "label"]])
+ts["hour"] = ts["t"] / 3600
+start, end = OUTAGE["start_h"], OUTAGE["start_h"] + OUTAGE["duration_h"]
+ts = ts[(ts["hour"] >= start - HOURS_BEFORE) & (ts["hour"] <= end + HOURS_AFTER)]
+series = {"in_flight_units": "in flight, units", "unexplained_units": "unexplained, units",
+          "bus_backlog": "bus backlog, messages", "wms_queue": "warehouse work queue"}
+fig, axes = plt.subplots(len(series), 1, figsize=(11, 10), sharex=True)
+for ax, (column, title) in zip(axes, series.items(), strict=True):
+    for label, part in ts.groupby("label", sort=False):
+        band = part.groupby("hour")[column].agg(["mean", "min", "max"])
+        ax.plot(band.index, band["mean"], lw=1.2, label=label)
+        ax.fill_between(band.index, band["min"], band["max"], alpha=0.15)
+    ax.axvspan(start, end, color="tab:red", alpha=0.1)
+    ax.set_ylabel(title, fontsize=8)
+axes[0].legend(fontsize=8, loc="upper right")
+axes[0].set_title(f"{OUTAGE['system']} {OUTAGE.get('kind', 'down')} from {start:g} h to "
+                  f"{end:g} h (shaded); mean of {exp.replications} replications, band min-max")
+axes[-1].set_xlabel("simulated hours")
+fig.tight_layout()"""),
+        new_markdown_cell("""\
+## Time to consistency
+
+From the end of the outage until unexplained divergence is 0 and in-flight divergence is back
+at its pre-outage level. `never` counts runs that did not get there before the run ended
+(for `direct`, updates given up are never re-sent: it does not recover by itself)."""),
+        new_code_cell("""\
+ttc = exp.tables["summary"].query("kpi == 'time_to_consistency_s'")
+table = pd.DataFrame({
+    "pattern": ttc["label"],
+    "minutes (mean)": ttc["mean"] / 60,
+    "95% CI low": ttc["ci_low"] / 60,
+    "95% CI high": ttc["ci_high"] / 60,
+    "consistent runs": ttc["n"],
+    "never": ttc["missing"],
+}).reset_index(drop=True)
+print(exp.ranking.verdict(exp.labels))
+table.round(1)"""),
+    ]
+
+
+def capacity_planning() -> list[NotebookNode]:
+    return [
+        new_markdown_cell("""\
+# Capacity planning: lag against load, and the saturation knee
+
+Each pattern runs at a range of movement rates (`RATES`, movements per hour in the first
+warehouse), `REPLICATIONS` times each. The first plot shows the p95 inventory-sync lag against
+the rate with 95% confidence intervals: flat while the integration keeps up, then a knee where
+a queue starts to grow without bound (the ERP's rate limit, its API workers, or for `direct`
+the warehouse workers blocked on each call). The second shows updates a direct caller gave up:
+they never reach the latency samples, so a pattern can look fast while dropping work. A
+bisection (`sim.capacity`) then finds, per pattern, the highest rate that keeps the lag under
+`SLO_S` (by the upper bound of the confidence interval, and nothing given up).
+
+**Change the question**: `FIELD` can be any numeric scenario field (e.g.
+`"shop.orders_per_hour"`, with `KPI = "order_release_p95_s"`); `SET` changes the landscape
+(e.g. `{"erp.api.rate_limit_per_min": 2000}` for a bigger ERP plan). High rates are slow to
+simulate: the defaults take several minutes on two cores; fewer `RATES` or `SEARCH = False`
+give a quicker look, `DASK` a bigger machine."""),
+        new_code_cell(f"""\
+{PATTERN_FILES}
+FIELD = "warehouses.0.movements_per_hour"
+RATES = [5000, 15000, 25000, 30000, 35000, 40000]
+KPI = "inventory_sync_p95_s"
+SLO_S = 300  # the baseline's SLO on p95 inventory-sync lag
+KNEE_FACTOR = 3  # the knee: first rate whose mean lag exceeds this x the lowest rate's
+REPLICATIONS = 3
+SET = {{"duration_h": 2, "warmup_h": 0.25, "faults.outages": []}}  # steady load, no outage
+SEARCH = True  # also bisect for the capacity (runs more simulations)
+SEARCH_LO, SEARCH_HI, SEARCH_STEPS = 1000, 45000, 4
+{EXECUTION}
+OUT = "results/notebooks/03_capacity_planning"  # under the repository root; None: memory only""",
+                      metadata={"tags": ["parameters"]}),
+        new_code_cell(setup("import matplotlib.pyplot as plt\nimport pandas as pd\n"
+                            "from IPython.display import display")),
+        new_code_cell(RUN_NOTE.format(configs="expand(BASES, {FIELD: RATES}, SET)",
+                                      kwargs='name="capacity_planning", kpi=KPI')),
+        new_code_cell("""\
+summ = exp.tables["summary"]
+lag = summ[summ["kpi"] == KPI]
+given_up = summ[summ["kpi"] == "updates_given_up"]
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+for name, part in lag.groupby("scenario", sort=False):
+    part = part.sort_values(FIELD)
+    axes[0].errorbar(part[FIELD], part["mean"], yerr=part["half_width"].fillna(0), marker="o",
+                     capsize=3, label=name)
+for name, part in given_up.groupby("scenario", sort=False):
+    part = part.sort_values(FIELD)
+    axes[1].plot(part[FIELD], part["mean"], marker="o", label=name)
+axes[0].axhline(SLO_S, color="tab:red", ls="--", lw=1, label=f"SLO {SLO_S:g} s")
+axes[0].set_yscale("log")
+axes[0].set_ylabel(f"{KPI} (log)")
+axes[1].set_ylabel("updates given up (mean per run)")
+for ax in axes:
+    ax.set_xlabel(FIELD)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+fig.tight_layout()"""),
+        new_code_cell("""\
+def knee(part: pd.DataFrame) -> float | None:
+    part = part.sort_values(FIELD)
+    over = part[part["mean"] > KNEE_FACTOR * part["mean"].iloc[0]]
+    return None if over.empty else float(over[FIELD].iloc[0])
+
+
+def last_under_slo(part: pd.DataFrame) -> float | None:
+    ok = part[(part["ci_high"].fillna(part["mean"]) <= SLO_S)]
+    return None if ok.empty else float(ok[FIELD].max())
+
+
+pd.DataFrame([
+    {"pattern": name, "knee at": knee(part), "highest rate under the SLO": last_under_slo(part)}
+    for name, part in lag.groupby("scenario", sort=False)
+])"""),
+        new_markdown_cell("""\
+## Capacity by bisection
+
+Between `SEARCH_LO` and `SEARCH_HI`, at most `SEARCH_STEPS` halvings after probing both ends;
+each probe is `REPLICATIONS` runs with the same seeds. A probe passes when the upper bound of
+the 95% confidence interval of the mean lag is under `SLO_S` and no run gave an update up."""),
+        new_code_cell("""\
+from sim.capacity import capacity_frame, capacity_search
+
+if SEARCH:
+    executor = make_executor(WORKERS, DASK)
+    try:
+        found = capacity_search(BASES, SLO_S, lo=SEARCH_LO, hi=SEARCH_HI, field=FIELD, kpi=KPI,
+                                replications=REPLICATIONS, steps=SEARCH_STEPS, fixed=SET,
+                                executor=executor,
+                                out=ROOT / OUT / "capacity" if OUT else None)
+    finally:
+        executor.close()
+    display(capacity_frame(found, SLO_S))"""),
+    ]
+
+
+NOTEBOOKS = {
+    "01_compare_patterns.ipynb": compare_patterns,
+    "02_outage_recovery.ipynb": outage_recovery,
+    "03_capacity_planning.ipynb": capacity_planning,
+}
+
+
+def notebook(name: str) -> NotebookNode:
+    nb = new_notebook(cells=NOTEBOOKS[name]())
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"{name[:2]}-{i:02d}"  # stable ids: rebuilding changes nothing
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    nbformat.validate(nb)
+    return nb
+
+
+def text(name: str) -> str:
+    return nbformat.writes(notebook(name)) + "\n"
+
+
+def main() -> int:
+    check = "--check" in sys.argv[1:]
+    stale = []
+    for name in NOTEBOOKS:
+        path = HERE / name
+        if check:
+            if not path.exists() or path.read_text() != text(name):
+                stale.append(name)
+        else:
+            path.write_text(text(name))
+    if stale:
+        print(f"out of date (run python notebooks/build.py): {', '.join(stale)}")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The flat KPIs an experiment reports per run, read from `sim.metrics.summary` (so the
+scenario's warm-up is already cut). One number per name, None when undefined for that run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sim.metrics import FLOWS
+
+
+@dataclass(frozen=True)
+class Kpi:
+    name: str
+    description: str
+    read: Callable[[dict[str, Any]], float | None]
+    lower_is_better: bool = True
+
+
+def _latency(flow: str, stat: str) -> Callable[[dict[str, Any]], float | None]:
+    def read(s: dict[str, Any]) -> float | None:
+        v = s["latency"][flow][stat]
+        return None if v is None else float(v)
+
+    return read
+
+
+def _div(key: str) -> Callable[[dict[str, Any]], float | None]:
+    def read(s: dict[str, Any]) -> float | None:
+        v = s["divergence"][key]
+        return None if v is None else float(v)
+
+    return read
+
+
+def _top(key: str) -> Callable[[dict[str, Any]], float | None]:
+    return lambda s: float(s[key])
+
+
+def _count(key: str) -> Callable[[dict[str, Any]], float | None]:
+    return lambda s: float(s["counts"].get(key, 0))
+
+
+def _calls(system: str) -> Callable[[dict[str, Any]], float | None]:
+    return lambda s: float(s["api_calls"].get(system, 0))
+
+
+def _slos_met(s: dict[str, Any]) -> float | None:
+    return float(sum(x["met"] for x in s["slos"])) if s["slos"] else None
+
+
+_ALL: list[Kpi] = [
+    Kpi(f"{flow}_{stat}_s", f"{stat} latency of {flow}, seconds (after warm-up)",
+        _latency(flow, stat))
+    for flow in FLOWS for stat in ("p50", "p95", "p99")
+] + [
+    Kpi("divergence_max_units", "max |ERP - WMS| on-hand summed over SKU-locations",
+        _div("max_units")),
+    Kpi("divergence_mean_units", "mean divergence over the sampled run", _div("mean_units")),
+    Kpi("divergence_final_units", "divergence at the end of the run", _div("final_units")),
+    Kpi("unexplained_max_units", "max divergence not explained by movements in flight",
+        _div("unexplained_max_units")),
+    Kpi("unexplained_final_units", "unexplained divergence at the end (the damage)",
+        _div("unexplained_final_units")),
+    Kpi("skus_out_of_sync_max", "max SKU-locations that differ", _div("skus_out_of_sync_max")),
+    Kpi("time_to_consistency_s", "end of last fault -> consistent again; None: never",
+        _div("time_to_consistency_s")),
+    Kpi("lost", "acknowledged movements never applied", _top("lost")),
+    Kpi("duplicated", "movements applied more than once", _top("duplicated")),
+    Kpi("unexpected", "applied but never produced", _top("unexpected")),
+    Kpi("updates_given_up", "movements a direct caller gave up on",
+        _count("movements_given_up")),
+    Kpi("warehouse_blocked_s", "warehouse worker time spent waiting on sync calls",
+        _top("warehouse_blocked_s")),
+    Kpi("erp_api_calls", "calls to the ERP API", _calls("erp")),
+    Kpi("wms_api_calls", "calls to the WMS API", _calls("wms")),
+    Kpi("items_out_of_sync_final", "item master records out of sync at the end",
+        _count("items_out_of_sync_final")),
+    Kpi("slos_met", "SLOs met (None without SLOs)", _slos_met, lower_is_better=False),
+]
+
+KPIS: dict[str, Kpi] = {k.name: k for k in _ALL}
+"""Every KPI by name, in report order."""
+
+DEFAULT_KPI = "inventory_sync_p95_s"
+
+HEADLINE = ("inventory_sync_p95_s", "order_release_p95_s", "ship_to_invoice_p95_s",
+            "unexplained_final_units", "time_to_consistency_s", "lost", "duplicated",
+            "updates_given_up", "warehouse_blocked_s")
+"""The columns of the markdown report; every KPI is in the Parquet tables."""
+
+
+def kpi(name: str) -> Kpi:
+    """The KPI called `name`; the error lists the valid names."""
+    try:
+        return KPIS[name]
+    except KeyError:
+        raise ValueError(f"unknown KPI {name!r}; one of: {', '.join(KPIS)}") from None
+
+
+def flatten(summary: dict[str, Any]) -> dict[str, float | None]:
+    """Every KPI of one run's `sim.metrics.summary`."""
+    return {k.name: k.read(summary) for k in _ALL}
