@@ -296,10 +296,152 @@ if SEARCH:
     ]
 
 
+def loadtest_results() -> list[NotebookNode]:
+    return [
+        new_markdown_cell("""\
+# Load-test results: throughput, latency and the checker's verdict
+
+Reads what `make loadtest` (`python -m loadtests.run`) left in `RESULTS`: the CSV files
+locust wrote, and `summary.json` with the service's own numbers gathered after the drain. It
+only reads files: nothing here starts the service or the load generator.
+
+- **Throughput over time**: requests per second sent, and the p95 latency, second by second.
+  The run takes the ERP twin down in the middle (`--outage-at`, `--outage-s`); movements are
+  accepted while it is down and applied once it is back.
+- **Latency percentiles per endpoint**: p50, p95 and p99, in two views. *From the actual
+  send* is what the load generator measures by default. *From the intended send time* starts
+  the clock when the open-model schedule said the request was due: a request held back
+  because the previous one was late counts that wait too. A closed-loop tool leaves that
+  wait out and hides the tail when the server saturates (coordinated omission); when the two
+  views differ, the server could not keep up with the offered rate.
+- **Failures by type**: every request whose answer was not the expected one (a 5xx, a
+  malformed payload accepted, ...), and exceptions in the load generator.
+- **The checker's verdict**: every movement acknowledged with a 2xx must be applied in the
+  ERP twin exactly once. *lost*: acknowledged, never applied; *duplicated*: applied more than
+  once; *unexpected*: applied without being attempted; *recovered*: applied although no
+  acknowledgement came back (harmless: the producer would have retried). Then the
+  reconciliation after the drain and the bus counters.
+
+**Change the question**: run `make loadtest` again, or `python -m loadtests.run` with other
+`--rate` (requests per second offered), `--duration` (seconds), `--users`, `--outage-at`,
+`--outage-s` and `--out`; point `RESULTS` at that `--out` directory. To find where the
+service saturates, run a few rates into separate directories and compare the two latency
+views."""),
+        new_code_cell("""\
+RESULTS = "results/loadtest"  # the run's --out, under the repository root (or absolute)
+OUTAGE_S = (20, 28)  # ERP down, seconds from the start (run.py's defaults); None: not shaded""",
+                      metadata={"tags": ["parameters"]}),
+        new_code_cell("""\
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import display
+
+# The repository root: the notebook runs from notebooks/ (Jupyter) or from the root.
+ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "scenarios").is_dir())
+DIR = ROOT / RESULTS
+if not (DIR / "summary.json").is_file():
+    raise FileNotFoundError(
+        f"no load-test results in {DIR} (summary.json missing): run `make loadtest` first, "
+        "or `python -m loadtests.run --out DIR` and set RESULTS to DIR")
+summary = json.loads((DIR / "summary.json").read_text())
+stats = pd.read_csv(DIR / "locust_stats.csv")
+history = pd.read_csv(DIR / "locust_stats_history.csv", na_values=["N/A"])
+failures = pd.read_csv(DIR / "locust_failures.csv")
+exceptions_csv = DIR / "locust_exceptions.csv"
+exceptions = pd.read_csv(exceptions_csv) if exceptions_csv.exists() else pd.DataFrame()
+print(f"{DIR}: {summary['duration_s']} s at {summary['offered_rate_per_s']:g} requests/s "
+      f"offered; {'PASSED' if summary['ok'] else 'FAILED'}")"""),
+        new_markdown_cell("""\
+## Throughput and p95 over time
+
+Locust's history has one aggregated row per second. Every request is counted twice in it
+(its own entry and its `intended:` entry), so the rate is halved; the p95 is over both
+views together and over locust's last few seconds. The shaded band is the ERP outage
+(`OUTAGE_S`, approximate: it is timed from the start of `run.py`, not recorded in the
+results)."""),
+        new_code_cell("""\
+hist = history[history["Name"] == "Aggregated"].copy()
+hist["t"] = hist["Timestamp"] - hist["Timestamp"].iloc[0]
+# Requests/s from the running total (locust's own column lags and smooths).
+hist["sent_per_s"] = hist["Total Request Count"].diff() / hist["t"].diff() / 2
+fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
+ax1.plot(hist["t"], hist["sent_per_s"], drawstyle="steps-post")
+ax1.axhline(summary["offered_rate_per_s"], color="tab:gray", ls="--", lw=1, label="offered")
+ax1.set_ylabel("requests/s")
+ax1.legend(fontsize=8)
+ax2.plot(hist["t"], hist["95%"], color="tab:orange")
+ax2.set_ylabel("p95 latency, ms\\n(locust's recent window)")
+ax2.set_xlabel("seconds since the load started")
+for ax in (ax1, ax2):
+    if OUTAGE_S and OUTAGE_S[0] < hist["t"].max():  # the outage may come after a short run
+        ax.axvspan(OUTAGE_S[0], min(OUTAGE_S[1], hist["t"].max()), color="tab:red", alpha=0.1)
+    ax.grid(alpha=0.3)
+fig.tight_layout()"""),
+        new_markdown_cell("""\
+## Latency per endpoint: from the actual send and from the intended send time"""),
+        new_code_cell("""\
+PCTS = ["50%", "95%", "99%"]
+per = stats[stats["Name"] != "Aggregated"].copy()
+per[PCTS] = per[PCTS].apply(pd.to_numeric, errors="coerce")
+per["view"] = np.where(per["Type"] == "INTENDED", "intended", "actual")
+per["endpoint"] = per["Name"].str.removeprefix("intended: ").str.removeprefix("POST ")
+views = {"actual": "from the actual send", "intended": "from the intended send time"}
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
+for ax, (view, title) in zip(axes, views.items(), strict=True):
+    part = per[per["view"] == view].set_index("endpoint")
+    part[PCTS].plot.bar(ax=ax, rot=20, width=0.8)
+    ax.set_title(f"Latency {title}")
+    ax.set_ylabel("ms")
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="y", alpha=0.3)
+fig.tight_layout()
+table = per.pivot_table(index="endpoint", columns="view", values=[*PCTS, "Request Count"],
+                        aggfunc="first")
+table.columns = [f"{pct} {view}" for pct, view in table.columns]
+display(table[["Request Count actual", *(f"{p} {v}" for p in PCTS for v in views)]])"""),
+        new_markdown_cell("""\
+## Failures by type"""),
+        new_code_cell("""\
+if failures.empty:
+    print("no failed requests")
+else:
+    display(failures.groupby(["Name", "Error"])["Occurrences"].sum()
+            .sort_values(ascending=False).to_frame())
+if exceptions.empty:
+    print("no exceptions in the load generator")
+else:
+    display(exceptions[["Count", "Message"]])"""),
+        new_markdown_cell("""\
+## The checker's verdict and the service's numbers
+
+Counts of movement ids. `ok` needs the load generator to exit cleanly, none lost,
+duplicated or unexpected, no divergence left after the drain and no dead letter."""),
+        new_code_cell("""\
+checker = summary["checker"]
+verdict = pd.Series({k: v for k, v in checker.items() if k != "examples"}, name="checker")
+display(verdict.to_frame())
+for kind, ids in checker["examples"].items():
+    if ids:
+        print(f"{kind}, e.g.: {', '.join(map(str, ids))}")
+service = {**{f"reconcile: {k}": v for k, v in summary["reconcile"].items()},
+           "dead letters": summary["dead_letters"],
+           **{f"bus: {k}": v for k, v in summary["bus_counters"].items()}}
+display(pd.Series(service, name="after the drain").to_frame())
+print(f"verdict: {'PASSED' if summary['ok'] else 'FAILED'} "
+      f"(load generator exit code {summary['locust_exit_code']})")"""),
+    ]
+
+
 NOTEBOOKS = {
     "01_compare_patterns.ipynb": compare_patterns,
     "02_outage_recovery.ipynb": outage_recovery,
     "03_capacity_planning.ipynb": capacity_planning,
+    "04_loadtest_results.ipynb": loadtest_results,
 }
 
 
