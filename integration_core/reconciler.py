@@ -9,56 +9,8 @@
 For a million rows without a million objects: `diff_arrays(erp, wms, deltas)` and its `Diff`.
 """
 
-from integration_core.reconcile import (
-    AdjustmentRepair,
-    AuditRecord,
-    BalanceTable,
-    Break,
-    BreakKind,
-    Deltas,
-    Diff,
-    Divergence,
-    Keyspace,
-    LoggedMovement,
-    OrderBreak,
-    OrderBreakKind,
-    OrderView,
-    Reconciler,
-    ReconcileResult,
-    Repair,
-    ReplayRepair,
-    Severity,
-    SeverityThresholds,
-    Vocabulary,
-    break_key,
-    decode_movements,
-    diff_arrays,
-    order_breaks,
-)
+# The names live in the `reconcile` package; this module is the entry the docs name.
+from integration_core import reconcile as _reconcile
+from integration_core.reconcile import *  # noqa: F403
 
-__all__ = [
-    "AdjustmentRepair",
-    "AuditRecord",
-    "BalanceTable",
-    "Break",
-    "BreakKind",
-    "Deltas",
-    "Diff",
-    "Divergence",
-    "Keyspace",
-    "LoggedMovement",
-    "OrderBreak",
-    "OrderBreakKind",
-    "OrderView",
-    "ReconcileResult",
-    "Reconciler",
-    "Repair",
-    "ReplayRepair",
-    "Severity",
-    "SeverityThresholds",
-    "Vocabulary",
-    "break_key",
-    "decode_movements",
-    "diff_arrays",
-    "order_breaks",
-]
+__all__ = list(_reconcile.__all__)
