@@ -152,20 +152,40 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every request (costly under "
                                                   "load).")] = False,
+    erp_url: Annotated[str | None, typer.Option(help="Base URL of the ERP (e.g. a `twin "
+                                                     "twins` server's .../erp); default: "
+                                                     "$TWIN_ERP_URL, else twins in process.")]
+    = None,
+    wms_url: Annotated[str | None, typer.Option(help="Base URL of the WMS (.../wms); "
+                                                     "default: $TWIN_WMS_URL.")] = None,
 ) -> None:
     """Run the live integration service (HTTP API v1) under uvicorn, in one process.
 
     API keys come from the environment: TWIN_API_KEY_SHOP, _WMS, _ERP, _CARRIER, _ADMIN (a
-    system without a key cannot call); TWIN_RATE_<SYSTEM> sets its requests per second."""
+    system without a key cannot call); TWIN_RATE_<SYSTEM> sets its requests per second.
+    Without --erp-url/--wms-url (or TWIN_ERP_URL/TWIN_WMS_URL) the ERP and WMS twins run in
+    this process, over <db>.twins.db; with them, the core calls those URLs and sends
+    TWIN_PARTNER_KEY."""
     import os
+    import secrets
 
+    import httpx
     import uvicorn
-    from pydantic import ValidationError
+    from pydantic import SecretStr, ValidationError
 
     from integration_core.service import Settings, create_app
 
+    erp_url = erp_url or os.environ.get("TWIN_ERP_URL")
+    wms_url = wms_url or os.environ.get("TWIN_WMS_URL")
+    remote = erp_url is not None or wms_url is not None
+    if remote and (erp_url is None or wms_url is None):
+        console.print("[red]error:[/red] give both --erp-url and --wms-url, or neither")
+        raise typer.Exit(2)
+    local_key = secrets.token_urlsafe(24)
     try:
-        settings = Settings.from_env(os.environ, db=db, synchronous=synchronous)
+        settings = Settings.from_env(
+            os.environ, db=db, synchronous=synchronous, erp_url=erp_url, wms_url=wms_url,
+            partner_key=None if remote else SecretStr(local_key))
     except ValueError as exc:
         why = str(exc)
         if isinstance(exc, ValidationError):  # paths and messages only: inputs may hold keys
@@ -174,11 +194,47 @@ def serve(
         console.print(f"[red]error:[/red] invalid service settings: {why}")
         raise typer.Exit(2) from None
     systems = ", ".join(k.system for k in settings.keys)
+    transport = None
+    if remote:
+        partners = f"ERP {settings.erp_url}, WMS {settings.wms_url}"
+    else:
+        from sim.live import create_twins_app
+
+        twins_db = settings.db.with_name(settings.db.name + ".twins.db")
+        transport = httpx.ASGITransport(app=create_twins_app(twins_db, local_key))
+        partners = f"ERP and WMS twins in process ({twins_db})"
     console.print(f"serving on http://{host}:{port} (db {settings.db}, synchronous "
-                  f"{settings.synchronous}, keys for: {systems})")
+                  f"{settings.synchronous}, keys for: {systems}; {partners})")
     # One worker: the engine owns the SQLite file and the bus's in-memory queues.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
-                access_log=access_log, workers=1)
+    uvicorn.run(create_app(settings, partner_transport=transport), host=host, port=port,
+                log_level=log_level, access_log=access_log, workers=1)
+
+
+@app.command()
+def twins(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8090,
+    db: Annotated[Path, typer.Option(help="SQLite file of the twins' state.")]
+    = Path("twins.db"),
+    seed: Annotated[int, typer.Option(help="Seed of the flaky fault switch.")] = 0,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the ERP and WMS twins the service calls (under /erp and /wms), with their fault
+    switches (PUT /erp/fault, /wms/fault). Callers send TWIN_PARTNER_KEY as X-Partner-Key."""
+    import os
+
+    import uvicorn
+
+    from sim.live import create_twins_app
+
+    key = os.environ.get("TWIN_PARTNER_KEY", "")
+    if len(key) < 16:
+        console.print("[red]error:[/red] TWIN_PARTNER_KEY: set a key of at least 16 "
+                      "characters (the service sends the same one)")
+        raise typer.Exit(2)
+    console.print(f"twins on http://{host}:{port}/erp and /wms (db {db})")
+    uvicorn.run(create_twins_app(db, key, seed), host=host, port=port, log_level=log_level,
+                access_log=False, workers=1)
 
 
 def _run_progress(total: int | None) -> Progress:

@@ -16,15 +16,18 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, FastAPI, Query, Request, Response
+import httpx
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from integration_core.clock import Clock
@@ -43,6 +46,7 @@ from integration_core.service.config import Settings
 from integration_core.service.engine import Accepted, Engine, divergence
 from integration_core.service.idempotency import MAX_KEY_LENGTH, fingerprint
 from integration_core.service.metrics import CONTENT_TYPE, Labels, Registry
+from integration_core.service.partners import Fault, FaultState, PartnerName, Partners
 from integration_core.service.problems import (
     MEDIA_TYPE,
     FieldError,
@@ -64,8 +68,6 @@ from integration_core.service.schemas import (
     BreakView,
     DeadLetterList,
     DeadLetterView,
-    FaultBody,
-    FaultState,
     Health,
     InventoryView,
     OrderView,
@@ -162,6 +164,13 @@ def _parse(catalog: Catalog, model: type[M], data: Any, prefix: str = "") -> M:
     if not isinstance(data, Mapping):
         raise validation_problem([FieldError(field=prefix or "body",
                                              message="expected a JSON object")])
+    # The schema says RFC 3339 strings; pydantic alone would read a number as Unix seconds.
+    numeric_times = [FieldError(field=f"{prefix}.{name}" if prefix else name,
+                                message="expected an RFC 3339 date-time string, got a number")
+                     for name, f in model.model_fields.items()
+                     if f.annotation is datetime and isinstance(data.get(name), int | float)]
+    if numeric_times:
+        raise validation_problem(numeric_times)
     try:
         return catalog.parse(model, data)
     except ValidationError as exc:
@@ -204,9 +213,14 @@ def _dead_letter_view(d: Any) -> DeadLetterView:
 # -- the app ------------------------------------------------------------------------------------
 
 
-def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+def create_app(settings: Settings, clock: Clock | None = None,
+               partner_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """The service. Opening the store, recovering the bus and starting the background tasks
-    happen in the app's lifespan, so nothing is opened until a server (or test) starts it."""
+    happen in the app's lifespan, so nothing is opened until a server (or test) starts it.
+
+    The ERP and WMS are called over HTTP at `settings.erp_url` / `wms_url`;
+    `partner_transport` (e.g. an `httpx.ASGITransport` of `sim.live`'s twins) carries those
+    calls in process instead of over a socket."""
     gate = Gatekeeper(settings.keys)
     registry = Registry()
     registry.counter("twin_http_requests_total", "HTTP requests by method, route and status.")
@@ -217,7 +231,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = Engine(settings, clock)
-        runner = Runner(engine)
+        partners = Partners(settings.erp_url, settings.wms_url,
+                            settings.partner_key.get_secret_value(),
+                            settings.partner_timeout_s, partner_transport)
+        runner = Runner(engine, partners)
         held.engine, held.runner = engine, runner
         runner.start()
         held.ready = True
@@ -226,6 +243,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         finally:
             held.ready = False
             await runner.stop()
+            await partners.close()
             engine.close()
             held.engine = held.runner = None
 
@@ -236,6 +254,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(MetricsMiddleware, registry=registry)
+
+    def run_() -> Runner:
+        eng()
+        assert held.runner is not None  # set together with the engine
+        return held.runner
 
     def eng() -> Engine:
         if held.engine is None:
@@ -264,8 +287,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
                                          "Request body is not JSON")
             return problem.response(request.url.path)
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette's Allow names one route's methods; a path can
+            # have several routes (GET and PUT /v1/admin/faults/{system}): name all of theirs
+            allowed = {m for r in app.routes if r.matches(request.scope)[0] is Match.PARTIAL
+                       for m in getattr(r, "methods", None) or ()}
+            if allowed:
+                headers["Allow"] = ", ".join(sorted(allowed))
         problem = Problem(exc.status_code, slug, str(exc.detail), str(exc.detail),
-                          headers=exc.headers)
+                          headers=headers)
         return problem.response(request.url.path)
 
     # -- security ----------------------------------------------------------------------------
@@ -453,31 +483,37 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     # -- reads -------------------------------------------------------------------------------
 
     @app.get("/v1/inventory/{sku}", tags=["inventory"], response_model=InventoryView,
-             responses=_problem_responses(*_AUTH, 404), summary="ERP view, WMS view, in flight")
+             responses=_problem_responses(*_AUTH, 404, 503),
+             summary="ERP view, WMS view, in flight")
     async def get_inventory(
         sku: str, who: Annotated[Principal, Depends(need("inventory:read"))]
     ) -> InventoryView:
-        """ERP: the ERP twin's ledger. WMS: the sum of acknowledged movements. In flight:
-        movements queued for the ERP and not yet applied."""
-        return InventoryView.model_validate(eng().inventory(sku))
+        """ERP: the ERP's stock, asked over HTTP (503 while the ERP does not answer). WMS:
+        the sum of acknowledged movements. In flight: movements the ERP has not booked."""
+        return InventoryView.model_validate(await run_().inventory(sku))
 
     @app.post("/v1/erp/applied-counts", tags=["audit"], response_model=AppliedCounts,
-              responses=_problem_responses(*_AUTH, 422),
+              responses=_problem_responses(*_AUTH, 422, 503),
               summary="How many times the ERP applied each movement")
     async def applied_counts(
         body: AppliedCountsBody, who: Annotated[Principal, Depends(need("audit:read"))]
     ) -> AppliedCounts:
-        """For checkers: read back from the ERP twin's state, 0 for never applied."""
-        return AppliedCounts(counts=eng().applied_counts(body.movement_ids))
+        """For checkers: asked of the ERP itself (its bookings, 0 for never booked, and its
+        deliveries received, redeliveries included)."""
+        answer = await run_().partners.applied(body.movement_ids)
+        return AppliedCounts(counts=answer.counts, received=answer.received)
 
     @app.get("/v1/status", tags=["audit"], responses=_problem_responses(*_AUTH),
              summary="Backlog, lag and dead letters per consumer; bus counters")
     async def get_status(
         who: Annotated[Principal, Depends(need("audit:read"))]
     ) -> dict[str, Any]:
-        engine = eng()
+        engine, runner = eng(), run_()
         doc = engine.status()
-        doc["background_failures"] = held.runner.failures if held.runner else 0
+        doc["background_failures"] = runner.failures
+        doc["erp_posting"] = {"calls": runner.erp_posts, "failed_calls": runner.erp_post_failures}
+        doc["outbox"]["failed_calls"] = runner.call_failures
+        doc["reconcile_skipped"] = runner.reconcile_skipped
         return doc
 
     # -- operations --------------------------------------------------------------------------
@@ -522,13 +558,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         return Requeued(id=dead_letter_id, status="requeued")
 
     @app.post("/v1/reconcile", tags=["operations"], response_model=ReconcileView,
-              responses=_problem_responses(*_AUTH), summary="Reconcile ERP against WMS now")
+              responses=_problem_responses(*_AUTH, 503),
+              summary="Reconcile ERP against WMS now")
     async def reconcile(
         who: Annotated[Principal, Depends(need("reconcile:write"))]
     ) -> ReconcileView:
-        """The core's level-triggered reconciler over the ERP ledger, the WMS view and the
-        movements in flight. Repairs are proposed, not applied."""
-        result = eng().reconcile()
+        """The core's level-triggered reconciler over the ERP's stock (asked over HTTP: 503
+        while the ERP does not answer), the WMS view and the movements the ERP has not
+        booked. Repairs are proposed, not applied."""
+        result = await run_().reconcile()
         ordered = sorted(result.breaks, key=lambda b: (b.explained, -abs(b.residual), b.key))
         return ReconcileView(
             **divergence(result),
@@ -539,17 +577,29 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             proposed_repairs=[a.reason for a in result.audit[:100]],
         )
 
-    @app.put("/v1/admin/faults/erp", tags=["operations"], response_model=FaultState,
-             responses=_problem_responses(*_AUTH, 422), summary="Switch the ERP twin down/up")
-    async def erp_fault(
-        body: FaultBody, who: Annotated[Principal, Depends(need("faults:write"))]
+    @app.put("/v1/admin/faults/{system}", tags=["operations"], response_model=FaultState,
+             responses=_problem_responses(*_AUTH, 422, 503),
+             summary="Flip a partner twin's fault switch: up, down, slow, flaky")
+    async def put_fault(
+        system: Annotated[PartnerName, Path(description="erp or wms")], body: Fault,
+        who: Annotated[Principal, Depends(need("faults:write"))],
     ) -> FaultState:
-        """down: every ERP call fails with a retryable error; the bus retries with backoff
-        and dead-letters what outlasts its attempts. up: deliveries resume."""
-        engine = eng()
-        engine.erp.mode = body.mode
-        engine.on_publish()
-        return FaultState(system="erp", mode=body.mode)
+        """Forwarded to the partner (a `twin twins` server, or the twins in process). down:
+        every call refused; slow: each call waits latency_s; flaky: a failure_rate share of
+        calls fail, half after the work was done. The core keeps accepting, retries with
+        backoff, and dead-letters what outlasts its attempts."""
+        state = await run_().partners.set_fault(system, body)
+        eng().on_publish()
+        return state
+
+    @app.get("/v1/admin/faults/{system}", tags=["operations"], response_model=FaultState,
+             responses=_problem_responses(*_AUTH, 422, 503),
+             summary="A partner twin's fault switch and its call counts")
+    async def get_fault(
+        system: Annotated[PartnerName, Path(description="erp or wms")],
+        who: Annotated[Principal, Depends(need("faults:write"))],
+    ) -> FaultState:
+        return await run_().partners.fault(system)
 
     # -- probes and metrics ------------------------------------------------------------------
 
@@ -559,7 +609,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         return Health(status="ok")
 
     @app.get("/readyz", tags=["probes"], response_model=Health,
-             responses=_problem_responses(503))
+             responses={503: {"model": Health, "description": "Not ready (a Health body)"}})
     async def readyz() -> Response:
         """The store is open, the bus recovered and the delivery loop healthy."""
         runner = held.runner
@@ -628,8 +678,8 @@ def _render_metrics(registry: Registry, held: _Holder, gate: Gatekeeper) -> str:
             ("twin_dead_letters", "Dead letters waiting, by consumer.",
              _by("consumer", {**{c: v["dead_letters"] for c, v in consumers.items()},
                               "ingress": status["ingress_dead_letters"]})),
-            ("twin_erp_up", "1 unless the ERP twin's fault switch is down.",
-             {(): float(engine.erp.mode == "up")}),
+            ("twin_outbox_open_calls", "Partner calls written to the outbox and not yet "
+             "answered.", {(): float(len(engine.desk.open_calls))}),
             ("twin_uptime_seconds", "Seconds since the engine started.",
              {(): now - engine.started_at}),
         ]
@@ -659,5 +709,8 @@ def _render_metrics(registry: Registry, held: _Holder, gate: Gatekeeper) -> str:
              {(): float(engine.idempotency.conflicts)}),
             ("twin_background_failures_total", "Background steps that raised.",
              {(): float(runner.failures if runner else 0)}),
+            ("twin_erp_posting_calls_total", "Posting calls to the ERP, by result.",
+             {(("result", "ok"),): float(runner.erp_posts if runner else 0),
+              (("result", "failed"),): float(runner.erp_post_failures if runner else 0)}),
         ]
     return registry.render(gauges=gauges, counters=counters)

@@ -108,6 +108,20 @@ class Settings(BaseModel):
     catalog_file: Path | None = Field(
         None, description="JSON list of canonical Items: the item master to validate against."
     )
+    erp_url: str = Field("http://twins/erp", description="Base URL of the ERP the core posts "
+                         "movements, credit checks and invoices to (`twin twins` serves one).")
+    wms_url: str = Field("http://twins/wms", description="Base URL of the WMS the core "
+                         "releases orders to.")
+    partner_key: SecretStr = Field(SecretStr(""), description="Sent to the partners as "
+                                   "X-Partner-Key.")
+    partner_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        5.0, description="Timeout of one call to a partner; a timed-out call is retried.")
+    erp_batch: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        500, description="Most movements posted to the ERP in one call.")
+    erp_concurrency: Annotated[int, Field(ge=1, le=64)] = Field(
+        2, description="ERP posting calls in flight at once (ordering keys never overlap).")
+    call_concurrency: Annotated[int, Field(ge=1, le=256)] = Field(
+        8, description="Outbox calls (credit checks, releases, invoices) in flight at once.")
 
     @model_validator(mode="after")
     def _unique(self) -> Settings:
@@ -143,7 +157,8 @@ class Settings(BaseModel):
         ``TWIN_API_KEY_<SYSTEM>``: the key of shop, wms, erp, carrier or admin (a system
         without one cannot call); ``TWIN_RATE_<SYSTEM>``: its requests per second (burst is
         twice that); ``TWIN_DB``, ``TWIN_SYNCHRONOUS``, ``TWIN_BATCH_MAX``,
-        ``TWIN_RECONCILE_INTERVAL_S``, ``TWIN_CATALOG_SKUS``, ``TWIN_CATALOG_FILE``."""
+        ``TWIN_RECONCILE_INTERVAL_S``, ``TWIN_CATALOG_SKUS``, ``TWIN_CATALOG_FILE``,
+        ``TWIN_ERP_URL``, ``TWIN_WMS_URL``, ``TWIN_PARTNER_KEY``."""
         env = os.environ if environ is None else environ
         keys = []
         for system in SYSTEMS:
@@ -159,7 +174,7 @@ class Settings(BaseModel):
             raise ValueError(f"no API keys: set at least one of {names}")
         fields: dict[str, Any] = {"keys": tuple(keys)}
         for name in ("db", "synchronous", "batch_max", "reconcile_interval_s", "catalog_skus",
-                     "catalog_file"):
+                     "catalog_file", "erp_url", "wms_url", "partner_key"):
             value = env.get(f"TWIN_{name.upper()}")
             if value:
                 fields[name] = value

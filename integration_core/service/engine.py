@@ -1,11 +1,14 @@
 """The service's engine: the same core objects the simulator drives, given a real clock.
 
-One `SQLiteStore` file holds the bus log, the consumers' inboxes and state, dead letters and
-(through a second connection) idempotency records. Consumers:
+One `SQLiteStore` file holds the bus log, the consumers' inboxes and state, dead letters,
+the order desk's outbox and (through a second connection) idempotency records. Consumers:
 
-- ``wms``: the WMS view, the sum of acknowledged movements (``wms_on_hand``);
-- ``erp``: the ERP twin's ledger (``erp_on_hand``, ``erp_applied``);
-- ``orders``: the order desk, which drives the order-to-ship saga.
+- ``wms``: the WMS view, the sum of acknowledged movements (``wms_on_hand``), local;
+- ``erp``: remote. The runner takes its due deliveries, posts them to the ERP over HTTP and
+  settles them here (`settle_erp`): acked when the ERP booked them, retried or dead-lettered
+  when it did not. The ERP books a message id once, so a redelivery is harmless;
+- ``orders``: the order desk, which drives the order-to-ship saga (its partner calls go
+  through the outbox, see `orders`).
 
 Everything here is synchronous and runs on the event loop's thread, one call at a time: the
 store's connection is never used by two threads, and a request's read-check-write (an
@@ -16,14 +19,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from integration_core.bus import Bus, DeadLetter, PublishResult, SQLiteStore, Tx
+from integration_core.bus import Bus, DeadLetter, Delivery, PublishResult, SQLiteStore, Tx
 from integration_core.clock import Clock, SystemClock
 from integration_core.envelope import Envelope, trusted_envelope, wrap
 from integration_core.errors import NotFound
@@ -36,10 +39,16 @@ from integration_core.models import (
 )
 from integration_core.reconciler import BalanceTable, Keyspace, Reconciler, ReconcileResult
 from integration_core.service.config import Settings
-from integration_core.service.erp import ErpTwin
 from integration_core.service.idempotency import IdempotencyStore
 from integration_core.service.ledger import Ledger, RowKey, add_deltas, movement_fields
-from integration_core.service.orders import SHIPMENT_ORDER, TIMEOUT_TYPE, TYPES, OrderDesk
+from integration_core.service.orders import (
+    REPLY_TYPE,
+    SHIPMENT_ORDER,
+    TIMEOUT_TYPE,
+    TYPES,
+    OrderDesk,
+)
+from integration_core.service.partners import Posting, Stock
 
 MOVEMENT = "inventory.movement"
 WMS_ON_HAND = "wms_on_hand"
@@ -70,21 +79,19 @@ class Engine:
         self.store = SQLiteStore(settings.db, synchronous=settings.synchronous)
         self.idempotency = IdempotencyStore(settings.db, settings.synchronous)
         self.bus = Bus(self.store, settings.retry_policy(), np.random.default_rng(settings.seed))
-        self.erp = ErpTwin()
         self.wms = Ledger(WMS_ON_HAND)
-        self.desk = OrderDesk(self.erp, self.catalog, self.clock)
+        self.desk = OrderDesk(self.catalog, self.clock)
         # A restarted engine resumes each consumer where its inbox says it was.
         self.bus.subscribe("wms", [MOVEMENT], from_beginning=True)
         self.bus.subscribe("erp", [MOVEMENT], from_beginning=True)
         self.bus.subscribe("orders", TYPES, from_beginning=True)
         self.handlers: dict[str, Callable[[Envelope, Tx], None]] = {
-            # wms first: the WMS view is never behind the ERP within one transaction.
             "wms": self._wms_apply,
-            "erp": self.erp.apply_movement,
             "orders": self.desk.handle,
         }
         self.recovered = {c: self.bus.backlog(c) for c in CONSUMERS}
         self.desk.load_timers(self.store)
+        self.desk.load_calls(self.store)
         self.reconciler = Reconciler(self.catalog, epoch=EPOCH)
         self.keys = Keyspace()
         self.last_reconcile: ReconcileResult | None = None
@@ -163,14 +170,74 @@ class Engine:
     def next_due_at(self) -> float | None:
         return self.bus.next_due_at()
 
+    # -- the remote ERP consumer --------------------------------------------------------------
+
+    def erp_due(self, now: float, limit: int) -> list[Delivery]:
+        """Movements due to the ERP, marked in flight (at most one per ordering key)."""
+        return self.bus.due(now, limit, consumers=["erp"])
+
+    @staticmethod
+    def posting(d: Delivery) -> Posting:
+        mid, sku, location, lot, delta = movement_fields(d.envelope)
+        return Posting(message_id=d.envelope.message_id, movement_id=mid, sku=sku,
+                       location=location, lot=lot, delta=delta)
+
+    def settle_erp(self, deliveries: Sequence[Delivery], error: Exception | None,
+                   now: float) -> None:
+        """Ack what the ERP booked (or had booked before); retry or dead-letter on `error`,
+        in one transaction."""
+        with self.store.batch():
+            for d in deliveries:
+                if error is None:
+                    self.bus.ack(d, now)
+                else:
+                    self.outcomes[self.bus.nack(d, error, now).value] += 1
+        if error is None:
+            self.outcomes["applied"] += len(deliveries)
+        else:
+            self.on_publish()  # retries are due later: the delivery loop recomputes its sleep
+
+    def publish_reply(self, call: dict[str, Any], answer: dict[str, Any] | None,
+                      error: str | None) -> None:
+        """A partner's answer to an outbox call, on its way back to the order desk."""
+        oid = call["order_id"]
+        env = trusted_envelope(
+            message_id=_message_id(f"{REPLY_TYPE}:{call['call_id']}"), type=REPLY_TYPE,
+            schema_version=1, source=call["op"], occurred_at=datetime.fromtimestamp(
+                self.clock.now(), UTC), correlation_id=oid, causation_id=None, key=oid,
+            payload={"call_id": call["call_id"], "answer": answer, "error": error},
+        )
+        self._publish([env])
+
     # -- reads -------------------------------------------------------------------------------
 
-    def inventory(self, sku: str) -> dict[str, Any]:
+    def check_sku(self, sku: str) -> None:
         if sku not in self.catalog.items:
             raise NotFound(f"sku: unknown SKU {sku!r}")
-        erp = self.erp.rows(self.store, sku)
-        wms = add_deltas(self.wms.rows(self.store, sku), self.bus.in_flight("wms"), sku)
-        to_erp = [e for e in self.bus.in_flight("erp") if e.payload.get("sku") == sku]
+
+    def snapshot(self, sku: str | None = None) -> tuple[dict[RowKey, int], list[Envelope]]:
+        """The WMS view (what its consumer applied plus what it has queued) and the movements
+        not yet acknowledged by the ERP, at one instant: the runner fences ERP deliveries off
+        while it asks the ERP, so the ERP's answer describes the same instant."""
+        if sku is None:
+            wms = add_deltas(self.wms.table(self.store), self.bus.in_flight("wms"))
+            pending = [e for e in self.bus.in_flight("erp") if e.type == MOVEMENT]
+        else:
+            wms = add_deltas(self.wms.rows(self.store, sku), self.bus.in_flight("wms"), sku)
+            pending = [e for e in self.bus.in_flight("erp") if e.payload.get("sku") == sku]
+        return wms, pending
+
+    @staticmethod
+    def unbooked(pending: list[Envelope], stock: Stock) -> list[Envelope]:
+        """Pending movements the ERP has not booked yet: the ones truly in flight (a booking
+        whose answer was lost is in the ERP's stock already)."""
+        booked = set(stock.booked)
+        return [e for e in pending if e.payload["movement_id"] not in booked]
+
+    def inventory(self, sku: str, wms: dict[RowKey, int], pending: list[Envelope],
+                  stock: Stock) -> dict[str, Any]:
+        erp = {(s, loc, lot): q for s, loc, lot, q in stock.rows}
+        to_erp = self.unbooked(pending, stock)
         flight = add_deltas({}, to_erp, sku)
         rows = []
         unexplained = 0
@@ -199,9 +266,6 @@ class Engine:
         self.bus.requeue(dead_letter_id, self.clock.now(), fixed)
         self.on_publish()
 
-    def applied_counts(self, movement_ids: Iterable[str]) -> dict[str, int]:
-        return self.erp.applied_counts(self.store, movement_ids)
-
     def status(self) -> dict[str, Any]:
         now = self.clock.now()
         dead = Counter(d.consumer for d in self.bus.dead_letters())
@@ -212,25 +276,26 @@ class Engine:
                 for c in CONSUMERS
             },
             "ingress_dead_letters": dead.get("ingress", 0),
+            "outbox": {"open_calls": len(self.desk.open_calls)},
             "next_due_at": self.bus.next_due_at(),
             "counters": self.bus.counters.as_dict(),
             "outcomes": dict(self.outcomes),
-            "erp_mode": self.erp.mode,
             "last_reconcile": None if self.last_reconcile is None else
             divergence(self.last_reconcile),
         }
 
     # -- reconciliation ----------------------------------------------------------------------
 
-    def reconcile(self, now: float | None = None) -> ReconcileResult:
-        """ERP against WMS, with the movements still on their way to the ERP in flight.
+    def reconcile(self, wms: dict[RowKey, int], pending: list[Envelope], stock: Stock,
+                  now: float | None = None) -> ReconcileResult:
+        """ERP against WMS (both from one `snapshot` instant), with the movements the ERP has
+        not booked yet in flight.
 
         A movement the ERP dead-lettered is not in flight: its units are unexplained until
         someone requeues it (the reconciler's repairs are reported, not applied, here)."""
         now = self.clock.now() if now is None else now
-        erp = self.erp.table(self.store)
-        wms = add_deltas(self.wms.table(self.store), self.bus.in_flight("wms"))
-        in_flight = [_movement(e) for e in self.bus.in_flight("erp") if e.type == MOVEMENT]
+        erp = {(s, loc, lot): q for s, loc, lot, q in stock.rows}
+        in_flight = [_movement(e) for e in self.unbooked(pending, stock)]
         self.reconcile_runs += 1
         result = self.reconciler.run(
             BalanceTable.from_dict(erp, self.keys), BalanceTable.from_dict(wms, self.keys), now,

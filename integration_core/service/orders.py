@@ -9,12 +9,17 @@ State, per order, in the store's ``orders`` namespace: the order, the events fed
 `handle` again: `handle` is pure, so the fold gives back exactly the state it had, and no
 hand-written serializer of `OrderState` can drift from the real thing.
 
-Partner answers in this slice are immediate and in-process: the ERP twin validates (the API
-already checked the item master), approves credit, allocates in full and posts invoices; the
-WMS twin accepts releases; a WMS shipment confirmation for an order still in fulfilment
-implies it was packed, and the carrier twin labels it (tracking from the confirmation). A
-carrier "delivered" milestone feeds `Delivered`. The ERP's fault switch makes its answers
-fail with a retryable error, so orders then wait on the bus's retries like movements do.
+Calls to partners go through a transactional outbox: the credit check and the invoice (ERP)
+and the release (WMS) are written to the ``outbox`` namespace in the same transaction as the
+saga's state. The runner makes the HTTP call (retrying while the partner is down) and
+publishes its answer as a ``partner.reply`` message, which comes back here through the inbox
+and feeds the saga. A call is therefore made at least once and its answer applied once; the
+partners are idempotent per order or shipment id.
+
+Answers the saga gets at once: validation (the API checked the item master), allocation in
+full, and the carrier's label (tracking from the WMS's confirmation: a confirmation for an
+order still in fulfilment implies it was packed). A carrier "delivered" milestone feeds
+`Delivered`.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from integration_core.orchestrator import (
     CloseException,
     Command,
     CreditApproved,
+    CreditHeld,
     Delivered,
     Event,
     EventKind,
@@ -52,6 +58,7 @@ from integration_core.orchestrator import (
     Packed,
     PostInvoice,
     ReleaseAccepted,
+    ReleaseRejected,
     ReleaseToWms,
     RequestCreditCheck,
     RequestLabel,
@@ -67,12 +74,13 @@ from integration_core.orchestrator import (
     start,
     waiting_on,
 )
-from integration_core.service.erp import ErpTwin
 
 ORDERS = "orders"
 SHIPMENT_ORDER = "shipment_order"
+OUTBOX = "outbox"
 TIMEOUT_TYPE = "saga.timeout"
-TYPES = ("order.placed", "shipment.confirmed", "shipment.milestone", TIMEOUT_TYPE)
+REPLY_TYPE = "partner.reply"
+TYPES = ("order.placed", "shipment.confirmed", "shipment.milestone", TIMEOUT_TYPE, REPLY_TYPE)
 
 Record = dict[str, Any]
 
@@ -102,18 +110,21 @@ def decode_event(data: dict[str, Any]) -> Event:
 class OrderDesk:
     def __init__(
         self,
-        erp: ErpTwin,
         catalog: Catalog,
         clock: Clock,
         config: OrchestratorConfig = DEFAULT_CONFIG,
     ) -> None:
-        self.erp = erp
         self.catalog = catalog
         self.clock = clock
         self.config = config
         self.timers: list[tuple[float, str, str]] = []
         """Heap of (due_at, order_id, timeout_id); `due_timers` skips the stale ones, and
         the saga ignores a TimeoutFired that is not its pending timer anyway."""
+        self.open_calls: set[str] = set()
+        """Outbox calls written and not yet answered. May hold a call whose transaction
+        rolled back: `open_call` checks the store, like `due_timers` does."""
+        self.new_calls: list[str] = []
+        """Calls written since the runner last looked."""
 
     # -- state -------------------------------------------------------------------------------
 
@@ -136,6 +147,24 @@ class OrderDesk:
                        for oid, r in store.state(ORDERS).items() if r.get("timer")]
         heapq.heapify(self.timers)
         return len(self.timers)
+
+    def load_calls(self, store: Store) -> list[str]:
+        """After a restart: every outbox call without an answer (made again: at least once)."""
+        self.open_calls = {k for k, v in store.state(OUTBOX).items() if v and not v.get("done")}
+        self.new_calls = sorted(self.open_calls)
+        return self.new_calls
+
+    def take_new_calls(self) -> list[str]:
+        out, self.new_calls = self.new_calls, []
+        return out
+
+    def open_call(self, store: Store, call_id: str) -> dict[str, Any] | None:
+        """The call's outbox record if it still waits for an answer."""
+        entry = store.get_state(OUTBOX, call_id)
+        if entry is None or entry.get("done"):
+            self.open_calls.discard(call_id)
+            return None
+        return dict(entry)
 
     def due_timers(self, store: Store, now: float) -> list[tuple[str, str]]:
         """(order_id, timeout_id) of the timers due that are still their order's pending
@@ -160,6 +189,8 @@ class OrderDesk:
             self._milestone(envelope, tx, now)
         elif envelope.type == TIMEOUT_TYPE:
             self._timeout(envelope, tx, now)
+        elif envelope.type == REPLY_TYPE:
+            self._reply(envelope, tx, now)
         else:
             raise PayloadError("type", f"the order desk does not handle {envelope.type!r}")
 
@@ -216,6 +247,34 @@ class OrderDesk:
             state = self._feed(state, TimeoutFired(order_id, timeout_id), record, tx, now)
         self._save(tx, state, record)
 
+    def _reply(self, envelope: Envelope, tx: Tx, now: float) -> None:
+        p = envelope.payload
+        entry = tx.get(OUTBOX, p["call_id"])
+        if entry is None or entry.get("done"):
+            return  # answered before (a call made twice around a restart)
+        tx.put(OUTBOX, p["call_id"], {**entry, "done": now})
+        self.open_calls.discard(p["call_id"])
+        record = self._record(tx, entry["order_id"])
+        assert record is not None  # the call was written with the order's record
+        _trace_message(record, envelope, now)
+        state = self.rebuild(record)
+        event = _reply_event(entry, p)
+        if event is not None and is_allowed(state.status, event.kind):
+            state = self._feed(state, event, record, tx, now)
+        else:
+            _trace(record, now, "note", "answer not used",
+                   f"{entry['op']} answered while {state.status.value}")
+        self._save(tx, state, record)
+
+    def _call(self, tx: Tx, record: Record, order_id: str, op: str, body: dict[str, Any],
+              now: float) -> None:
+        record["calls"] = n = record.get("calls", 0) + 1
+        call_id = f"{order_id}/{n}:{op}"
+        tx.put(OUTBOX, call_id, {"call_id": call_id, "order_id": order_id, "op": op,
+                                 "body": body, "at": now})
+        self.open_calls.add(call_id)
+        self.new_calls.append(call_id)
+
     # -- driving the saga --------------------------------------------------------------------
 
     def _feed(self, state: OrderState, event: Event, record: Record, tx: Tx, now: float
@@ -246,19 +305,28 @@ class OrderDesk:
         if isinstance(c, ValidateOrder):
             return Validated(oid)  # SKUs and units were checked against the item master
         if isinstance(c, RequestCreditCheck):
-            self.erp.credit_check()
-            return CreditApproved(oid)
+            self._call(tx, record, oid, "credit_check", {
+                "order_id": oid, "customer_id": c.customer_id, "amount": str(c.amount)}, now)
+            return None
         if isinstance(c, ReserveInventory):
             lines = tuple(LineQuantity(ln.line_no, ln.quantity_base) for ln in c.lines)
             if state.status is Status.BACKORDERED:
                 return BackorderFilled(oid, lines)
             return Allocated(oid, lines)
         if isinstance(c, ReleaseToWms):
-            return ReleaseAccepted(oid)
+            self._call(tx, record, oid, "release", {
+                "order_id": oid, "lines": [{"line_no": ln.line_no, "sku": ln.sku,
+                                            "quantity_base": ln.quantity_base}
+                                           for ln in c.lines]}, now)
+            return None
         if isinstance(c, RequestLabel):
             return LabelCreated(oid, record.get("tracking") or f"TRK-{oid}")
         if isinstance(c, PostInvoice):
-            return Invoiced(oid, c.shipment_id, self.erp.post_invoice(tx, c, now))
+            self._call(tx, record, oid, "invoice", {
+                "shipment_id": c.shipment_id, "order_id": oid,
+                "lines": [{"sku": ln.sku, "quantity_base": ln.quantity_base,
+                           "unit_price": str(ln.unit_price)} for ln in c.lines]}, now)
+            return None
         if isinstance(c, ScheduleTimeout):
             heapq.heappush(self.timers, (c.due_at, oid, c.timeout_id))
         elif isinstance(c, OpenException):
@@ -315,6 +383,24 @@ class OrderDesk:
             {"timeout_id": record["timer"][0], "due_at": record["timer"][1]},
             "trace": record["trace"] + waiting,
         }
+
+
+def _reply_event(entry: dict[str, Any], reply: dict[str, Any]) -> Event | None:
+    """The saga event a partner's answer stands for (None: an invoice the ERP refused,
+    which the saga's invoice timeout turns into an exception)."""
+    oid, op, answer = entry["order_id"], entry["op"], reply.get("answer") or {}
+    error = reply.get("error")
+    if op == "credit_check":
+        if error is None and answer.get("approved"):
+            return CreditApproved(oid)
+        return CreditHeld(oid, error or answer.get("reason", ""))
+    if op == "release":
+        if error is None and answer.get("accepted"):
+            return ReleaseAccepted(oid)
+        return ReleaseRejected(oid, error or answer.get("reason", "") or "refused")
+    if op == "invoice" and error is None:
+        return Invoiced(oid, entry["body"]["shipment_id"], answer["invoice_id"])
+    return None
 
 
 def _trace(record: Record, at: float, kind: str, name: str, detail: str) -> None:

@@ -1,30 +1,64 @@
-"""Background tasks that give the engine time: the bus's delivery loop, the saga's timers, the
-reconciler and the pruning of old idempotency records.
+"""Background tasks that give the engine time: the bus's delivery loop, the ERP posting
+workers, the outbox caller, the saga's timers, the reconciler and the pruning of old
+idempotency records.
 
 The delivery loop does what the simulator's bridge does in virtual time: handle what is due,
 then sleep until `next_due_at()` or until a publish wakes it. After a wake-up it waits
 `coalesce_s` so one store transaction carries several messages.
+
+The ERP workers post due movements to the ERP in batches over HTTP and settle them. A reading
+of the ERP (reconciliation, an inventory view) *fences* them: no posting is on the wire while
+the WMS view, the unacknowledged movements and the ERP's stock are taken, so the three describe
+one instant and a movement is never counted both booked and in flight, or neither.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 from collections.abc import Coroutine
 from typing import Any
 
+import numpy as np
+
+from integration_core.envelope import Envelope
+from integration_core.errors import InteropError, PayloadError, TransientError
+from integration_core.reconciler import ReconcileResult
 from integration_core.service.engine import Engine
+from integration_core.service.ledger import RowKey
+from integration_core.service.partners import (
+    CreditCheck,
+    InvoiceRequest,
+    Partners,
+    Release,
+    Stock,
+)
 
 log = logging.getLogger("interop_twin.service")
 IDEMPOTENCY_TTL_S = 24 * 3600.0
 
 
 class Runner:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, partners: Partners) -> None:
         self.engine = engine
+        self.partners = partners
         self.settings = engine.settings
         self._wake = asyncio.Event()
+        self._erp_wake = asyncio.Event()
+        self._calls_wake = asyncio.Event()
+        self._open = asyncio.Event()  # cleared while a reading of the ERP fences postings
+        self._open.set()
+        self._fences = 0
+        self._posting = 0  # ERP posting calls on the wire
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._call_rng = np.random.default_rng(engine.settings.seed + 1)
+        self._call_slots = asyncio.Semaphore(engine.settings.call_concurrency)
+        self._call_tasks: set[asyncio.Task[None]] = set()
+        self.erp_posts = self.erp_post_failures = self.call_failures = 0
+        self.reconcile_skipped = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.failures = 0
         """Background steps that raised (the step is retried; the count is in /metrics)."""
@@ -33,10 +67,14 @@ class Runner:
 
     def wake(self) -> None:
         self._wake.set()
+        self._erp_wake.set()
 
     def start(self) -> None:
         self.engine.on_publish = self.wake
         self._spawn(self._deliver(), "deliver")
+        for i in range(self.settings.erp_concurrency):
+            self._spawn(self._erp_worker(), f"erp-{i}")
+        self._spawn(self._calls(), "calls")
         self._spawn(self._timers(), "timers")
         self._spawn(self._reconcile(), "reconcile")
 
@@ -45,9 +83,10 @@ class Runner:
 
     async def stop(self) -> None:
         self._stopping = True  # a loop that missed its cancellation still ends
-        for t in self._tasks:
+        tasks = [*self._tasks, *self._call_tasks]
+        for t in tasks:
             t.cancel()
-        for t in self._tasks:
+        for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._tasks.clear()
@@ -63,6 +102,8 @@ class Runner:
             self._wake.clear()  # before the pump: a publish during it sets the event again
             try:
                 engine.pump(clock.now())
+                if engine.desk.new_calls:
+                    self._calls_wake.set()
             except Exception:  # e.g. disk full: keep the loop alive, report, retry
                 # Deliveries taken by the failed transaction stay marked in flight in the
                 # bus's memory: /readyz reports not ready until a restart recovers them.
@@ -84,6 +125,135 @@ class Runner:
             if coalesce:
                 await asyncio.sleep(coalesce)
 
+    async def _sleep(self, event: asyncio.Event, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, timeout)):
+                await event.wait()
+
+    # -- the ERP -----------------------------------------------------------------------------
+
+    async def _erp_worker(self) -> None:
+        engine, clock, batch = self.engine, self.engine.clock, self.settings.erp_batch
+        while not self._stopping:
+            while not self._open.is_set():
+                await self._open.wait()
+            self._erp_wake.clear()
+            deliveries = engine.erp_due(clock.now(), batch)
+            if not deliveries:
+                nxt, now = engine.next_due_at(), clock.now()
+                idle = self.settings.idle_poll_s
+                await self._sleep(self._erp_wake, idle if nxt is None else min(idle, nxt - now))
+                continue
+            self._posting += 1
+            self._quiet.clear()
+            try:
+                error: Exception | None = None
+                try:
+                    await self.partners.post_movements([engine.posting(d) for d in deliveries])
+                    self.erp_posts += 1
+                except InteropError as exc:
+                    error = exc
+                except Exception as exc:  # a bug in an answer: retry, and say so in the log
+                    log.exception("posting to the ERP failed unexpectedly")
+                    error = TransientError(f"erp: {type(exc).__name__}: {exc}")
+                if error is not None:
+                    self.erp_post_failures += 1
+                try:
+                    engine.settle_erp(deliveries, error, clock.now())
+                except Exception:  # the store failed: these stay in flight until a restart
+                    self.healthy = False
+                    self._failed("ERP settlement")
+                    await asyncio.sleep(self.settings.idle_poll_s)
+            finally:
+                self._posting -= 1
+                if self._posting == 0:
+                    self._quiet.set()
+
+    async def erp_view(self, sku: str | None = None
+                       ) -> tuple[dict[RowKey, int], list[Envelope], Stock]:
+        """The WMS view, the unacknowledged movements and the ERP's stock at one instant.
+        Raises `TransientError` when the ERP does not answer."""
+        self._fences += 1
+        self._open.clear()
+        try:
+            while self._posting:
+                await self._quiet.wait()
+            wms, pending = self.engine.snapshot(sku)
+            stock = await self.partners.stock(sku, [e.payload["movement_id"] for e in pending])
+        finally:
+            self._fences -= 1
+            if self._fences == 0:
+                self._open.set()
+        return wms, pending, stock
+
+    async def reconcile(self) -> ReconcileResult:
+        wms, pending, stock = await self.erp_view()
+        return self.engine.reconcile(wms, pending, stock)
+
+    async def inventory(self, sku: str) -> dict[str, Any]:
+        self.engine.check_sku(sku)
+        wms, pending, stock = await self.erp_view(sku)
+        return self.engine.inventory(sku, wms, pending, stock)
+
+    # -- the outbox --------------------------------------------------------------------------
+
+    async def _calls(self) -> None:
+        """Make the order desk's outbox calls, retrying each with backoff until the partner
+        answers (a 4xx is an answer too: a refusal)."""
+        engine, clock, desk = self.engine, self.engine.clock, self.engine.desk
+        queue: list[tuple[float, str, int]] = []  # (due_at, call_id, attempt)
+        while not self._stopping:
+            self._calls_wake.clear()
+            now = clock.now()
+            for call_id in desk.take_new_calls():
+                heapq.heappush(queue, (now, call_id, 1))
+            while queue and queue[0][0] <= now:
+                _, call_id, attempt = heapq.heappop(queue)
+                call = desk.open_call(engine.store, call_id)
+                if call is None:
+                    continue
+                await self._call_slots.acquire()
+                task = asyncio.get_running_loop().create_task(self._call(call, attempt, queue))
+                self._call_tasks.add(task)
+                task.add_done_callback(self._call_tasks.discard)
+            timeout = self.settings.idle_poll_s if not queue else queue[0][0] - clock.now()
+            await self._sleep(self._calls_wake, min(timeout, self.settings.idle_poll_s))
+
+    async def _call(self, call: dict[str, Any], attempt: int,
+                    queue: list[tuple[float, str, int]]) -> None:
+        try:
+            op, body, p = call["op"], call["body"], self.partners
+            try:
+                if op == "credit_check":
+                    answer = (await p.credit_check(CreditCheck(**body))).model_dump()
+                elif op == "release":
+                    answer = (await p.release(Release(**body))).model_dump()
+                elif op == "invoice":
+                    answer = (await p.invoice(InvoiceRequest(**body))).model_dump()
+                else:
+                    raise PayloadError("op", f"unknown outbox call {op!r}")
+            except PayloadError as exc:  # refused for good: the saga hears a refusal
+                self.engine.publish_reply(call, None, str(exc))
+                return
+            except Exception as exc:  # down, slow, flaky or a bug: try again later
+                self.call_failures += 1
+                if not isinstance(exc, InteropError):
+                    log.exception("outbox call %s failed unexpectedly", call["call_id"])
+                delay = self.settings.retry_policy().delay(attempt, self._call_rng)
+                heapq.heappush(queue, (self.engine.clock.now() + delay, call["call_id"],
+                                       attempt + 1))
+                return
+            self.engine.publish_reply(call, answer, None)
+        except Exception:  # publishing the answer failed (the store): make the call again
+            self._failed("outbox reply")
+            heapq.heappush(queue, (self.engine.clock.now() + self.settings.idle_poll_s,
+                                   call["call_id"], attempt + 1))
+        finally:
+            self._call_slots.release()
+            self._calls_wake.set()
+
+    # -- timers and reconciliation -----------------------------------------------------------
+
     async def _timers(self) -> None:
         while not self._stopping:
             await asyncio.sleep(min(1.0, self.settings.idle_poll_s))
@@ -97,8 +267,10 @@ class Runner:
         while not self._stopping:
             await asyncio.sleep(every)
             try:
-                now = self.engine.clock.now()
-                self.engine.reconcile(now)
-                self.engine.idempotency.prune(now - IDEMPOTENCY_TTL_S)
+                self.engine.idempotency.prune(self.engine.clock.now() - IDEMPOTENCY_TTL_S)
+                await self.reconcile()
+            except TransientError as exc:  # the ERP is away: the next interval tries again
+                self.reconcile_skipped += 1
+                log.warning("reconciliation skipped: %s", exc)
             except Exception:
                 self._failed("reconcile")

@@ -54,7 +54,7 @@ class InventoryView(BaseModel):
 
 class TraceEntry(BaseModel):
     at: float | None = Field(description="Unix time the service handled it (null: queued).")
-    kind: Literal["message", "queued", "command", "event"]
+    kind: Literal["message", "queued", "command", "event", "note"]
     name: str
     message_id: str | None
     correlation_id: str | None
@@ -133,15 +133,8 @@ class AppliedCountsBody(BaseModel):
 
 class AppliedCounts(BaseModel):
     counts: dict[str, int] = Field(description="movement id -> times the ERP applied it.")
-
-
-class FaultBody(BaseModel):
-    mode: Literal["up", "down"]
-
-
-class FaultState(BaseModel):
-    system: Literal["erp"]
-    mode: Literal["up", "down"]
+    received: dict[str, int] = Field(description="movement id -> times the ERP received it, "
+                                     "redeliveries included (counted since the ERP started).")
 
 
 class Health(BaseModel):

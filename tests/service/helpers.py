@@ -17,10 +17,13 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from integration_core.clock import Clock
 from integration_core.service import SYSTEMS, ApiKey, Settings, create_app
 from integration_core.service.config import DEFAULT_SCOPES
+from sim.live import create_twins_app
 
 KEYS: dict[str, str] = {s: f"test-{s}-key-0123456789abcdef" for s in SYSTEMS}
+PARTNER_KEY = "test-partner-key-0123456789abcdef"
 SKU = "SKU-00001"
 
 
@@ -36,6 +39,7 @@ def make_settings(db: Path, rates: dict[str, tuple[float, int]] | None = None,
         "db": db, "keys": keys, "catalog_skus": 50, "coalesce_s": 0.0, "idle_poll_s": 0.05,
         "reconcile_interval_s": 3600.0, "retry_max_attempts": 3,
         "retry_initial_delay_s": 0.01, "retry_max_delay_s": 0.05,
+        "partner_key": SecretStr(PARTNER_KEY),
     }
     fields.update(overrides)
     return Settings(**fields)
@@ -83,11 +87,12 @@ class Api:
         return doc
 
     async def drain(self, timeout_s: float = 5.0) -> dict[str, Any]:
-        """Wait until every consumer's backlog is empty (bounded)."""
+        """Wait until every consumer's backlog and the outbox are empty (bounded)."""
         deadline = time.monotonic() + timeout_s
         while True:
             doc = await self.status()
-            if all(c["backlog"] == 0 for c in doc["consumers"].values()):
+            if (all(c["backlog"] == 0 for c in doc["consumers"].values())
+                    and doc["outbox"]["open_calls"] == 0):
                 return doc
             if time.monotonic() > deadline:
                 raise AssertionError(f"not drained after {timeout_s} s: {doc['consumers']}")
@@ -100,14 +105,23 @@ class Api:
         return counts
 
 
+def twins_db(settings: Settings) -> Path:
+    return settings.db.with_name(settings.db.name + ".twins.db")
+
+
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Api]:
-    """The app started (store opened, bus recovered, background tasks running) until exit."""
-    app = create_app(settings)
+async def running(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Api]:
+    """The app started (store opened, bus recovered, background tasks running) until exit,
+    calling the ERP and WMS twins in process (their state next to the service's file)."""
+    twins = create_twins_app(twins_db(settings), PARTNER_KEY)
+    app = create_app(settings, clock, partner_transport=httpx.ASGITransport(app=twins))
     transport = httpx.ASGITransport(app=app)
-    async with (app.router.lifespan_context(app),
-                httpx.AsyncClient(transport=transport, base_url="http://twin") as http):
-        yield Api(http)
+    try:
+        async with (app.router.lifespan_context(app),
+                    httpx.AsyncClient(transport=transport, base_url="http://twin") as http):
+            yield Api(http)
+    finally:
+        twins.state.close()
 
 
 def expand(counts: dict[str, int]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -37,17 +38,47 @@ async def test_movement_is_acknowledged_then_applied_by_the_erp(tmp_path: Path) 
 
 
 async def test_inventory_shows_in_flight_while_the_erp_is_down(tmp_path: Path) -> None:
-    async with running(make_settings(tmp_path / "t.db", retry_max_attempts=1000)) as api:
+    settings = make_settings(tmp_path / "t.db", retry_max_attempts=1000,
+                             retry_initial_delay_s=2.0, retry_max_delay_s=2.0)
+    async with running(settings) as api:
         assert (await api.put("/v1/admin/faults/erp", {"mode": "down"})).json()["mode"] == "down"
         await api.post("/v1/movements", movement("m1", quantity=7))
         await api.post("/v1/movements", movement("m2", quantity=3, location="B-02"))
+        # The ERP answers no reads either while down.
+        r = await api.get(f"/v1/inventory/{SKU}", as_="erp")
+        assert r.status_code == 503 and "erp" in r.json()["detail"]
+        while (await api.status())["erp_posting"]["failed_calls"] < 1:
+            await asyncio.sleep(0.01)
+        # Back up, but the refused postings wait out their backoff: in flight, not lost.
+        await api.put("/v1/admin/faults/erp", {"mode": "up"})
         inv = (await api.get(f"/v1/inventory/{SKU}", as_="erp")).json()
         assert (inv["erp_on_hand"], inv["wms_on_hand"], inv["in_flight_units"]) == (0, 10, 10)
         assert inv["in_flight_movements"] == 2 and inv["unexplained_units"] == 0
-        await api.put("/v1/admin/faults/erp", {"mode": "up"})
-        await api.drain()
+        await api.drain(timeout_s=10)
         inv = (await api.get(f"/v1/inventory/{SKU}", as_="erp")).json()
         assert (inv["erp_on_hand"], inv["wms_on_hand"], inv["in_flight_units"]) == (10, 10, 0)
+
+
+async def test_a_lost_answer_is_redelivered_and_booked_once(tmp_path: Path) -> None:
+    # One movement per posting call, so the switch decides for each.
+    settings = make_settings(tmp_path / "t.db", retry_max_attempts=1000, erp_batch=1)
+    async with running(settings) as api:
+        r = await api.put("/v1/admin/faults/erp", {"mode": "flaky", "failure_rate": 0.6})
+        assert r.status_code == 200 and r.json()["failure_rate"] == 0.6
+        ids = [f"f{i}" for i in range(40)]
+        for mid in ids:
+            await api.post("/v1/movements", movement(mid, location=f"L-{mid}"))
+        await api.drain(timeout_s=20)
+        r = await api.post("/v1/erp/applied-counts", {"movement_ids": ids}, as_="admin")
+        doc = r.json()
+        assert doc["counts"] == dict.fromkeys(ids, 1)
+        fault = (await api.get("/v1/admin/faults/erp")).json()
+        # Some answers were lost after the ERP booked: those movements came again, as
+        # duplicates the ERP recognised.
+        assert fault["lost_answers"] > 0
+        assert sum(doc["received"].values()) > len(ids)
+        inv = (await api.get(f"/v1/inventory/{SKU}")).json()
+        assert inv["erp_on_hand"] == inv["wms_on_hand"] == 40
 
 
 async def test_batch_path_with_a_colon_routes_to_the_batch_endpoint(tmp_path: Path) -> None:
@@ -89,8 +120,11 @@ async def test_order_to_ship_flow_and_its_trace(tmp_path: Path) -> None:
         view = (await api.get("/v1/orders/O-1", as_="erp")).json()
         assert view["status"] == "completed" and view["waiting_on"] is None
         messages = [t for t in view["trace"] if t["kind"] == "message"]
-        assert [m["name"] for m in messages] == ["order.placed", "shipment.confirmed",
-                                                 "shipment.milestone"]
+        # The partners' answers come back through the outbox as messages of their own.
+        assert [(m["name"], m["detail"]) for m in messages] == [
+            ("order.placed", "from shop"), ("partner.reply", "from credit_check"),
+            ("partner.reply", "from release"), ("shipment.confirmed", "from wms"),
+            ("partner.reply", "from invoice"), ("shipment.milestone", "from carrier")]
         assert {m["correlation_id"] for m in messages} == {"O-1"}
         assert all(m["at"] > 0 and m["occurred_at"] for m in messages)
         events = [t["name"] for t in view["trace"] if t["kind"] == "event"]
@@ -139,11 +173,16 @@ async def test_probes_and_metrics(tmp_path: Path) -> None:
 
 
 async def test_reconcile_reports_divergence_and_breaks(tmp_path: Path) -> None:
-    async with running(make_settings(tmp_path / "t.db", retry_max_attempts=1000)) as api:
+    settings = make_settings(tmp_path / "t.db", retry_max_attempts=1000,
+                             retry_initial_delay_s=2.0, retry_max_delay_s=2.0)
+    async with running(settings) as api:
         await api.post("/v1/movements", movement("m1", quantity=4))
         await api.drain()
         await api.put("/v1/admin/faults/erp", {"mode": "down"})
         await api.post("/v1/movements", movement("m2", quantity=6))
+        while (await api.status())["erp_posting"]["failed_calls"] < 1:
+            await asyncio.sleep(0.01)
+        await api.put("/v1/admin/faults/erp", {"mode": "up"})  # m2 waits out its backoff
         r = await api.post("/v1/reconcile", as_="admin")
         assert r.status_code == 200
         doc = r.json()

@@ -8,12 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from integration_core.checker import check
 from integration_core.clock import ManualClock
-from integration_core.service import create_app
 from tests.service.helpers import (
     SKU,
     Api,
@@ -69,12 +67,14 @@ async def test_erp_outage_dead_letters_then_requeue_applies_once(tmp_path: Path)
         assert {(d["consumer"], d["cause_type"], d["attempts"]) for d in dead} \
             == {("erp", "TransientError", 3)}
         assert dead[0]["envelope"]["payload"]["movement_id"] in ids
-        # Dead-lettered movements are not in flight: their units are unexplained.
+        # The ERP answers no reads while down; once up, the dead-lettered movements are not
+        # in flight (nothing will deliver them): their units are unexplained.
+        assert (await api.post("/v1/reconcile", as_="admin")).status_code == 503
+        await api.put("/v1/admin/faults/erp", {"mode": "up"})
         rec = (await api.post("/v1/reconcile", as_="admin")).json()
         assert (rec["unexplained_units"], rec["in_flight_units"]) == (10, 0)
         assert "twin_dead_letters{consumer=\"erp\"} 5" in (await api.http.get("/metrics")).text
 
-        await api.put("/v1/admin/faults/erp", {"mode": "up"})
         for d in dead:
             r = await api.post(f"/v1/dead-letters/{d['id']}/requeue", as_="admin")
             assert r.status_code == 202 and r.json() == {"id": d["id"], "status": "requeued"}
@@ -133,7 +133,8 @@ async def test_restart_loses_nothing_acknowledged_and_applies_nothing_twice(
     async with running(settings) as api:
         doc = await api.status()
         assert doc["consumers"]["erp"]["recovered_at_start"] == 60
-        assert doc["erp_mode"] == "up"  # the fault switch is not durable state
+        # The twins restarted with the service (in process): their switch is not durable.
+        assert (await api.get("/v1/admin/faults/erp")).json()["mode"] == "up"
         await api.drain()
         counts = await api.applied(attempted)
         result = check(attempted=attempted, acknowledged=acked, applied=expand(counts))
@@ -157,11 +158,7 @@ async def test_saga_timeouts_fire_once_also_after_a_restart(tmp_path: Path) -> N
                 return found
             await asyncio.sleep(0.02)
 
-    app = create_app(settings, clock)
-    async with (app.router.lifespan_context(app),
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                  base_url="http://twin") as http):
-        api = Api(http)
+    async with running(settings, clock) as api:
         await api.post("/v1/orders", order("O-1"), as_="shop")
         await api.post("/v1/orders", order("O-2"), as_="shop")
         await api.drain()
@@ -171,11 +168,7 @@ async def test_saga_timeouts_fire_once_also_after_a_restart(tmp_path: Path) -> N
         clock.set(due + 1)  # two days later, the WMS has still not shipped O-1
         assert len(await overdue(api, "O-1")) == 1
     clock.advance(60)
-    app = create_app(settings, clock)
-    async with (app.router.lifespan_context(app),
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                  base_url="http://twin") as http):
-        api = Api(http)
+    async with running(settings, clock) as api:
         # O-2's timer was pending at shutdown; the restarted desk reloads it from the store.
         assert len(await overdue(api, "O-2")) == 1
         assert len(await overdue(api, "O-1")) == 1  # and O-1's did not fire again

@@ -1,0 +1,143 @@
+"""HTTP face of the live twins: ``/erp/...`` and ``/wms/...``, each behind its fault switch.
+
+Callers authenticate with the partner key (header ``X-Partner-Key``). ``PUT /{system}/fault``
+flips the switch; ``POST /erp/applied-counts`` is the auditor's window and never faulted.
+Refusals are 503 problem documents, which the core treats as retryable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, FastAPI, Header
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from integration_core.service.partners import (
+    AppliedAnswer,
+    AppliedQuery,
+    CreditAnswer,
+    CreditCheck,
+    Fault,
+    FaultState,
+    InvoiceAnswer,
+    InvoiceRequest,
+    PartnerName,
+    PostingResults,
+    Postings,
+    Release,
+    ReleaseAnswer,
+    Stock,
+    StockQuery,
+)
+from sim.live.erp import LiveErp
+from sim.live.faults import FaultSwitch, Verdict
+from sim.live.wms import LiveWms
+
+T = TypeVar("T", bound=BaseModel)
+PROBLEM = "application/problem+json"
+
+
+class _Forbidden(Exception):
+    pass
+
+
+class _Unavailable(Exception):
+    def __init__(self, system: str, why: str) -> None:
+        self.system, self.why = system, why
+
+
+def create_twins_app(db: str | Path, key: str, seed: int = 0,
+                     synchronous: str = "NORMAL") -> FastAPI:
+    """The ERP and WMS twins over one SQLite file `db`; `key`: the partner key callers send."""
+    erp, wms = LiveErp(db, synchronous), LiveWms(db, synchronous)
+    switches: dict[PartnerName, FaultSwitch] = {s: FaultSwitch(s, seed) for s in ("erp", "wms")}
+    app = FastAPI(title="interop-twin partner twins (ERP, WMS)", version="1")
+    app.state.erp, app.state.wms, app.state.switches = erp, wms, switches
+
+    @app.exception_handler(_Unavailable)
+    async def unavailable(_: Any, exc: _Unavailable) -> JSONResponse:
+        return JSONResponse(
+            {"type": "about:blank", "title": "Service Unavailable", "status": 503,
+             "detail": f"{exc.system}: {exc.why}"}, status_code=503, media_type=PROBLEM)
+
+    async def caller(x_partner_key: Annotated[str, Header()] = "") -> None:
+        if not secrets.compare_digest(x_partner_key.encode(), key.encode()):
+            raise _Forbidden()
+
+    @app.exception_handler(_Forbidden)
+    async def forbidden(_: Any, __: _Forbidden) -> JSONResponse:
+        return JSONResponse({"type": "about:blank", "title": "Unauthorized", "status": 401,
+                             "detail": "X-Partner-Key missing or wrong"}, status_code=401,
+                            media_type=PROBLEM)
+
+    Auth = Depends(caller)
+
+    async def through(system: PartnerName, work: Callable[[], T]) -> T:
+        """Run `work` as the switch decides: delayed, refused, or done with the answer lost."""
+        switch = switches[system]
+        delay = switch.delay_s()
+        if delay:
+            await asyncio.sleep(delay)
+        verdict = switch.decide()
+        if verdict is Verdict.REFUSE:
+            raise _Unavailable(system, f"{switch.fault.mode} (fault switch)")
+        answer = work()
+        if verdict is Verdict.LOSE_ANSWER:
+            raise _Unavailable(system, "the answer was lost (flaky; the work was done)")
+        return answer
+
+    @app.post("/erp/postings", response_model=PostingResults, dependencies=[Auth])
+    async def postings(body: Postings) -> PostingResults:
+        return await through("erp", lambda: PostingResults(
+            results=erp.post(body.postings)))
+
+    @app.post("/erp/stock", response_model=Stock, dependencies=[Auth])
+    async def stock(body: StockQuery) -> Stock:
+        return await through("erp", lambda: erp.stock(body.sku, body.pending))
+
+    @app.post("/erp/credit-checks", response_model=CreditAnswer, dependencies=[Auth])
+    async def credit(body: CreditCheck) -> CreditAnswer:
+        return await through("erp", lambda: erp.credit_check(body))
+
+    @app.post("/erp/invoices", response_model=InvoiceAnswer, dependencies=[Auth])
+    async def invoice(body: InvoiceRequest) -> InvoiceAnswer:
+        return await through("erp", lambda: erp.invoice(body))
+
+    @app.post("/erp/applied-counts", response_model=AppliedAnswer, dependencies=[Auth])
+    async def applied(body: AppliedQuery) -> AppliedAnswer:
+        return erp.applied(body.movement_ids)
+
+    @app.post("/wms/releases", response_model=ReleaseAnswer, dependencies=[Auth])
+    async def release(body: Release) -> ReleaseAnswer:
+        return await through("wms", lambda: wms.release(body))
+
+    def fault_routes(system: PartnerName) -> None:
+        async def put_fault(body: Fault) -> FaultState:
+            switches[system].set(body)
+            return switches[system].state()
+
+        async def get_fault() -> FaultState:
+            return switches[system].state()
+
+        app.put(f"/{system}/fault", response_model=FaultState, dependencies=[Auth])(put_fault)
+        app.get(f"/{system}/fault", response_model=FaultState, dependencies=[Auth])(get_fault)
+
+    fault_routes("erp")
+    fault_routes("wms")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    def close() -> None:
+        erp.close()
+        wms.close()
+
+    app.state.close = close
+    return app
+
