@@ -1,6 +1,8 @@
-"""SIGKILL under load: `twin serve` in a subprocess on a loopback port, movements posted
-concurrently, `kill -9` mid-stream, a restart on the same SQLite file, then the history
-checker: every acknowledged movement applied exactly once, none applied twice.
+"""SIGKILL under load: `twin serve` in a subprocess on a loopback port, calling the ERP and
+WMS twins (`twin twins`) in a second process over HTTP; movements posted concurrently, the ERP
+switched down, `kill -9` of the core mid-stream, a restart on the same SQLite file, the ERP
+back up, then the history checker against the ERP's own bookings: every acknowledged movement
+booked exactly once, none twice.
 
 Marked `sigkill`; about 5-10 s. Bounded everywhere: a fixed number of requests per worker, a
 deadline on startup, load and drain, and the server is killed in `finally` whatever happens.
@@ -24,7 +26,7 @@ import pytest
 
 from integration_core.checker import check
 from integration_core.service import SYSTEMS
-from tests.service.helpers import KEYS, expand, movement
+from tests.service.helpers import KEYS, PARTNER_KEY, expand, movement
 
 pytestmark = [pytest.mark.anyio, pytest.mark.sigkill]
 REPO = Path(__file__).resolve().parents[2]
@@ -40,24 +42,33 @@ def free_port() -> int:
         return port
 
 
-def start_server(db: Path, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+def start_server(db: Path, port: int, twins: str, log: IO[bytes]) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TWIN_RATE_WMS": "1000000", "TWIN_RATE_ADMIN": "1000000",
+           "TWIN_PARTNER_KEY": PARTNER_KEY,
            **{f"TWIN_API_KEY_{s.upper()}": KEYS[s] for s in SYSTEMS}}
     cmd = [sys.executable, "-c", "from sim.cli import app; app()", "serve",
+           "--host", "127.0.0.1", "--port", str(port), "--db", str(db),
+           "--log-level", "warning", "--erp-url", f"{twins}/erp", "--wms-url", f"{twins}/wms"]
+    return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+
+
+def start_twins(db: Path, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "TWIN_PARTNER_KEY": PARTNER_KEY}
+    cmd = [sys.executable, "-c", "from sim.cli import app; app()", "twins",
            "--host", "127.0.0.1", "--port", str(port), "--db", str(db),
            "--log-level", "warning"]
     return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
 
 
 async def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path,
-                     timeout_s: float = 30.0) -> None:
+                     timeout_s: float = 30.0, probe: str = "/readyz") -> None:
     deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient(base_url=base, timeout=2.0) as c:
         while True:
             if proc.poll() is not None:
                 raise AssertionError(f"server exited {proc.returncode}: {log.read_text()}")
             try:
-                if (await c.get("/readyz")).status_code == 200:
+                if (await c.get(probe)).status_code == 200:
                     return
             except httpx.TransportError:  # not listening yet: connection refused
                 pass
@@ -123,7 +134,8 @@ async def drain(base: str, timeout_s: float = 20.0) -> dict[str, Any]:
                                  headers={"X-API-Key": KEYS["admin"]}) as c:
         while True:
             doc: dict[str, Any] = (await c.get("/v1/status")).json()
-            if all(v["backlog"] == 0 for v in doc["consumers"].values()):
+            if (all(v["backlog"] == 0 for v in doc["consumers"].values())
+                    and doc["outbox"]["open_calls"] == 0):
                 return doc
             if time.monotonic() > deadline:
                 raise AssertionError(f"not drained in {timeout_s} s: {doc['consumers']}")
@@ -138,19 +150,26 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path) -> 
     log_path = tmp_path / "server.log"
     try:
         with log_path.open("wb") as log:
+            twins = f"http://127.0.0.1:{free_port()}"
+            procs.append(start_twins(tmp_path / "twins.db", int(twins.rsplit(":", 1)[1]), log))
+            await wait_ready(twins, procs[0], log_path, probe="/healthz")
             port = free_port()
-            procs.append(start_server(db, port, log))
+            procs.append(start_server(db, port, twins, log))
             base = f"http://127.0.0.1:{port}"
-            await wait_ready(base, procs[0], log_path)
-            await load_then_kill(base, procs[0], attempted, acked, kill_after_acks=1500,
+            await wait_ready(base, procs[1], log_path)
+            await load_then_kill(base, procs[1], attempted, acked, kill_after_acks=1500,
                                  max_s=8.0)
-            assert procs[0].wait(timeout=10) == -signal.SIGKILL
+            assert procs[1].wait(timeout=10) == -signal.SIGKILL
             assert len(acked) >= 100, f"too little load before the kill: {len(acked)} acked"
 
             port = free_port()
-            procs.append(start_server(db, port, log))
+            procs.append(start_server(db, port, twins, log))
             base = f"http://127.0.0.1:{port}"
-            await wait_ready(base, procs[1], log_path)
+            await wait_ready(base, procs[2], log_path)
+            async with httpx.AsyncClient(base_url=base, timeout=5.0,
+                                         headers={"X-API-Key": KEYS["admin"]}) as c:
+                r = await c.put("/v1/admin/faults/erp", json={"mode": "up"})
+                assert r.status_code == 200 and r.json()["refused"] > 0  # it was down
             status = await drain(base)
             assert status["consumers"]["erp"]["recovered_at_start"] > 0  # the ERP was down
             async with httpx.AsyncClient(base_url=base, timeout=10.0,
