@@ -113,8 +113,11 @@ class MemoryStore:
     def get_state(self, ns: str, key: str) -> Any:
         return copy.deepcopy(self._state.get(ns, {}).get(key))
 
-    def state(self, ns: str) -> dict[str, Any]:
-        return copy.deepcopy(self._state.get(ns, {}))
+    def state(self, ns: str, prefix: str = "") -> dict[str, Any]:
+        found = self._state.get(ns, {})
+        if prefix:
+            found = {k: v for k, v in found.items() if k.startswith(prefix)}
+        return copy.deepcopy(found)
 
     def last_position(self) -> int:
         return self._next - 1

@@ -278,8 +278,15 @@ class SQLiteStore:
     def get_state(self, ns: str, key: str) -> Any:
         return _SQLiteTx(self._conn).get(ns, key)
 
-    def state(self, ns: str) -> dict[str, Any]:
-        rows = self._conn.execute("SELECT key, value FROM state WHERE ns = ?", (ns,)).fetchall()
+    def state(self, ns: str, prefix: str = "") -> dict[str, Any]:
+        if prefix:  # a range on the primary key: no scan of the namespace
+            rows = self._conn.execute(
+                "SELECT key, value FROM state WHERE ns = ? AND key >= ? AND key < ?",
+                (ns, prefix, prefix + "\U0010ffff")).fetchall()
+            rows = [(k, v) for k, v in rows if k.startswith(prefix)]
+        else:
+            rows = self._conn.execute("SELECT key, value FROM state WHERE ns = ?",
+                                      (ns,)).fetchall()
         return {k: json.loads(v) for k, v in rows}
 
     # -- subscriptions and dead letters ------------------------------------------------------

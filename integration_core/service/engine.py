@@ -48,7 +48,7 @@ from integration_core.service.orders import (
     TYPES,
     OrderDesk,
 )
-from integration_core.service.partners import Posting, Stock
+from integration_core.service.partners import Stock
 
 MOVEMENT = "inventory.movement"
 WMS_ON_HAND = "wms_on_hand"
@@ -177,10 +177,11 @@ class Engine:
         return self.bus.due(now, limit, consumers=["erp"])
 
     @staticmethod
-    def posting(d: Delivery) -> Posting:
+    def posting(d: Delivery) -> dict[str, Any]:
+        """The movement as a `Posting` record (a plain dict: built 20,000 times a second)."""
         mid, sku, location, lot, delta = movement_fields(d.envelope)
-        return Posting(message_id=d.envelope.message_id, movement_id=mid, sku=sku,
-                       location=location, lot=lot, delta=delta)
+        return {"message_id": d.envelope.message_id, "movement_id": mid, "sku": sku,
+                "location": location, "lot": lot, "delta": delta}
 
     def settle_erp(self, deliveries: Sequence[Delivery], error: Exception | None,
                    now: float) -> None:

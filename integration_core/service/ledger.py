@@ -1,21 +1,21 @@
-"""Stock ledgers kept as consumer state in the bus store, one JSON value per SKU.
+"""Stock ledgers kept as consumer state in the bus store, one integer per stock row.
 
-A value is a list of ``[location, lot, on_hand]`` rows: one read and one write per movement,
-and `GET /v1/inventory/{sku}` reads one key. Written only inside durable-inbox effects, so a
-ledger changes exactly when its consumer's inbox records the message.
+A row's key is ``sku<TAB>location<TAB>lot`` (an empty lot for none) and its value the on-hand in
+base units: a scalar, so reading and writing it inside an effect costs no copy, and
+`GET /v1/inventory/{sku}` reads one SKU's rows by key prefix. Written only inside
+durable-inbox effects, so a ledger changes exactly when its consumer's inbox records the
+message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from integration_core.bus import Store, Tx
 from integration_core.envelope import Envelope
 
 RowKey = tuple[str, str, str | None]
-Row = list[Any]
-"""[location, lot, on_hand]."""
+_SEP = "\t"  # canonical ids never hold a tab
 
 
 def movement_fields(envelope: Envelope) -> tuple[str, str, str, str | None, int]:
@@ -27,32 +27,32 @@ def movement_fields(envelope: Envelope) -> tuple[str, str, str, str | None, int]
     return p["movement_id"], p["sku"], p["location"], p.get("lot"), int(p["quantity_base"])
 
 
+def _key(sku: str, location: str, lot: str | None) -> str:
+    return f"{sku}{_SEP}{location}{_SEP}{lot or ''}"
+
+
+def _row(key: str) -> RowKey:
+    sku, location, lot = key.split(_SEP)
+    return sku, location, lot or None
+
+
 class Ledger:
     def __init__(self, ns: str) -> None:
         self.ns = ns
 
     def apply(self, tx: Tx, sku: str, location: str, lot: str | None, delta: int) -> int:
         """Add `delta` to the row; returns the new on-hand."""
-        # Copy: within a batch, `get` may hand back an earlier effect's staged object.
-        rows: list[Row] = [list(r) for r in tx.get(self.ns, sku) or []]
-        for row in rows:
-            if row[0] == location and row[1] == lot:
-                row[2] += delta
-                new = int(row[2])
-                break
-        else:
-            rows.append([location, lot, delta])
-            new = delta
-        tx.put(self.ns, sku, rows)
+        key = _key(sku, location, lot)
+        new = int(tx.get(self.ns, key) or 0) + delta
+        tx.put(self.ns, key, new)
         return new
 
     def rows(self, store: Store, sku: str) -> dict[RowKey, int]:
-        return {(sku, r[0], r[1]): int(r[2]) for r in store.get_state(self.ns, sku) or []}
+        return {_row(k): int(v) for k, v in store.state(self.ns, sku + _SEP).items()}
 
     def table(self, store: Store) -> dict[RowKey, int]:
         """Every row: for the reconciler."""
-        return {(sku, r[0], r[1]): int(r[2])
-                for sku, rows in store.state(self.ns).items() for r in rows}
+        return {_row(k): int(v) for k, v in store.state(self.ns).items()}
 
 
 def add_deltas(base: Mapping[RowKey, int], movements: Iterable[Envelope],

@@ -11,7 +11,8 @@ dead-letter). The partner's answer body is kept in the message.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
@@ -142,10 +143,10 @@ class Partners:
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def _call(self, system: PartnerName, method: str, path: str, body: _Wire | None
-                    ) -> Any:
+    async def _call(self, system: PartnerName, method: str, path: str,
+                    body: _Wire | bytes | None) -> Any:
         url = self.urls[system] + path
-        content = None if body is None else body.model_dump_json().encode()
+        content = body.model_dump_json().encode() if isinstance(body, _Wire) else body
         headers = {"Content-Type": "application/json"} if content is not None else {}
         try:
             r = await self.http.request(method, url, content=content, headers=headers)
@@ -160,8 +161,11 @@ class Partners:
                                        f"{r.text[:500]}")
         return r.json()
 
-    async def post_movements(self, postings: Sequence[Posting]) -> list[str]:
-        doc = await self._call("erp", "POST", "/postings", Postings(postings=list(postings)))
+    async def post_movements(self, postings: Sequence[Posting | Mapping[str, Any]]) -> list[str]:
+        """Book `postings` (records with `Posting`'s fields; plain dicts on the hot path,
+        the ERP validates them)."""
+        flat = [p.model_dump() if isinstance(p, Posting) else p for p in postings]
+        doc = await self._call("erp", "POST", "/postings", json.dumps({"postings": flat}).encode())
         results: list[str] = PostingResults.model_validate(doc).results  # type: ignore[assignment]
         if len(results) != len(postings):
             raise TransientError(f"erp: {len(results)} results for {len(postings)} postings")

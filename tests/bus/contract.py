@@ -251,6 +251,20 @@ class StoreContract:
         bus.process({"erp": mutate_then_fail}, 0.0)
         assert store.state("rows") == {"a": {"lines": [1]}}
 
+    def test_state_by_key_prefix(self, store: Store) -> None:
+        def write(tx: Tx) -> None:
+            for key, v in (("SKU-1\tA", 1), ("SKU-1\tB", 2), ("SKU-10\tA", 3), ("SKU-2", 4),
+                           ("SKU-1", 5)):
+                tx.put("rows", key, v)
+            tx.put("other", "SKU-1\tA", 9)
+
+        store.apply("c", "m1", write)
+        assert store.state("rows", "SKU-1\t") == {"SKU-1\tA": 1, "SKU-1\tB": 2}
+        assert store.state("rows", "SKU-1") == {"SKU-1\tA": 1, "SKU-1\tB": 2,
+                                                "SKU-10\tA": 3, "SKU-1": 5}
+        assert store.state("rows", "SKU-3") == {}
+        assert len(store.state("rows")) == 5 and store.state("other") == {"SKU-1\tA": 9}
+
     def test_a_store_failure_mid_batch_leaves_no_delivery_stuck(self, store: Store) -> None:
         bus = self.bus(store)
         bus.subscribe("erp")
