@@ -1,93 +1,204 @@
 """Locust load for the live service: an open-model arrival stream of WMS movements (single and
-batch), deliberate duplicates and malformed payloads, shop orders and shipment confirmations.
+batch), deliberate duplicates and malformed payloads, shop orders and order lookups, and
+shipment confirmations for the orders the lookups found released to the WMS, shaped over time
+and with downstream faults as a *plan* file says (`loadtests/plan.py`).
 
-Open model: each user follows its own Poisson schedule of intended send times (total rate
-``TWIN_LOAD_RATE`` requests/s over ``TWIN_LOAD_USERS`` users) instead of locust's closed-loop
-waits, which would slow the offered load down exactly when the server saturates and hide the
-tail (coordinated omission). Two latencies are reported per request name: locust's own (from
-the actual send) and ``intended: <name>`` (from the scheduled send time), which includes the
-time a request waited because the previous one was late.
+Open model: the plan (``TWIN_LOAD_PLAN``, default ``loadtests/shapes/default.toml``) gives the
+offered arrival rate over time. A fixed pool of ``users`` users each follows its own
+non-homogeneous Poisson schedule of intended send times (rate ``rate(t) / users``), seeded by
+(plan seed, worker index, user number), instead of locust's closed-loop waits, which would
+slow the offered load down exactly when the server saturates and hide the tail (coordinated
+omission). Two latencies are reported per request name: locust's own (from the actual send)
+and ``intended: <name>`` (type ``INTENDED``, from the scheduled send time), which includes the
+time a request waited because the user's previous one was late. The plan's length is the
+run's length (`PlanShape`); ``-u``, ``-r`` and ``--run-time`` are ignored.
+
+Faults: the master (or the single process) sends the plan's ``[[faults]]`` to
+``PUT /v1/admin/faults/{system}`` on time, with ``TWIN_LOAD_KEY_ADMIN``; a failed call makes
+locust exit with code 3.
+
+The mix, per arrival: 70% single movement, 10% batch of ``TWIN_LOAD_BATCH`` (50), 6%
+duplicate of an acknowledged movement, 6% malformed movement, 4% order, 2% order lookup, 2%
+shipment confirmation (a lookup instead while none of the user's orders is in fulfilment).
 
 Expectations, checked on every response: valid requests get 2xx, duplicates 200, malformed
-payloads 422 (any 4xx passes, a 5xx never does).
+payloads 422, lookups 200 (or 404 before the order desk took the order in). Any other answer
+is a failure whose message starts with the status (``HTTP 503: ...``; ``HTTP 0`` when no
+answer came), so `loadtests/thresholds.py` can count the 5xx.
 
 Every attempted and acknowledged movement id is appended to ``TWIN_LOAD_LOG`` (lines
-``attempt <id>`` / ``ack <id>``), so `loadtests/run.py` can check afterwards, through the
+``attempt <id>`` / ``ack <id>``; one ``write`` per batch of lines on an ``O_APPEND`` file, so
+several worker processes can share it), so `loadtests/run.py` can check afterwards, through the
 API, that each acknowledged movement was applied exactly once.
 
-Run by `loadtests/run.py`; by hand: ``locust -f loadtests/locustfile.py --host ...`` with
-``TWIN_LOAD_KEY_WMS``, ``TWIN_LOAD_KEY_SHOP`` set. Never imported by the package or tests:
-locust monkey-patches the process (gevent).
+Run by `loadtests/run.py`; by hand (one machine or several, see loadtests/README.md)::
+
+    TWIN_LOAD_PLAN=loadtests/shapes/ramp.toml TWIN_LOAD_KEY_WMS=... TWIN_LOAD_KEY_SHOP=... \\
+    TWIN_LOAD_KEY_ADMIN=... locust -f loadtests/locustfile.py --headless --host http://...
+
+Never imported by the package, the tests or the notebooks: locust monkey-patches the process
+(gevent).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
-import random
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import gevent
-from locust import FastHttpUser, constant, events, task
+from locust import FastHttpUser, LoadTestShape, events, task
+from locust.env import Environment
+from locust.runners import WorkerRunner
 
-RATE = float(os.environ.get("TWIN_LOAD_RATE", "200"))
-USERS = int(os.environ.get("TWIN_LOAD_USERS", "20"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `locust -f` from anywhere
+from loadtests.plan import DEFAULT_PLAN, PLAN_ENV, load_plan, user_arrivals, user_rng
+
+PLAN = load_plan(os.environ.get(PLAN_ENV) or DEFAULT_PLAN)
 SKUS = int(os.environ.get("TWIN_LOAD_SKUS", "1000"))
 BATCH = int(os.environ.get("TWIN_LOAD_BATCH", "50"))
 LOG_PATH = os.environ.get("TWIN_LOAD_LOG")
 WMS_KEY = os.environ.get("TWIN_LOAD_KEY_WMS", "")
 SHOP_KEY = os.environ.get("TWIN_LOAD_KEY_SHOP", "")
+ADMIN_KEY = os.environ.get("TWIN_LOAD_KEY_ADMIN", "")
 KINDS = ("receipt", "receipt", "pick", "adjustment", "transfer_in")
+PRE_RELEASE = frozenset({"new", "validating", "credit_check", "allocating", "backordered",
+                         "releasing"})  # an order in these may still reach fulfilment
+FAULT_EXIT_CODE = 3
+IDLE_S = 3600.0  # a user whose schedule is over waits this long (it is stopped before)
+log = logging.getLogger("interop-twin.load")
 _ids = itertools.count()
-_log: Any = None
+_log_fd: int | None = None
+_t0: float | None = None  # wall-clock time the plan started, in this process
+_faults: Any = None  # the greenlet sending the faults
+_faulted: dict[str, str] = {}  # system -> mode, while not "up"
 
 
-@events.test_start.add_listener
-def _open_log(**_: Any) -> None:
-    global _log
-    if LOG_PATH:
-        _log = open(LOG_PATH, "a", buffering=1)  # noqa: SIM115 - open for the whole run
+def plan_start() -> float:
+    global _t0
+    if _t0 is None:
+        _t0 = time.time()
+    return _t0
 
 
-@events.test_stop.add_listener
-def _close_log(**_: Any) -> None:
-    if _log is not None:
-        _log.flush()
+# -- the movement log ----------------------------------------------------------------------
 
 
 def _record(what: str, ids: list[str]) -> None:
-    if _log is not None and ids:
-        _log.write("".join(f"{what} {i}\n" for i in ids))
+    """Append ``<what> <id>`` lines in one write (O_APPEND: whole batches, never interleaved
+    with another process's lines on a local file system)."""
+    global _log_fd
+    if not LOG_PATH or not ids:
+        return
+    if _log_fd is None:
+        _log_fd = os.open(LOG_PATH, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    data = "".join(f"{what} {i}\n" for i in ids).encode()
+    while data:  # a regular file takes it all in one call; loop in case it does not
+        data = data[os.write(_log_fd, data):]
+
+
+# -- the plan: run length, users and faults ------------------------------------------------
+
+
+class PlanShape(LoadTestShape):
+    """All of the plan's users for the plan's length, then stop. The users pace themselves."""
+
+    def tick(self) -> tuple[int, float] | None:
+        if self.get_run_time() >= PLAN.duration_s:
+            return None
+        return PLAN.users, float(PLAN.users)  # all spawned within about a second
+
+
+@events.init.add_listener
+def _check_faults(environment: Environment, **_: Any) -> None:
+    if PLAN.faults and not ADMIN_KEY and not isinstance(environment.runner, WorkerRunner):
+        sys.exit(f"the plan has {len(PLAN.faults)} fault(s) but TWIN_LOAD_KEY_ADMIN is not set "
+                 "(the admin key of the service under test)")
+
+
+@events.test_start.add_listener
+def _start(environment: Environment, **_: Any) -> None:
+    global _t0, _faults
+    _t0 = time.time()
+    if PLAN.faults and not isinstance(environment.runner, WorkerRunner):
+        _faults = gevent.spawn(_run_faults, environment)
+
+
+@events.test_stop.add_listener
+def _stop(environment: Environment, **_: Any) -> None:
+    if _faults is not None:
+        _faults.kill()
+    for system in list(_faulted):  # stopped early, inside a fault window: leave it up
+        _set_fault(environment, system, {"mode": "up"})
+
+
+def _run_faults(environment: Environment) -> None:
+    for event in PLAN.fault_events():
+        delay = plan_start() + event.at_s - time.time()
+        if delay > 0:
+            gevent.sleep(delay)
+        _set_fault(environment, event.system, event.body)
+
+
+def _set_fault(environment: Environment, system: str, body: dict[str, Any]) -> None:
+    request = urllib.request.Request(
+        f"{environment.host}/v1/admin/faults/{system}", data=json.dumps(body).encode(),
+        method="PUT", headers={"X-API-Key": ADMIN_KEY, "Content-Type": "application/json"})
+    at = time.time() - plan_start()
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+    except (urllib.error.URLError, OSError) as e:
+        detail = e.read().decode(errors="replace")[:200] if isinstance(
+            e, urllib.error.HTTPError) else ""
+        log.error("[%5.1f s] fault %s %s failed: %s %s", at, system, body, e, detail)
+        environment.process_exit_code = FAULT_EXIT_CODE
+        return
+    if body["mode"] == "up":
+        _faulted.pop(system, None)
+    else:
+        _faulted[system] = body["mode"]
+    log.info("[%5.1f s] %s twin %s", at, system.upper(),
+             " ".join(f"{k}={v}" for k, v in body.items()))
+
+
+# -- the users -----------------------------------------------------------------------------
 
 
 class Integration(FastHttpUser):
     """One producer with its own Poisson schedule; its work mix is drawn per arrival."""
 
-    wait_time = constant(0)  # the schedule paces the user, not locust
-
     def on_start(self) -> None:
+        worker = getattr(self.environment.runner, "worker_index", 0)  # unique per worker
         self.n = next(_ids)
-        self.prefix = f"p{os.getpid()}u{self.n}"
-        self.rng = random.Random(f"{self.prefix}")
-        self.rate = RATE / max(USERS, 1)
-        self.next_at = time.time() + self.rng.expovariate(self.rate)
+        self.prefix = f"w{worker}p{os.getpid()}u{self.n}"  # movement and order ids
+        self.schedule = user_arrivals(PLAN, worker, self.n)
+        self.rng = user_rng(PLAN.seed, worker, self.n, "work")
+        self.next_at = self._following()
         self.seq = 0
         self.acked: deque[dict[str, Any]] = deque(maxlen=200)
-        self.orders: deque[str] = deque(maxlen=50)
+        self.orders: deque[str] = deque(maxlen=50)  # placed, not yet seen in fulfilment
+        self.released: deque[str] = deque(maxlen=50)  # seen in fulfilment: the WMS has them
 
     # -- the open model ----------------------------------------------------------------------
 
-    def _arrive(self) -> float:
-        """Sleep until the next intended send time; return it (late arrivals do not wait)."""
-        intended = self.next_at
-        self.next_at += self.rng.expovariate(self.rate)
-        delay = intended - time.time()
-        if delay > 0:
-            gevent.sleep(delay)
-        return intended
+    def _following(self) -> float:
+        """The next intended send time (wall clock); far away once the schedule is over."""
+        offset = next(self.schedule, None)
+        return plan_start() + (offset if offset is not None else PLAN.duration_s + IDLE_S)
+
+    def wait_time(self) -> float:
+        """Until the next intended send time. Locust sleeps it in the waiting state, where a
+        stopping test ends the user at once."""
+        return max(0.0, self.next_at - time.time())
 
     def _intended(self, name: str, intended: float, exc: BaseException | None) -> None:
         events.request.fire(
@@ -98,7 +209,10 @@ class Integration(FastHttpUser):
 
     @task
     def arrival(self) -> None:
-        intended = self._arrive()
+        intended = self.next_at
+        if intended > time.time():  # the first call, right after on_start: not due yet
+            return
+        self.next_at = self._following()  # late arrivals are sent at once, never skipped
         roll = self.rng.random()
         if roll < 0.70:
             name, exc = self._movement()
@@ -108,8 +222,10 @@ class Integration(FastHttpUser):
             name, exc = self._duplicate()
         elif roll < 0.92:
             name, exc = self._malformed()
-        elif roll < 0.97:
+        elif roll < 0.96:
             name, exc = self._order()
+        elif roll < 0.98:
+            name, exc = self._lookup()
         else:
             name, exc = self._shipment()
         self._intended(name, intended, exc)
@@ -136,8 +252,11 @@ class Integration(FastHttpUser):
                               catch_response=True) as r:
             status = r.status_code or 0
             if status not in expect:
-                r.failure(f"expected {expect}, got {status}: {(r.text or '')[:200]}")
-                return status, None, RuntimeError(f"status {status}")
+                said = (f"no response: {getattr(r, 'error', None)!r}" if status == 0
+                        else (r.text or "")[:200])
+                message = f"HTTP {status}: expected {expect}, got {said}"
+                r.failure(message)  # the status first: thresholds.py counts the 5xx from it
+                return status, None, RuntimeError(message)
             r.success()
             try:
                 return status, r.json(), None
@@ -202,10 +321,36 @@ class Integration(FastHttpUser):
             self.orders.append(oid)
         return name, exc
 
-    def _shipment(self) -> tuple[str, BaseException | None]:
+    def _lookup(self) -> tuple[str, BaseException | None]:
+        """The shop looks up its oldest order still on the way to the warehouse; once it is
+        in fulfilment (released to the WMS), the WMS may confirm its shipment."""
         if not self.orders:
             return self._order()
         oid = self.orders.popleft()
+        name = "GET /v1/orders/{id}"
+        with self.client.get(f"/v1/orders/{oid}", headers={"X-API-Key": SHOP_KEY}, name=name,
+                             catch_response=True) as r:
+            status = r.status_code or 0
+            if status not in (200, 404):  # 404: the order desk has not taken it in yet
+                said = (f"no response: {getattr(r, 'error', None)!r}" if status == 0
+                        else (r.text or "")[:200])
+                message = f"HTTP {status}: expected (200, 404), got {said}"
+                r.failure(message)
+                return name, RuntimeError(message)
+            r.success()
+            state = r.json().get("status") if status == 200 else None
+        if state == "in_fulfilment":
+            self.released.append(oid)
+        elif state is None or state in PRE_RELEASE:
+            self.orders.append(oid)  # look again later
+        return name, None  # held, rejected, ...: never shipped
+
+    def _shipment(self) -> tuple[str, BaseException | None]:
+        """The WMS confirms the shipment of an order it was released (a confirmation for an
+        order the WMS never got is refused by the saga and dead-lettered, rightly)."""
+        if not self.released:
+            return self._lookup()
+        oid = self.released.popleft()
         body = {"shipment_id": f"S-{oid}", "order_id": oid, "warehouse_id": "WH1",
                 "tracking": f"T-{oid}", "lines": [{"order_line_no": 1, "sku": "SKU-00001",
                                                     "quantity_base": 2}],

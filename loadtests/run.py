@@ -1,13 +1,25 @@
 """End-to-end load test: start the service on a free loopback port, run locust headless
-against it (with an ERP outage in the middle), then prove through the API that every
-acknowledged movement was applied exactly once and nothing is left unexplained.
+against it as a load plan says (rate over time, downstream faults), then prove through the
+API that every acknowledged movement was applied exactly once and nothing is left
+unexplained, and hold locust's numbers to the thresholds file.
 
-    python -m loadtests.run [--duration 60] [--rate 300] [--users 30] [--out results/loadtest]
+    python -m loadtests.run [--plan loadtests/shapes/default.toml] [--workers 0]
+                            [--thresholds loadtests/thresholds.toml] [--out results/loadtest]
+                            [--duration S] [--rate R] [--users N] [--seed N]
+                            [--outage-at S] [--outage-s S]
 
-Writes locust's HTML report and CSVs, the server log and ``summary.json`` to ``--out``; exits
-non-zero when locust saw a failure (a 5xx, a malformed payload not refused, ...), when the
-checker finds a movement lost or applied twice, or when divergence is left after the drain.
-Traffic goes to 127.0.0.1 only; every wait has a deadline.
+The plan (`loadtests/plan.py`, shipped: ``loadtests/shapes/{default,ramp,spike,soak}.toml``)
+gives the run's length, the offered arrival rate over time, the users and the faults.
+``--duration``/``--rate`` replace its stages by one flat stage, ``--outage-at``/``--outage-s``
+its faults by one ERP outage (``--outage-s 0``: none). ``--workers N`` runs locust distributed
+on this machine: a master and N worker processes, on loopback.
+
+Writes locust's HTML report and CSVs, the server log, the effective plan (``plan.json``) and
+``summary.json`` (with the verdict) to ``--out``, prints the verdict table, and exits
+non-zero when a threshold is breached (latency, error rate, any 5xx, exceptions in the load
+generator), when locust itself failed, when the checker finds a movement lost or applied
+twice, or when divergence or a dead letter is left after the drain. Traffic goes to
+127.0.0.1 only; every wait has a deadline.
 """
 
 from __future__ import annotations
@@ -16,21 +28,34 @@ import argparse
 import json
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
 from integration_core.checker import check
+from loadtests.plan import DEFAULT_PLAN, PLAN_ENV, Plan, PlanError, load_plan
+from loadtests.thresholds import (
+    DEFAULT_THRESHOLDS,
+    Check,
+    ThresholdsError,
+    evaluate_run,
+    format_table,
+    load_thresholds,
+)
 
 REPO = Path(__file__).resolve().parents[1]
+LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
 SYSTEMS = ("shop", "wms", "erp", "carrier", "admin")
+EXPECT_WORKERS_S = 60  # how long the master waits for its workers to connect
 
 
 def free_port() -> int:
@@ -66,7 +91,8 @@ def drain(api: httpx.Client, timeout_s: float) -> dict[str, Any]:
 
 
 def read_log(path: Path) -> tuple[list[str], list[str]]:
-    attempted, acked = [], []
+    attempted: list[str] = []
+    acked: list[str] = []
     if path.exists():
         for line in path.read_text().splitlines():
             what, _, mid = line.partition(" ")
@@ -74,52 +100,148 @@ def read_log(path: Path) -> tuple[list[str], list[str]]:
     return attempted, acked
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--duration", type=int, default=60, help="seconds of load")
-    ap.add_argument("--rate", type=float, default=300.0, help="requests per second offered")
-    ap.add_argument("--users", type=int, default=30, help="locust users sharing the rate")
-    ap.add_argument("--outage-at", type=float, default=20.0, help="ERP down after (s)")
-    ap.add_argument("--outage-s", type=float, default=8.0, help="ERP outage length (s)")
-    ap.add_argument("--out", type=Path, default=Path("results/loadtest"))
-    args = ap.parse_args(argv)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    keys = {s: secrets.token_urlsafe(24) for s in SYSTEMS}  # fresh per run, never printed
+def stop_processes(procs: list[subprocess.Popen[bytes]], timeout_s: float = 30.0) -> None:
+    """SIGTERM the ones still running, then SIGKILL what has not exited within the timeout."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+
+
+# -- the service under test ----------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    """A running service: where it listens, its API keys (fresh per run, never printed), and
+    the processes and log files to clean up."""
+
+    base: str
+    keys: dict[str, str]
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: list[IO[bytes]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        stop_processes(self.processes)
+        for f in self.logs:
+            f.close()
+
+
+def start_service(workdir: Path, out: Path) -> Service:
+    """Start the live service on a free loopback port (its store in `workdir`, its log in
+    ``out/server.log``) and return once it is ready. Everything about how the service is
+    started is here; the rest of the run only needs `Service.base` and `Service.keys`."""
+    keys = {s: secrets.token_urlsafe(24) for s in SYSTEMS}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **{f"TWIN_API_KEY_{s.upper()}": k for s, k in keys.items()},
+           **{f"TWIN_RATE_{s.upper()}": "1000000" for s in SYSTEMS}}
+    service = Service(base, keys)
+    service.logs.append((out / "server.log").open("wb"))
+    service.processes.append(subprocess.Popen(
+        [sys.executable, "-c", "from sim.cli import app; app()", "serve", "--host",
+         "127.0.0.1", "--port", str(port), "--db", str(workdir / "twin.db"), "--log-level",
+         "warning"],
+        env=env, cwd=REPO, stdout=service.logs[0], stderr=subprocess.STDOUT,
+    ))
+    try:
+        wait_ready(base, service.processes[0])
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
+# -- the load generator --------------------------------------------------------------------
+
+
+def start_locust(plan_path: Path, service: Service, load_log: Path, out: Path,
+                 workers: int) -> list[subprocess.Popen[bytes]]:
+    """Locust headless against the service: one process, or (``workers`` > 0) a master and
+    that many workers on loopback. The master (or the single process) is first in the list;
+    it writes the CSVs and the HTML report, and sends the plan's faults."""
+    env = {**os.environ, PLAN_ENV: str(plan_path), "TWIN_LOAD_LOG": str(load_log),
+           "TWIN_LOAD_KEY_WMS": service.keys["wms"], "TWIN_LOAD_KEY_SHOP": service.keys["shop"],
+           "TWIN_LOAD_KEY_ADMIN": service.keys["admin"]}
+    locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+    report = ["--headless", "--host", service.base, "--stop-timeout", "10",
+              "--csv", str(out / "locust"), "--html", str(out / "locust.html"), "--only-summary",
+              "--exit-code-on-error", "0"]  # failed requests: the thresholds decide
+    if workers <= 0:
+        return [subprocess.Popen([*locust, *report], env=env, cwd=REPO)]
+    port = free_port()
+    procs = [subprocess.Popen(
+        [*locust, *report, "--master", "--master-bind-host", "127.0.0.1",
+         "--master-bind-port", str(port), "--expect-workers", str(workers),
+         "--expect-workers-max-wait", str(EXPECT_WORKERS_S)], env=env, cwd=REPO)]
+    for i in range(workers):
+        with (out / f"locust-worker-{i}.log").open("wb") as log:  # the child keeps its copy
+            procs.append(subprocess.Popen(
+                [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
+    return procs
+
+
+def effective_plan(args: argparse.Namespace) -> Plan:
+    plan = load_plan(args.plan)
+    outage = ((args.outage_at, args.outage_s)
+              if args.outage_at is not None or args.outage_s is not None else None)
+    return plan.with_overrides(duration_s=args.duration, rate_per_s=args.rate,
+                               users=args.users, seed=args.seed, outage=outage)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--plan", type=Path, default=DEFAULT_PLAN,
+                    help="load plan: stages, users, seed, faults (TOML)")
+    ap.add_argument("--thresholds", type=Path, default=DEFAULT_THRESHOLDS,
+                    help="pass/fail limits (TOML)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="locust worker processes (0: a single locust process)")
+    ap.add_argument("--duration", type=float, help="seconds of load at one flat rate "
+                    "(replaces the plan's stages; rate: --rate or the plan's peak)")
+    ap.add_argument("--rate", type=float, help="requests per second offered, flat "
+                    "(replaces the plan's stages; length: --duration or the plan's)")
+    ap.add_argument("--users", type=int, help="locust users sharing the rate")
+    ap.add_argument("--seed", type=int, help="seed of the users' arrival schedules")
+    ap.add_argument("--outage-at", type=float, help="one ERP outage from here (s) "
+                    "(replaces the plan's faults)")
+    ap.add_argument("--outage-s", type=float, help="its length (s); 0: no fault at all")
+    ap.add_argument("--out", type=Path, default=Path("results/loadtest"))
+    args = ap.parse_args(argv)
+    try:
+        plan = effective_plan(args)
+        thresholds = load_thresholds(args.thresholds)
+    except (PlanError, ThresholdsError) as e:
+        print(e, file=sys.stderr)
+        return 2
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    plan_path = (out / "plan.json").resolve()
+    plan_path.write_text(plan.model_dump_json(indent=2) + "\n")
+    print(f"plan: {plan.duration_s:g} s, {plan.mean_rate_per_s:g} requests/s on average "
+          f"(peak {plan.peak_rate_per_s:g}), {plan.users} users, {len(plan.faults)} fault(s); "
+          f"locust: {'1 process' if args.workers <= 0 else f'master + {args.workers} workers'}",
+          flush=True)
+    locust: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="twin-load-") as tmp:
-        db, load_log = Path(tmp) / "twin.db", Path(tmp) / "movements.log"
-        env = {**os.environ, **{f"TWIN_API_KEY_{s.upper()}": k for s, k in keys.items()},
-               **{f"TWIN_RATE_{s.upper()}": "1000000" for s in SYSTEMS}}
-        server_log = (out / "server.log").open("wb")
-        server = subprocess.Popen(
-            [sys.executable, "-c", "from sim.cli import app; app()", "serve", "--host",
-             "127.0.0.1", "--port", str(port), "--db", str(db), "--log-level", "warning"],
-            env=env, cwd=REPO, stdout=server_log, stderr=subprocess.STDOUT,
-        )
+        load_log = Path(tmp) / "movements.log"
+        service = start_service(Path(tmp), out)
         try:
-            wait_ready(base, server)
-            locust_env = {**os.environ, "TWIN_LOAD_RATE": str(args.rate),
-                          "TWIN_LOAD_USERS": str(args.users), "TWIN_LOAD_LOG": str(load_log),
-                          "TWIN_LOAD_KEY_WMS": keys["wms"], "TWIN_LOAD_KEY_SHOP": keys["shop"]}
-            locust = subprocess.Popen(
-                [sys.executable, "-m", "locust", "-f", str(REPO / "loadtests/locustfile.py"),
-                 "--headless", "-u", str(args.users), "-r", str(args.users),
-                 "--run-time", f"{args.duration}s", "--host", base, "--stop-timeout", "10",
-                 "--csv", str(out / "locust"), "--html", str(out / "locust.html"),
-                 "--only-summary"],
-                env=locust_env, cwd=REPO,
-            )
-            with httpx.Client(base_url=base, timeout=30.0,
-                              headers={"X-API-Key": keys["admin"]}) as api:
-                t0 = time.monotonic()
-                outage = [(args.outage_at, "down"), (args.outage_at + args.outage_s, "up")]
-                for at, mode in outage if args.outage_s > 0 else []:
-                    time.sleep(max(0.0, t0 + at - time.monotonic()))
-                    api.put("/v1/admin/faults/erp", json={"mode": mode}).raise_for_status()
-                    print(f"[{time.monotonic() - t0:5.1f} s] ERP twin {mode}", flush=True)
-                locust_rc = locust.wait(timeout=args.duration + 120)
+            locust = start_locust(plan_path, service, load_log, out, args.workers)
+            with httpx.Client(base_url=service.base, timeout=30.0,
+                              headers={"X-API-Key": service.keys["admin"]}) as api:
+                locust_rc = locust[0].wait(timeout=plan.duration_s + EXPECT_WORKERS_S + 120)
+                for worker in locust[1:]:  # they quit with their master
+                    try:
+                        worker.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        stop_processes([worker])
                 status = drain(api, timeout_s=120.0)
                 attempted, acked = read_log(load_log)
                 counts: dict[str, int] = {}
@@ -131,28 +253,43 @@ def main(argv: list[str] | None = None) -> int:
                 rec = api.post("/v1/reconcile").json()
                 dead = api.get("/v1/dead-letters").json()["total"]
         finally:
-            for p in (server,):
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-                    try:
-                        p.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
-            server_log.close()
+            stop_processes(locust)
+            service.stop()
     applied = [mid for mid, n in counts.items() for _ in range(n)]
     result = check(attempted=attempted, acknowledged=acked, applied=applied)
-    ok = (locust_rc == 0 and result.ok and rec["unexplained_units"] == 0
-          and rec["divergence_units"] == 0 and dead == 0)
+    c = result.counts
+    checks = [
+        Check("load generator exit code", "0", f"{locust_rc}", locust_rc == 0),
+        Check("checker: lost / duplicated / unexpected", "0 / 0 / 0",
+              f"{c['lost']} / {c['duplicated']} / {c['unexpected']} (of {len(acked)} acked)",
+              result.ok),
+        Check("divergence after the drain (units)", "0", f"{rec['divergence_units']}",
+              rec["divergence_units"] == 0),
+        Check("unexplained units", "0", f"{rec['unexplained_units']}",
+              rec["unexplained_units"] == 0),
+        Check("dead letters", "0", f"{dead}", dead == 0),
+        *evaluate_run(thresholds, out / "locust"),
+    ]
+    ok = all(ch.ok for ch in checks)
     summary = {
-        "ok": ok, "locust_exit_code": locust_rc, "duration_s": args.duration,
-        "offered_rate_per_s": args.rate, "checker": result.summary(),
+        "ok": ok, "locust_exit_code": locust_rc, "duration_s": plan.duration_s,
+        "offered_rate_per_s": plan.mean_rate_per_s, "peak_rate_per_s": plan.peak_rate_per_s,
+        "workers": args.workers, "plan": {"source": str(args.plan), **plan.model_dump()},
+        "checker": result.summary(),
         "reconcile": {k: rec[k] for k in ("divergence_units", "in_flight_units",
                                           "unexplained_units", "skus_out_of_sync")},
         "dead_letters": dead, "bus_counters": status["counters"],
+        "thresholds": str(args.thresholds),
+        "verdict": [ch.as_dict() for ch in checks],
         "reports": {"html": str(out / "locust.html"), "csv": str(out / "locust_stats.csv")},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if k != "verdict"}, indent=2))
+    print(f"\n{format_table(checks)}\n\n{'PASSED' if ok else 'FAILED'}")
+    if not ok:
+        replay = ["python", "-m", "loadtests.run", "--plan", str(plan_path), "--thresholds",
+                  str(args.thresholds), "--workers", str(args.workers), "--out", str(out)]
+        print(f"replay the same offered load: {shlex.join(replay)}")
     return 0 if ok else 1
 
 

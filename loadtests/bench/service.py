@@ -1,0 +1,527 @@
+"""Live service throughput: durable movements per second at p99 < 100 ms, single posts and
+batches, against the ceiling of a bare uvicorn endpoint that only parses the same JSON,
+measured in the same run.
+
+    python -m loadtests.bench.service [--quick] [--repeat 3] [--batch-size 500] [--table]
+
+Three processes: the server under test (``twin serve``, started exactly as
+`loadtests/run.py` starts it, or the bare app `loadtests.bench.bare` under uvicorn), the
+open-model load generator (`loadtests.bench.httpload`, its own spawned process) and this
+script, which only orchestrates. Everything runs on 127.0.0.1.
+
+For each mode (``single``: POST /v1/movements; ``batch``: POST /v1/movements:batch of
+``--batch-size``) and each server:
+
+1. a closed-loop probe finds the saturation throughput (every connection busy all the time);
+2. open-model steps (Poisson arrivals, latency from the intended send time) search the highest
+   offered rate whose p99 < 100 ms with zero errors (every response 200/202): start at 60% of
+   saturation, step up x1.3 until a step fails (down x0.5 if the first fails), then bisect
+   geometrically. A step stops early once its p99 cannot pass any more. A step is measured for
+   ``--step-s`` after a warm-up, longer (up to 3x) when that holds fewer than 200 requests, so
+   a slow batch step's p99 is not merely its maximum. A failed step during which the generator
+   itself ran late (scheduler lag p99 > 20 ms: the shared machine, not the server) is run once
+   more, at most twice per search; every run, discarded or not, is in the JSON.
+
+"Durable movements/s" is movements acknowledged per second in the best step's measured window:
+the service answers 202 only after the SQLite transaction holding them committed. Every movement
+has a fresh ``movement_id`` (duplicates would be cheap 200s). After each service step the
+script reads ``GET /v1/status``: the delivery backlog left at the end of the step, and the time
+the delivery loop takes to drain it (bounded by ``--drain-deadline-s``); the next step starts
+after the drain. At the end, the bus counters must show no duplicate publish and at least as many
+published messages as movements the generator saw acknowledged.
+
+JSON on stdout (and in ``--out FILE``); ``--table`` adds a human-readable table. The ratio is
+service / bare: the bare app is raw ASGI (no Starlette, no FastAPI), so the ratio prices the
+framework as well as validation, auth and storage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import math
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from loadtests.bench.common import machine
+from loadtests.bench.httpload import LoadProcess, Payload, Step, StepResult, Target
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+SYSTEMS = ("shop", "wms", "erp", "carrier", "admin")
+SLO_S = 0.100
+TARGETS = {"single": 1_000, "batch": 20_000}
+MODES = ("single", "batch")
+
+
+# -- the servers --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_service(port: int, db: Path, keys: dict[str, str],
+                  log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """``twin serve`` as `loadtests/run.py` starts it: keys and rates from the environment.
+
+    The one place to adapt when ``twin serve`` gains options."""
+    env = {**os.environ, **{f"TWIN_API_KEY_{s.upper()}": k for s, k in keys.items()},
+           **{f"TWIN_RATE_{s.upper()}": "1000000" for s in SYSTEMS}}
+    return subprocess.Popen(
+        [sys.executable, "-c", "from sim.cli import app; app()", "serve", "--host", HOST,
+         "--port", str(port), "--db", str(db), "--log-level", "warning"],
+        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+def start_bare(port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """The bare app under uvicorn's defaults (the same ones ``twin serve`` runs with)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "loadtests.bench.bare:app", "--host", HOST,
+         "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+def wait_http(base: str, proc: subprocess.Popen[bytes], path: str, want: int | None,
+              timeout_s: float = 60.0) -> None:
+    """Until `path` answers `want` (any status when None); fail if the process exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} while starting")
+        try:
+            code = httpx.get(f"{base}{path}", timeout=2.0).status_code
+            if want is None or code == want:
+                return
+        except httpx.TransportError:  # not listening yet
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{base} was not ready within {timeout_s} s")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    paths: dict[str, str]
+    headers: tuple[tuple[str, str], ...] = ()
+    admin: httpx.Client | None = None
+    log: Path | None = None
+    acked_movements: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def target(self, mode: str) -> Target:
+        return Target(HOST, self.port, self.paths[mode], self.headers)
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-2000:] if self.log else ""
+            raise RuntimeError(f"the {self.name} server exited with {self.proc.returncode}:\n"
+                               f"{tail}")
+
+
+@contextlib.contextmanager
+def servers(workdir: Path) -> Iterator[tuple[Server, Server]]:
+    """The bare app and the service, both listening; stopped on the way out."""
+    keys = {s: secrets.token_urlsafe(24) for s in SYSTEMS}  # fresh per run, never printed
+    logs = [(workdir / "bare.log").open("wb"), (workdir / "service.log").open("wb")]
+    procs: list[subprocess.Popen[bytes]] = []
+    admin: httpx.Client | None = None
+    try:
+        p_bare, p_svc = free_port(), free_port()
+        procs.append(start_bare(p_bare, logs[0]))
+        procs.append(start_service(p_svc, workdir / "twin.db", keys, logs[1]))
+        wait_http(f"http://{HOST}:{p_bare}", procs[0], "/", None)
+        wait_http(f"http://{HOST}:{p_svc}", procs[1], "/readyz", 200)
+        admin = httpx.Client(base_url=f"http://{HOST}:{p_svc}", timeout=30.0,
+                             headers={"X-API-Key": keys["admin"]})
+        bare = Server("bare", procs[0], p_bare,
+                      {"single": "/movements", "batch": "/movements:batch"},
+                      log=workdir / "bare.log")
+        svc = Server("service", procs[1], p_svc,
+                     {"single": "/v1/movements", "batch": "/v1/movements:batch"},
+                     headers=(("X-API-Key", keys["wms"]),), admin=admin,
+                     log=workdir / "service.log")
+        yield bare, svc
+    finally:
+        if admin is not None:
+            admin.close()
+        for p in procs:
+            stop_process(p)
+        for f in logs:
+            f.close()
+
+
+# -- delivery -----------------------------------------------------------------------------------
+
+
+def delivery(admin: httpx.Client, deadline_s: float) -> dict[str, Any]:
+    """Backlog right now, then poll until the consumers are drained or the deadline passes."""
+    t0 = time.monotonic()
+    doc = admin.get("/v1/status").json()
+    first = {c: v["backlog"] for c, v in doc["consumers"].items()}
+    left = sum(first.values())
+    while left and time.monotonic() - t0 < deadline_s:
+        time.sleep(0.1)
+        doc = admin.get("/v1/status").json()
+        left = sum(v["backlog"] for v in doc["consumers"].values())
+    return {
+        "backlog_at_end": sum(first.values()), "backlog_by_consumer": first,
+        "drained": left == 0,
+        "drain_s": round(time.monotonic() - t0, 2) if left == 0 else None,
+        "backlog_left": left,
+        "dead_letters": sum(v["dead_letters"] for v in doc["consumers"].values()),
+        "background_failures": doc.get("background_failures", 0),
+    }
+
+
+# -- the search ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    step_s: float
+    warmup_s: float
+    min_requests: int
+    max_step_factor: float
+    probe_s: float
+    batch_size: int
+    connections: dict[str, int]
+    arrivals: str
+    seed: int
+    start_fraction: float
+    up_factor: float
+    bisect_steps: int
+    resolution: float
+    max_steps: int
+    lag_retry_ms: float
+    lag_retries: int
+    drain_deadline_s: float
+    timeout_s: float
+
+
+def _ms(x: float) -> float | None:
+    """Rounded, or None for NaN (no measured request completed): JSON has no NaN."""
+    return None if math.isnan(x) else round(x, 2)
+
+
+def _step_row(res: StepResult, movements: int, drain: dict[str, Any] | None) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "offered_requests_per_s": round(res.rate, 1),
+        "offered_movements_per_s": round(res.rate * movements),
+        "movements_per_s": round(res.movements_per_s),
+        "requests": res.scheduled,
+        "duration_s": round(res.duration_s, 2),
+        "p50_ms": _ms(res.latency_ms["p50"]),
+        "p99_ms": _ms(res.latency_ms["p99"]),
+        "max_ms": _ms(res.latency_ms["max"]),
+        "errors": res.errors,
+        "passed": res.passed,
+        "client_cpu_fraction": res.client["cpu_fraction"],
+        "client_sched_lag_p99_ms": _ms(res.client["sched_lag_p99_ms"]),
+    }
+    if res.stopped:
+        row["stopped"] = res.stopped
+    if res.unfinished:
+        row["unfinished"] = res.unfinished
+    if res.errors or set(res.statuses) - {"200", "202"}:
+        row["statuses"] = res.statuses
+    if drain is not None:
+        row["delivery"] = drain
+    return row
+
+
+def search(gen: LoadProcess, srv: Server, mode: str, cfg: Config, tag: str,
+           log: IO[str]) -> dict[str, Any]:
+    """Saturation probe, then open-model steps up to the best rate with p99 < SLO, 0 errors."""
+    batch = mode == "batch"
+    movements = cfg.batch_size if batch else 1
+    conns = cfg.connections[mode]
+    target = srv.target(mode)
+    unique = srv.name == "service"  # the bare app does not dedupe: a pool of bodies will do
+
+    def payload(prefix: str) -> Payload:
+        return Payload(kind="batch" if batch else "single", batch_size=movements,
+                       id_prefix=f"{tag}-{prefix}", unique=unique)
+
+    def settle() -> dict[str, Any] | None:
+        srv.check_alive()
+        if srv.admin is None:
+            time.sleep(0.2)
+            return None
+        return delivery(srv.admin, cfg.drain_deadline_s)
+
+    sat = gen.saturate(target, payload("sat"), conns, cfg.probe_s)
+    srv.acked_movements += int(sat["ok_movements_total"])
+    settle()
+    steps: list[dict[str, Any]] = []
+    results: list[StepResult] = []
+
+    tried = [0]  # search steps, not counting retries
+    retries = [cfg.lag_retries]
+
+    def attempt(rate: float) -> bool:
+        tried[0] += 1
+        while True:
+            k = len(steps)
+            # Enough measured requests for a p99 that is not just the maximum, within reason.
+            duration = max(cfg.step_s, min(cfg.step_s * cfg.max_step_factor,
+                                           cfg.min_requests / rate))
+            step = Step(rate=rate, duration_s=duration, warmup_s=cfg.warmup_s,
+                        connections=conns,
+                        arrivals="poisson" if cfg.arrivals == "poisson" else "constant",
+                        seed=cfg.seed + 1000 * k + (7 if batch else 0),
+                        timeout_s=cfg.timeout_s, slo_s=SLO_S, stop_on_error=True)
+            res = gen.step(target, payload(f"s{k}"), step)
+            srv.acked_movements += res.ok_movements_total
+            row = _step_row(res, movements, settle())
+            lag = row["client_sched_lag_p99_ms"] or 0.0
+            # A failure while the generator itself ran late says more about the machine than
+            # about the server: run that step once more (a pass is never re-run).
+            retry = not res.passed and lag > cfg.lag_retry_ms and retries[0] > 0
+            if retry:
+                retries[0] -= 1
+                row["discarded"] = f"the generator lagged ({lag} ms p99): step run again"
+            steps.append(row)
+            results.append(res)
+            print(f"  {srv.name:>7} {mode:<6} {rate * movements:>9.0f} mv/s offered  "
+                  f"p99 {row['p99_ms'] if row['p99_ms'] is not None else '-':>8} ms  "
+                  f"{'pass' if res.passed else 'FAIL'}"
+                  f"{'  (' + res.stopped + ')' if res.stopped else ''}"
+                  f"{'  generator lagged: again' if retry else ''}", file=log, flush=True)
+            if not retry:
+                return res.passed
+
+    cap = float(sat["requests_per_s"])
+    lo: float | None = None
+    hi: float | None = None
+    if cap > 0:
+        r = cfg.start_fraction * cap
+        while tried[0] < cfg.max_steps and r * movements >= 1.0:
+            if attempt(r):
+                lo = r
+                break
+            hi, r = r, r * 0.5
+        if lo is not None and hi is None:
+            r = lo * cfg.up_factor
+            while tried[0] < cfg.max_steps:
+                if not attempt(r):
+                    hi = r
+                    break
+                lo, r = r, r * cfg.up_factor
+        n_bisect = 0
+        while (lo is not None and hi is not None and n_bisect < cfg.bisect_steps
+               and hi / lo > 1.0 + cfg.resolution and tried[0] < cfg.max_steps):
+            mid = math.sqrt(lo * hi)
+            if attempt(mid):
+                lo = mid
+            else:
+                hi = mid
+            n_bisect += 1
+    passing = [i for i, res in enumerate(results) if res.passed]
+    best_i = max(passing, key=lambda i: results[i].movements_per_s) if passing else None
+    best = steps[best_i] if best_i is not None else None
+    return {
+        "movements_per_s": best["movements_per_s"] if best else 0,
+        "best_step": best,
+        "saturation": {"requests_per_s": round(cap, 1),
+                       "movements_per_s": round(float(sat["movements_per_s"])),
+                       "connections": conns, "errors": sat["errors"]},
+        "connections": conns,
+        "steps": steps,
+    }
+
+
+def one_repeat(gen: LoadProcess, cfg: Config, modes: list[str], rep: int,
+               log: IO[str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="twin-bench-") as tmp, servers(Path(tmp)) as (
+            bare, svc):
+        out: dict[str, Any] = {}
+        for mode in modes:
+            out[mode] = {srv.name: search(gen, srv, mode, cfg, f"r{rep}{mode[0]}", log)
+                         for srv in (bare, svc)}
+        assert svc.admin is not None
+        counters = svc.admin.get("/v1/status").json()["counters"]
+        out["integrity"] = {
+            "movements_acked_to_generator": svc.acked_movements,
+            "bus_published": counters["published"],
+            "bus_duplicate_publishes": counters["duplicate_publishes"],
+            "ok": (counters["duplicate_publishes"] == 0
+                   and counters["published"] >= svc.acked_movements),
+        }
+    return out
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def _median_index(values: list[float]) -> int:
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    return order[(len(order) - 1) // 2]
+
+
+def summarize(reps: list[dict[str, Any]], modes: list[str], cfg: Config,
+              wall_s: float, load: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"benchmark": "service", "slo": {"p99_ms_below": SLO_S * 1000,
+                                                           "errors": 0}}
+    for mode in modes:
+        svc = [float(r[mode]["service"]["movements_per_s"]) for r in reps]
+        bare = [float(r[mode]["bare"]["movements_per_s"]) for r in reps]
+        s_med, b_med = statistics.median(svc), statistics.median(bare)
+        rep = reps[_median_index(svc)][mode]
+        best_s, best_b = rep["service"]["best_step"], rep["bare"]["best_step"]
+        out[mode] = {
+            "service_movements_per_s": round(s_med),
+            "bare_movements_per_s": round(b_med),
+            "ratio": round(s_med / b_med, 3) if b_med else None,
+            "target_movements_per_s": TARGETS[mode],
+            "pass": s_med >= TARGETS[mode],
+            "service_p50_ms": best_s["p50_ms"] if best_s else None,
+            "service_p99_ms": best_s["p99_ms"] if best_s else None,
+            "bare_p50_ms": best_b["p50_ms"] if best_b else None,
+            "bare_p99_ms": best_b["p99_ms"] if best_b else None,
+            "delivery_at_best_step": best_s.get("delivery") if best_s else None,
+            "saturation_movements_per_s": {"service": rep["service"]["saturation"]
+                                           ["movements_per_s"],
+                                           "bare": rep["bare"]["saturation"]
+                                           ["movements_per_s"]},
+            "per_repeat": [{"service": round(s), "bare": round(b),
+                            "ratio": round(s / b, 3) if b else None}
+                           for s, b in zip(svc, bare, strict=True)],
+        }
+    out["integrity"] = [r["integrity"] for r in reps]
+    out["parameters"] = {
+        "repeat": len(reps), "step_s": cfg.step_s, "warmup_s": cfg.warmup_s,
+        "step_min_requests": cfg.min_requests, "step_max_s": cfg.step_s * cfg.max_step_factor,
+        "probe_s": cfg.probe_s, "batch_size": cfg.batch_size, "connections": cfg.connections,
+        "arrivals": cfg.arrivals, "seed": cfg.seed, "drain_deadline_s": cfg.drain_deadline_s,
+        "search": {"start_fraction_of_saturation": cfg.start_fraction,
+                   "up_factor": cfg.up_factor, "bisect_steps": cfg.bisect_steps,
+                   "resolution": cfg.resolution, "max_steps": cfg.max_steps,
+                   "rerun_failed_step_if_generator_lag_p99_ms_over": cfg.lag_retry_ms,
+                   "reruns_per_search": cfg.lag_retries},
+        "server": "uvicorn, 1 worker, asyncio loop, "
+                  + ("httptools" if importlib.util.find_spec("httptools") else "h11"),
+        "bare_app": "raw ASGI (loadtests/bench/bare.py): read body, json.loads, 202",
+        "generator": "loadtests/bench/httpload.py: open model, own process, asyncio streams",
+    }
+    out["host"] = {**machine(), "cpus_usable": len(os.sched_getaffinity(0)), **load}
+    out["wall_s"] = round(wall_s, 1)
+    out["repeats"] = reps
+    return out
+
+
+def table(r: dict[str, Any]) -> str:
+    head = (f"{'mode':<8}{'service mv/s':>13}{'bare mv/s':>11}{'ratio':>7}{'target':>8}"
+            f"{'pass':>6}{'svc p50/p99 ms':>16}{'backlog':>9}{'drain s':>9}")
+    lines = [head]
+    for mode in MODES:
+        if mode not in r:
+            continue
+        m = r[mode]
+        d = m["delivery_at_best_step"] or {}
+        drain = d.get("drain_s")
+        lat = (f"{m['service_p50_ms']}/{m['service_p99_ms']}" if m["service_p50_ms"] is not None
+               else "-")
+        lines.append(
+            f"{mode:<8}{m['service_movements_per_s']:>13,}{m['bare_movements_per_s']:>11,}"
+            f"{m['ratio'] if m['ratio'] is not None else '-':>7}"
+            f"{m['target_movements_per_s']:>8,}{'yes' if m['pass'] else 'NO':>6}{lat:>16}"
+            f"{d.get('backlog_at_end', '-'):>9}"
+            f"{drain if drain is not None else ('>' + str(r['parameters']['drain_deadline_s'])):>9}"
+        )
+    lines.append(f"p99 < {SLO_S * 1000:.0f} ms with 0 errors; batch size "
+                 f"{r['parameters']['batch_size']}; medians of {r['parameters']['repeat']} "
+                 f"repeat(s); {r['host']['cpus']} CPUs, load {r['host']['loadavg_before']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="short steps: a smoke test (< 60 s)")
+    p.add_argument("--step-s", type=float, help="measured seconds per step (default 4; 1.5 "
+                   "with --quick)")
+    p.add_argument("--warmup-s", type=float, help="unmeasured seconds before each step "
+                   "(default 1; 0.5 with --quick)")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--repeat", type=int, default=1, help="whole runs; figures are medians")
+    p.add_argument("--modes", default="single,batch", help="comma-separated: single,batch")
+    p.add_argument("--connections-single", type=int, default=32)
+    p.add_argument("--connections-batch", type=int, default=8)
+    p.add_argument("--arrivals", choices=("poisson", "constant"), default="poisson")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--drain-deadline-s", type=float, help="longest wait for the delivery "
+                   "backlog after a step (default 20; 5 with --quick)")
+    p.add_argument("--out", type=Path, help="also write the JSON here")
+    p.add_argument("--table", action="store_true", help="also print a human-readable table")
+    a = p.parse_args(argv)
+    modes = [m.strip() for m in a.modes.split(",") if m.strip()]
+    if not modes or set(modes) - set(MODES):
+        p.error(f"--modes: a comma-separated subset of {MODES}")
+    if not 1 <= a.batch_size <= 1000:
+        p.error("--batch-size: 1 to 1000 (the service's batch_max)")
+    q = a.quick
+    cfg = Config(
+        step_s=a.step_s or (1.5 if q else 4.0), warmup_s=a.warmup_s or (0.5 if q else 1.0),
+        min_requests=200, max_step_factor=2.0 if q else 3.0,
+        probe_s=1.0 if q else 2.0, batch_size=a.batch_size,
+        connections={"single": a.connections_single, "batch": a.connections_batch},
+        arrivals=a.arrivals, seed=a.seed, start_fraction=0.6, up_factor=1.3,
+        bisect_steps=1 if q else 3, resolution=0.05, max_steps=4 if q else 7,
+        lag_retry_ms=20.0, lag_retries=0 if q else 2,
+        drain_deadline_s=a.drain_deadline_s or (5.0 if q else 20.0),
+        timeout_s=5.0 if q else 10.0,
+    )
+    load = {"loadavg_before": [round(x, 2) for x in os.getloadavg()]}
+    t0 = time.monotonic()
+    reps = []
+    with LoadProcess() as gen:
+        for rep in range(a.repeat):
+            print(f"repeat {rep + 1}/{a.repeat}", file=sys.stderr, flush=True)
+            reps.append(one_repeat(gen, cfg, modes, rep, sys.stderr))
+    load["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    result = summarize(reps, modes, cfg, time.monotonic() - t0, load)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(text + "\n")
+    if a.table:
+        print()
+        print(table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
