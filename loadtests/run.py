@@ -14,7 +14,9 @@ gives the run's length, the offered arrival rate over time, the users and the fa
 its faults by one ERP outage (``--outage-s 0``: none). ``--workers N`` runs locust distributed
 on this machine: a master and N worker processes, on loopback.
 
-Writes locust's HTML report and CSVs, the server log, the effective plan (``plan.json``) and
+The service calls the ERP and WMS twins (`twin twins`, a process of their own) over HTTP.
+Writes locust's HTML report and CSVs, the service's and the twins' logs, the service's status
+sampled each second (``status.csv``), the effective plan (``plan.json``) and
 ``summary.json`` (with the verdict) to ``--out``, prints the verdict table, and exits
 non-zero when a threshold is breached (latency, error rate, any 5xx, exceptions in the load
 generator), when locust itself failed, when the checker finds a movement lost or applied
@@ -25,6 +27,7 @@ twice, or when divergence or a dead letter is left after the drain. Traffic goes
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import secrets
@@ -34,6 +37,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,13 +69,14 @@ def free_port() -> int:
         return port
 
 
-def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0,
+               probe: str = "/readyz") -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"the service exited with {proc.returncode} while starting")
         try:
-            if httpx.get(f"{base}/readyz", timeout=2.0).status_code == 200:
+            if httpx.get(f"{base}{probe}", timeout=2.0).status_code == 200:
                 return
         except httpx.TransportError:  # not listening yet
             pass
@@ -83,7 +88,8 @@ def drain(api: httpx.Client, timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
         doc: dict[str, Any] = api.get("/v1/status").json()
-        if all(c["backlog"] == 0 for c in doc["consumers"].values()):
+        if (all(c["backlog"] == 0 for c in doc["consumers"].values())
+                and doc["outbox"]["open_calls"] == 0):
             return doc
         if time.monotonic() > deadline:
             raise SystemExit(f"not drained within {timeout_s} s: {doc['consumers']}")
@@ -133,28 +139,80 @@ class Service:
 
 
 def start_service(workdir: Path, out: Path) -> Service:
-    """Start the live service on a free loopback port (its store in `workdir`, its log in
-    ``out/server.log``) and return once it is ready. Everything about how the service is
+    """Start the ERP/WMS twins (`twin twins`) and the live service calling them over HTTP,
+    each on a free loopback port (stores in `workdir`, logs in ``out/server.log`` and
+    ``out/twins.log``), and return once both are ready. Everything about how the service is
     started is here; the rest of the run only needs `Service.base` and `Service.keys`."""
     keys = {s: secrets.token_urlsafe(24) for s in SYSTEMS}
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **{f"TWIN_API_KEY_{s.upper()}": k for s, k in keys.items()},
+    partner_key = secrets.token_urlsafe(24)
+    twins_port, port = free_port(), free_port()
+    twins, base = f"http://127.0.0.1:{twins_port}", f"http://127.0.0.1:{port}"
+    cli = [sys.executable, "-c", "from sim.cli import app; app()"]
+    env = {**os.environ, "TWIN_PARTNER_KEY": partner_key,
+           **{f"TWIN_API_KEY_{s.upper()}": k for s, k in keys.items()},
            **{f"TWIN_RATE_{s.upper()}": "1000000" for s in SYSTEMS}}
     service = Service(base, keys)
-    service.logs.append((out / "server.log").open("wb"))
-    service.processes.append(subprocess.Popen(
-        [sys.executable, "-c", "from sim.cli import app; app()", "serve", "--host",
-         "127.0.0.1", "--port", str(port), "--db", str(workdir / "twin.db"), "--log-level",
-         "warning"],
-        env=env, cwd=REPO, stdout=service.logs[0], stderr=subprocess.STDOUT,
-    ))
     try:
-        wait_ready(base, service.processes[0])
+        service.logs.append((out / "twins.log").open("wb"))
+        service.processes.append(subprocess.Popen(
+            [*cli, "twins", "--host", "127.0.0.1", "--port", str(twins_port), "--db",
+             str(workdir / "twins.db"), "--log-level", "warning"],
+            env=env, cwd=REPO, stdout=service.logs[-1], stderr=subprocess.STDOUT))
+        wait_ready(twins, service.processes[-1], probe="/healthz")
+        service.logs.append((out / "server.log").open("wb"))
+        service.processes.append(subprocess.Popen(
+            [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--db",
+             str(workdir / "twin.db"), "--log-level", "warning", "--erp-url", f"{twins}/erp",
+             "--wms-url", f"{twins}/wms"],
+            env=env, cwd=REPO, stdout=service.logs[-1], stderr=subprocess.STDOUT))
+        wait_ready(base, service.processes[-1])
     except BaseException:
         service.stop()
         raise
     return service
+
+
+class Sampler(threading.Thread):
+    """Samples ``/v1/status`` once a second while the load runs: backlog per consumer, open
+    outbox calls, dead letters and event-loop lag, written to ``status.csv`` (how the
+    service coped, over time: an outage shows as a growing ERP backlog, then its drain)."""
+
+    COLUMNS = ("t_s", "backlog_wms", "backlog_erp", "backlog_orders", "outbox_open_calls",
+               "dead_letters", "event_loop_lag_s", "erp_posting_failed_calls")
+
+    def __init__(self, service: Service, path: Path, every_s: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.service, self.path, self.every_s = service, path, every_s
+        self.stopping = threading.Event()
+        self.rows: list[tuple[float, ...]] = []
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        with httpx.Client(base_url=self.service.base, timeout=5.0,
+                          headers={"X-API-Key": self.service.keys["admin"]}) as api:
+            while not self.stopping.wait(self.every_s):
+                try:
+                    d = api.get("/v1/status").json()
+                except (httpx.HTTPError, ValueError):
+                    continue  # a sample missed under load is a gap, not a failure
+                c = d["consumers"]
+                self.rows.append((
+                    round(time.monotonic() - t0, 2), c["wms"]["backlog"], c["erp"]["backlog"],
+                    c["orders"]["backlog"], d["outbox"]["open_calls"],
+                    sum(v["dead_letters"] for v in c.values()), d["event_loop_lag_s"],
+                    d["erp_posting"]["failed_calls"]))
+
+    def stop(self) -> dict[str, float]:
+        self.stopping.set()
+        self.join(timeout=10)
+        with self.path.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(self.COLUMNS)
+            w.writerows(self.rows)
+        if not self.rows:
+            return {}
+        return {"max_erp_backlog": max(r[2] for r in self.rows),
+                "max_event_loop_lag_s": max(r[6] for r in self.rows)}
 
 
 # -- the load generator --------------------------------------------------------------------
@@ -233,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         load_log = Path(tmp) / "movements.log"
         service = start_service(Path(tmp), out)
         try:
+            sampler = Sampler(service, out / "status.csv")
+            sampler.start()
             locust = start_locust(plan_path, service, load_log, out, args.workers)
             with httpx.Client(base_url=service.base, timeout=30.0,
                               headers={"X-API-Key": service.keys["admin"]}) as api:
@@ -242,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                         worker.wait(timeout=15)
                     except subprocess.TimeoutExpired:
                         stop_processes([worker])
+                over_time = sampler.stop()
                 status = drain(api, timeout_s=120.0)
                 attempted, acked = read_log(load_log)
                 counts: dict[str, int] = {}
@@ -278,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         "checker": result.summary(),
         "reconcile": {k: rec[k] for k in ("divergence_units", "in_flight_units",
                                           "unexplained_units", "skus_out_of_sync")},
-        "dead_letters": dead, "bus_counters": status["counters"],
+        "dead_letters": dead, "bus_counters": status["counters"], "service": over_time,
         "thresholds": str(args.thresholds),
         "verdict": [ch.as_dict() for ch in checks],
         "reports": {"html": str(out / "locust.html"), "csv": str(out / "locust_stats.csv")},

@@ -514,6 +514,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
         doc["erp_posting"] = {"calls": runner.erp_posts, "failed_calls": runner.erp_post_failures}
         doc["outbox"]["failed_calls"] = runner.call_failures
         doc["reconcile_skipped"] = runner.reconcile_skipped
+        doc["event_loop_lag_s"] = runner.loop_lag_s
         return doc
 
     # -- operations --------------------------------------------------------------------------
@@ -680,6 +681,9 @@ def _render_metrics(registry: Registry, held: _Holder, gate: Gatekeeper) -> str:
                               "ingress": status["ingress_dead_letters"]})),
             ("twin_outbox_open_calls", "Partner calls written to the outbox and not yet "
              "answered.", {(): float(len(engine.desk.open_calls))}),
+            ("twin_event_loop_lag_seconds", "Worst event-loop lag over the last 5 s: how "
+             "long a ready request waits for the loop.",
+             {(): runner.loop_lag_s if runner else 0.0}),
             ("twin_uptime_seconds", "Seconds since the engine started.",
              {(): now - engine.started_at}),
         ]

@@ -59,6 +59,9 @@ class Runner:
         self._call_tasks: set[asyncio.Task[None]] = set()
         self.erp_posts = self.erp_post_failures = self.call_failures = 0
         self.reconcile_skipped = 0
+        self.loop_lag_s = 0.0
+        """Worst event-loop lag over the last few seconds: how long a ready request may wait
+        for the loop (saturation shows here first)."""
         self._tasks: list[asyncio.Task[None]] = []
         self.failures = 0
         """Background steps that raised (the step is retried; the count is in /metrics)."""
@@ -75,6 +78,7 @@ class Runner:
         for i in range(self.settings.erp_concurrency):
             self._spawn(self._erp_worker(), f"erp-{i}")
         self._spawn(self._calls(), "calls")
+        self._spawn(self._watch_loop(), "loop-lag")
         self._spawn(self._timers(), "timers")
         self._spawn(self._reconcile(), "reconcile")
 
@@ -124,6 +128,16 @@ class Runner:
                     await self._wake.wait()
             if coalesce:
                 await asyncio.sleep(coalesce)
+
+    async def _watch_loop(self, every: float = 0.05, window: int = 100) -> None:
+        loop = asyncio.get_running_loop()
+        lags: list[float] = []
+        while not self._stopping:
+            t = loop.time()
+            await asyncio.sleep(every)
+            lags.append(max(0.0, loop.time() - t - every))
+            del lags[:-window]
+            self.loop_lag_s = max(lags)
 
     async def _sleep(self, event: asyncio.Event, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
