@@ -79,18 +79,30 @@ def free_port() -> int:
         return port
 
 
-def start_service(port: int, db: Path, keys: dict[str, str],
-                  log: IO[bytes]) -> subprocess.Popen[bytes]:
-    """``twin serve`` as `loadtests/run.py` starts it: keys and rates from the environment.
+def start_service(port: int, db: Path, keys: dict[str, str], log: IO[bytes]
+                  ) -> list[subprocess.Popen[bytes]]:
+    """The ERP/WMS twins (`twin twins`) and ``twin serve`` calling them over HTTP, as
+    `loadtests/run.py` starts them: keys and rates from the environment. Returns the
+    processes, the service last.
 
     The one place to adapt when ``twin serve`` gains options."""
-    env = {**os.environ, **{f"TWIN_API_KEY_{s.upper()}": k for s, k in keys.items()},
+    twins_port = free_port()
+    env = {**os.environ, "TWIN_PARTNER_KEY": secrets.token_urlsafe(24),
+           **{f"TWIN_API_KEY_{s.upper()}": k for s, k in keys.items()},
            **{f"TWIN_RATE_{s.upper()}": "1000000" for s in SYSTEMS}}
-    return subprocess.Popen(
-        [sys.executable, "-c", "from sim.cli import app; app()", "serve", "--host", HOST,
-         "--port", str(port), "--db", str(db), "--log-level", "warning"],
+    cli = [sys.executable, "-c", "from sim.cli import app; app()"]
+    twins = subprocess.Popen(
+        [*cli, "twins", "--host", HOST, "--port", str(twins_port), "--db",
+         str(db.with_name("twins.db")), "--log-level", "warning"],
         env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
     )
+    wait_http(f"http://{HOST}:{twins_port}", twins, "/healthz", 200)
+    url = f"http://{HOST}:{twins_port}"
+    return [twins, subprocess.Popen(
+        [*cli, "serve", "--host", HOST, "--port", str(port), "--db", str(db), "--log-level",
+         "warning", "--erp-url", f"{url}/erp", "--wms-url", f"{url}/wms"],
+        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    )]
 
 
 def start_bare(port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
@@ -161,15 +173,15 @@ def servers(workdir: Path) -> Iterator[tuple[Server, Server]]:
     try:
         p_bare, p_svc = free_port(), free_port()
         procs.append(start_bare(p_bare, logs[0]))
-        procs.append(start_service(p_svc, workdir / "twin.db", keys, logs[1]))
+        procs.extend(start_service(p_svc, workdir / "twin.db", keys, logs[1]))
         wait_http(f"http://{HOST}:{p_bare}", procs[0], "/", None)
-        wait_http(f"http://{HOST}:{p_svc}", procs[1], "/readyz", 200)
+        wait_http(f"http://{HOST}:{p_svc}", procs[-1], "/readyz", 200)
         admin = httpx.Client(base_url=f"http://{HOST}:{p_svc}", timeout=30.0,
                              headers={"X-API-Key": keys["admin"]})
         bare = Server("bare", procs[0], p_bare,
                       {"single": "/movements", "batch": "/movements:batch"},
                       log=workdir / "bare.log")
-        svc = Server("service", procs[1], p_svc,
+        svc = Server("service", procs[-1], p_svc,
                      {"single": "/v1/movements", "batch": "/v1/movements:batch"},
                      headers=(("X-API-Key", keys["wms"]),), admin=admin,
                      log=workdir / "service.log")
