@@ -29,9 +29,10 @@ bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench.reconciler
 	$(BIN)/python -m loadtests.bench.twin
 	$(BIN)/python -m loadtests.bench.sweep
+	$(BIN)/python -m loadtests.bench.service --table
 
 loadtest: $(STAMP)
-	$(BIN)/python -m loadtests.run --duration 60 --out results/loadtest
+	$(BIN)/python -m loadtests.run --out results/loadtest
 
 schema: $(STAMP)
 	$(BIN)/python -m integration_core.schema docs/schema/canonical.json
