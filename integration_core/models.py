@@ -98,7 +98,10 @@ class Item(Canonical):
 
     def to_base(self, quantity: Decimal | int, unit: str | None) -> int:
         """Exact conversion to base units; a fraction of a base unit is an error."""
-        exact = Fraction(quantity) * self.factor(unit)
+        factor = self.factor(unit)
+        if factor.denominator == 1 and quantity == int(quantity):  # the common case, no Fraction
+            return int(quantity) * factor.numerator
+        exact = Fraction(quantity) * factor
         if exact.denominator != 1:
             raise ValueError(
                 f"quantity {quantity} {unit or self.base_uom} is {float(exact):g} "
