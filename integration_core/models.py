@@ -30,6 +30,9 @@ from integration_core.errors import UnknownSku, UnknownUnit
 
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
+MAX_QUANTITY = 10**12
+"""Largest quantity anywhere, in any unit and in base units: beyond any real stock, and it
+keeps every sum inside the 64-bit integers SQLite and the reconciler's arrays hold."""
 
 
 class Canonical(BaseModel):
@@ -184,6 +187,13 @@ def _item(info: ValidationInfo) -> Item | None:
     return cat.items.get(sku)
 
 
+def _bounded(quantity_base: int) -> int:
+    if abs(quantity_base) > MAX_QUANTITY:
+        raise ValueError(f"{quantity_base} base units is more than {MAX_QUANTITY:.0e}, the "
+                         "largest quantity accepted")
+    return quantity_base
+
+
 def _check_sku(sku: str, info: ValidationInfo) -> str:
     cat = _catalog(info)
     if cat is not None and sku not in cat.items:
@@ -211,7 +221,8 @@ class Channel(StrEnum):
 class OrderLine(Canonical):
     line_no: Annotated[int, Field(ge=1)]
     sku: Id
-    quantity: Annotated[Decimal, Field(gt=0, description="Quantity in `unit`; must be positive.")]
+    quantity: Annotated[Decimal, Field(gt=0, le=MAX_QUANTITY,
+                                       description="Quantity in `unit`; must be positive.")]
     unit: str | None = Field(default=None, description="Unit of `quantity`; base unit if null.")
     quantity_base: int | None = Field(
         default=None, validate_default=True, description="Quantity in base units (derived)."
@@ -237,7 +248,7 @@ class OrderLine(Canonical):
             return v
         if v is not None and v != expected:
             raise ValueError(f"quantity_base {v} disagrees with quantity: expected {expected}")
-        return expected
+        return _bounded(expected)
 
 
 class SalesOrder(Canonical):
@@ -306,8 +317,9 @@ class Movement(Canonical):
     sku: Id
     location: Id
     quantity: Decimal = Field(
+        ge=-MAX_QUANTITY, le=MAX_QUANTITY,
         description="Quantity as reported: a positive magnitude, except for adjustment and "
-        "cycle_count, which report a signed delta."
+        "cycle_count, which report a signed delta.",
     )
     unit: str | None = Field(default=None, description="Unit as reported; base unit if null.")
     quantity_base: int | None = Field(
@@ -360,12 +372,12 @@ class Movement(Canonical):
                     f"quantity_base is required when quantity is in {unit!r} and no item master "
                     "is given"
                 )
-            return expected
+            return _bounded(expected)
         if expected is not None and v != expected:
             raise ValueError(f"quantity_base {v} disagrees with quantity: expected {expected}")
         if MOVEMENT_SIGN[kind] * v < 0:
             raise ValueError(f"quantity_base {v} has the wrong sign for kind {kind.value!r}")
-        return v
+        return _bounded(v)
 
     @field_validator("lot")
     @classmethod
@@ -425,7 +437,7 @@ class ShipmentStatus(StrEnum):
 class ShipmentLine(Canonical):
     order_line_no: Annotated[int, Field(ge=1)]
     sku: Id = Field(description="SKU shipped; differs from the order line's on a substitution.")
-    quantity_base: Annotated[int, Field(gt=0)]
+    quantity_base: Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
     lot: str | None = None
     serials: tuple[str, ...] = ()
 
@@ -474,7 +486,7 @@ class InvoiceKind(StrEnum):
 
 class InvoiceLine(Canonical):
     sku: Id
-    quantity_base: Annotated[int, Field(gt=0)]
+    quantity_base: Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
     unit_price: Money = Decimal(0)
 
 
@@ -494,7 +506,7 @@ class Invoice(Canonical):
 
 class ReturnLine(Canonical):
     sku: Id
-    quantity_base: Annotated[int, Field(gt=0)]
+    quantity_base: Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
     reason: str = ""
 
 

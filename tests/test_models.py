@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from integration_core.errors import UnknownSku, UnknownUnit
 from integration_core.models import (
+    MAX_QUANTITY,
     Catalog,
     InventoryBalance,
     Item,
@@ -18,6 +19,7 @@ from integration_core.models import (
     OrderLine,
     SalesOrder,
     ShipmentLine,
+    UnitConversion,
 )
 
 ITEM = Item(
@@ -164,3 +166,17 @@ def test_item_conversion_errors() -> None:
 
 def test_balance_available() -> None:
     assert InventoryBalance(sku="A", location="L", on_hand=10, allocated=4).available == 6
+
+
+@pytest.mark.parametrize("quantity, unit", [("1e400", None), ("1e13", None), ("1e11", "CS")])
+def test_absurd_quantities_are_refused_by_field(quantity: str, unit: str | None) -> None:
+    # 1e11 cases = 1.2e12 base units: fine as reported, too large once converted.
+    cat = Catalog([Item(sku="S1", conversions=(UnitConversion(unit="CS", factor=12),))])
+    with pytest.raises(ValidationError) as err:
+        cat.parse(Movement, {"movement_id": "m", "kind": "receipt", "sku": "S1",
+                             "location": "A", "quantity": quantity, "unit": unit,
+                             "occurred_at": "2026-01-01T00:00:00Z"})
+    assert {e["loc"][0] for e in err.value.errors()} <= {"quantity", "quantity_base"}
+    m = cat.parse(Movement, {"movement_id": "m", "kind": "receipt", "sku": "S1", "location": "A",
+                             "quantity": "1e12", "occurred_at": "2026-01-01T00:00:00Z"})
+    assert m.quantity_base == MAX_QUANTITY
