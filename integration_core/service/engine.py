@@ -28,7 +28,7 @@ import numpy as np
 
 from integration_core.bus import Bus, DeadLetter, Delivery, PublishResult, SQLiteStore, Tx
 from integration_core.clock import Clock, SystemClock
-from integration_core.envelope import Envelope, trusted_envelope, wrap
+from integration_core.envelope import MESSAGE_TYPES, Envelope, trusted_envelope, wrap
 from integration_core.errors import NotFound
 from integration_core.models import (
     Catalog,
@@ -55,6 +55,7 @@ WMS_ON_HAND = "wms_on_hand"
 CONSUMERS = ("wms", "erp", "orders")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_MESSAGE_ID = 200
+_MOVEMENT_TYPE = MESSAGE_TYPES[MOVEMENT]
 
 
 def _message_id(text: str) -> str:
@@ -118,7 +119,14 @@ class Engine:
         return [Accepted(r.message_id, r.position, r.duplicate) for r in results]
 
     def movement_envelope(self, m: Movement, source: str) -> Envelope:
-        return wrap(m, source=source, occurred_at=m.occurred_at)
+        """`wrap`'s envelope, built without validating again: `m` was validated against the
+        item master and every other field is the core's own (the hot path of ingest)."""
+        return trusted_envelope(
+            message_id=f"{MOVEMENT}:{m.movement_id}", type=MOVEMENT,
+            schema_version=_MOVEMENT_TYPE.version, source=source, occurred_at=m.occurred_at,
+            correlation_id=m.movement_id, causation_id=None, key=_MOVEMENT_TYPE.key(m),
+            payload=m.model_dump(mode="json"),
+        )
 
     def accept_movements(self, movements: Sequence[Movement], source: str) -> list[Accepted]:
         """Durable when this returns: one transaction for all of them."""
