@@ -306,8 +306,11 @@ locust wrote, and `summary.json` with the service's own numbers gathered after t
 only reads files: nothing here starts the service or the load generator.
 
 - **Throughput over time**: requests per second sent, and the p95 latency, second by second.
-  The run takes the ERP twin down in the middle (`--outage-at`, `--outage-s`); movements are
-  accepted while it is down and applied once it is back.
+  The run's plan takes the ERP twin down in the middle (`--plan`, or `--outage-at`,
+  `--outage-s`); movements are accepted while it is down and applied once it is back.
+- **How the service coped**: its backlog per consumer, open outbox calls and event-loop lag,
+  sampled each second (`status.csv`): an outage shows as the ERP backlog growing, then
+  draining.
 - **Latency percentiles per endpoint**: p50, p95 and p99, in two views. *From the actual
   send* is what the load generator measures by default. *From the intended send time* starts
   the clock when the open-model schedule said the request was due: a request held back
@@ -329,7 +332,7 @@ service saturates, run a few rates into separate directories and compare the two
 views."""),
         new_code_cell("""\
 RESULTS = "results/loadtest"  # the run's --out, under the repository root (or absolute)
-OUTAGE_S = (20, 28)  # ERP down, seconds from the start (run.py's defaults); None: not shaded""",
+OUTAGE_S = None  # (start, end) s to shade; None: the faults of the run's plan (summary.json)""",
                       metadata={"tags": ["parameters"]}),
         new_code_cell("""\
 import json
@@ -354,15 +357,17 @@ failures = pd.read_csv(DIR / "locust_failures.csv")
 exceptions_csv = DIR / "locust_exceptions.csv"
 exceptions = pd.read_csv(exceptions_csv) if exceptions_csv.exists() else pd.DataFrame()
 print(f"{DIR}: {summary['duration_s']} s at {summary['offered_rate_per_s']:g} requests/s "
-      f"offered; {'PASSED' if summary['ok'] else 'FAILED'}")"""),
+      f"offered; {'PASSED' if summary['ok'] else 'FAILED'}")
+faults = summary.get("plan", {}).get("faults", [])
+WINDOWS = ([tuple(OUTAGE_S)] if OUTAGE_S else
+           [(f["at_s"], f["at_s"] + f["for_s"]) for f in faults])  # shaded in the plots"""),
         new_markdown_cell("""\
 ## Throughput and p95 over time
 
 Locust's history has one aggregated row per second. Every request is counted twice in it
 (its own entry and its `intended:` entry), so the rate is halved; the p95 is over both
-views together and over locust's last few seconds. The shaded band is the ERP outage
-(`OUTAGE_S`, approximate: it is timed from the start of `run.py`, not recorded in the
-results)."""),
+views together and over locust's last few seconds. The shaded bands are the plan's faults
+(timed by locust on the plan's clock)."""),
         new_code_cell("""\
 hist = history[history["Name"] == "Aggregated"].copy()
 hist["t"] = hist["Timestamp"] - hist["Timestamp"].iloc[0]
@@ -377,10 +382,40 @@ ax2.plot(hist["t"], hist["95%"], color="tab:orange")
 ax2.set_ylabel("p95 latency, ms\\n(locust's recent window)")
 ax2.set_xlabel("seconds since the load started")
 for ax in (ax1, ax2):
-    if OUTAGE_S and OUTAGE_S[0] < hist["t"].max():  # the outage may come after a short run
-        ax.axvspan(OUTAGE_S[0], min(OUTAGE_S[1], hist["t"].max()), color="tab:red", alpha=0.1)
+    for start, end in WINDOWS:
+        if start < hist["t"].max():  # a fault may come after a short run
+            ax.axvspan(start, min(end, hist["t"].max()), color="tab:red", alpha=0.1)
     ax.grid(alpha=0.3)
 fig.tight_layout()"""),
+        new_markdown_cell("""\
+## How the service coped: backlogs and event-loop lag
+
+`status.csv` samples `GET /v1/status` once a second. *ERP backlog*: movements acknowledged
+and not yet booked by the ERP (in flight: explained divergence, not damage). *Event-loop
+lag*: the worst delay a ready request met in the last 5 s; when it grows, every request
+waits, and the latency from the intended send time grows with it."""),
+        new_code_cell("""\
+status_csv = DIR / "status.csv"
+if not status_csv.is_file():
+    print("no status.csv in this run (older runs did not sample the service)")
+else:
+    status = pd.read_csv(status_csv)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 5.5), sharex=True)
+    for col, label in [("backlog_erp", "to the ERP"), ("backlog_wms", "WMS view"),
+                       ("backlog_orders", "order desk"), ("outbox_open_calls", "outbox calls")]:
+        ax1.plot(status["t_s"], status[col], label=label, drawstyle="steps-post")
+    ax1.set_ylabel("messages waiting")
+    ax1.legend(fontsize=8)
+    ax2.plot(status["t_s"], status["event_loop_lag_s"] * 1000, color="tab:purple")
+    ax2.set_ylabel("event-loop lag, ms\\n(worst of the last 5 s)")
+    ax2.set_xlabel("seconds since the load started (approximately)")
+    for ax in (ax1, ax2):
+        for start, end in WINDOWS:
+            ax.axvspan(start, end, color="tab:red", alpha=0.1)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    print(f"peak ERP backlog {status['backlog_erp'].max():,}, worst event-loop lag "
+          f"{status['event_loop_lag_s'].max() * 1000:.0f} ms")"""),
         new_markdown_cell("""\
 ## Latency per endpoint: from the actual send and from the intended send time"""),
         new_code_cell("""\
