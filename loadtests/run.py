@@ -88,8 +88,7 @@ def drain(api: httpx.Client, timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
         doc: dict[str, Any] = api.get("/v1/status").json()
-        if (all(c["backlog"] == 0 for c in doc["consumers"].values())
-                and doc["outbox"]["open_calls"] == 0):
+        if doc["drained"]:
             return doc
         if time.monotonic() > deadline:
             raise SystemExit(f"not drained within {timeout_s} s: {doc['consumers']}")

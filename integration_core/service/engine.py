@@ -245,7 +245,7 @@ class Engine:
 
     def inventory(self, sku: str, wms: dict[RowKey, int], pending: list[Envelope],
                   stock: Stock) -> dict[str, Any]:
-        erp = {(s, loc, lot): q for s, loc, lot, q in stock.rows}
+        erp = stock.table()
         to_erp = self.unbooked(pending, stock)
         flight = add_deltas({}, to_erp, sku)
         rows = []
@@ -279,6 +279,9 @@ class Engine:
         now = self.clock.now()
         dead = Counter(d.consumer for d in self.bus.dead_letters())
         return {
+            # Nothing left to do: no consumer has a message waiting, no partner call is open.
+            "drained": (all(self.bus.backlog(c) == 0 for c in CONSUMERS)
+                        and not self.desk.open_calls),
             "consumers": {
                 c: {"backlog": self.bus.backlog(c), "lag_s": self.bus.lag(c, now),
                     "dead_letters": dead.get(c, 0), "recovered_at_start": self.recovered[c]}
@@ -303,7 +306,7 @@ class Engine:
         A movement the ERP dead-lettered is not in flight: its units are unexplained until
         someone requeues it (the reconciler's repairs are reported, not applied, here)."""
         now = self.clock.now() if now is None else now
-        erp = {(s, loc, lot): q for s, loc, lot, q in stock.rows}
+        erp = stock.table()
         in_flight = [_movement(e) for e in self.unbooked(pending, stock)]
         self.reconcile_runs += 1
         result = self.reconciler.run(

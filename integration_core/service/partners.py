@@ -59,6 +59,10 @@ class Stock(_Wire):
                                                          "on_hand] per row.")
     booked: list[str] = Field(description="The pending movement ids already booked.")
 
+    def table(self) -> dict[tuple[str, str, str | None], int]:
+        """On-hand by (sku, location, lot)."""
+        return {(s, loc, lot): q for s, loc, lot, q in self.rows}
+
 
 class CreditCheck(_Wire):
     order_id: str

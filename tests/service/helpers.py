@@ -91,8 +91,7 @@ class Api:
         deadline = time.monotonic() + timeout_s
         while True:
             doc = await self.status()
-            if (all(c["backlog"] == 0 for c in doc["consumers"].values())
-                    and doc["outbox"]["open_calls"] == 0):
+            if doc["drained"]:
                 return doc
             if time.monotonic() > deadline:
                 raise AssertionError(f"not drained after {timeout_s} s: {doc['consumers']}")
