@@ -90,6 +90,9 @@ class Item(Canonical):
     def units(self) -> list[str]:
         return sorted(self._factors)
 
+    def knows(self, unit: str) -> bool:
+        return unit in self._factors
+
     def factor(self, unit: str | None) -> Fraction:
         """Base units in one `unit`; None means the base unit."""
         if unit is None:
@@ -171,6 +174,9 @@ M = TypeVar("M", bound=Canonical)
 
 def _catalog(info: ValidationInfo) -> Catalog | None:
     ctx = info.context
+    if type(ctx) is dict:  # the common case, without the slower ABC check below
+        cat = ctx.get("catalog")
+        return cat if isinstance(cat, Catalog) else None
     if isinstance(ctx, Mapping):
         cat = ctx.get("catalog")
         if isinstance(cat, Catalog):
@@ -203,7 +209,7 @@ def _check_sku(sku: str, info: ValidationInfo) -> str:
 
 def _check_unit(unit: str | None, info: ValidationInfo) -> str | None:
     item = _item(info)
-    if item is not None and unit is not None and unit not in item.units:
+    if item is not None and unit is not None and not item.knows(unit):
         raise ValueError(f"unknown unit {unit!r} for SKU {item.sku!r}; known: {item.units}")
     return unit
 

@@ -107,6 +107,9 @@ class MemoryStore:
     def mark_processed(self, consumer: str, message_id: str) -> None:
         self._done(consumer).add(message_id)
 
+    def mark_processed_many(self, consumer: str, message_ids: list[str]) -> None:
+        self._done(consumer).update(message_ids)
+
     def processed(self, consumer: str, message_id: str) -> bool:
         return message_id in self._inbox.get(consumer, ())
 

@@ -59,6 +59,10 @@ class Store(Protocol):
         """Record (consumer, message_id) as done without an effect (a plain ack)."""
         ...
 
+    def mark_processed_many(self, consumer: str, message_ids: list[str]) -> None:
+        """`mark_processed` for each, in one transaction."""
+        ...
+
     def get_state(self, ns: str, key: str) -> Any: ...
 
     def state(self, ns: str, prefix: str = "") -> dict[str, Any]:

@@ -196,10 +196,10 @@ class Engine:
         """Ack what the ERP booked (or had booked before); retry or dead-letter on `error`,
         in one transaction."""
         with self.store.batch():
-            for d in deliveries:
-                if error is None:
-                    self.bus.ack(d, now)
-                else:
+            if error is None:
+                self.bus.ack_many(deliveries, now)
+            else:
+                for d in deliveries:
                     self.outcomes[self.bus.nack(d, error, now).value] += 1
         if error is None:
             self.outcomes["applied"] += len(deliveries)

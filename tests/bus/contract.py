@@ -251,6 +251,24 @@ class StoreContract:
         bus.process({"erp": mutate_then_fail}, 0.0)
         assert store.state("rows") == {"a": {"lines": [1]}}
 
+    def test_state_values_keep_their_type(self, store: Store) -> None:
+        values: dict[str, Any] = {
+            "zero": 0, "neg": -7, "big": 10**15, "true": True, "half": 1.5, "digits": "42",
+            "minus": "-3", "none": None, "doc": {"a": [1, "2"], "b": -1},
+        }
+
+        def write(tx: Tx) -> None:
+            for k, v in values.items():
+                tx.put("v", k, v)
+
+        assert store.apply("c", "m1", write)
+        store = self.reopen(store)
+        got = store.state("v")
+        assert got == values and {k: type(v) for k, v in got.items()} == {
+            k: type(v) for k, v in values.items()}
+        assert [store.get_state("v", k) for k in values] == list(values.values())
+        store.close()
+
     def test_state_by_key_prefix(self, store: Store) -> None:
         def write(tx: Tx) -> None:
             for key, v in (("SKU-1\tA", 1), ("SKU-1\tB", 2), ("SKU-10\tA", 3), ("SKU-2", 4),
@@ -339,6 +357,24 @@ class StoreContract:
         bus.subscribe("erp")
         assert [e.message_id for e in bus.in_flight("erp")] == [
             m for m in ("m1", "m2") if m != first.envelope.message_id]
+        store.close()
+
+    def test_acks_in_one_write_are_not_redelivered_after_restart(self, store: Store) -> None:
+        bus = self.bus(store)
+        bus.subscribe("erp")
+        bus.subscribe("wms")
+        for i in range(1, 5):
+            bus.publish(env(i, key=f"k{i}"), 0.0)
+        due = bus.due(0.0)
+        acked = [d for d in due if d.envelope.message_id in ("m1", "m3")]
+        bus.ack_many(acked, 1.0)
+        assert bus.counters.acked == 4 and bus.backlog("erp") == bus.backlog("wms") == 2
+        store = self.reopen(store)
+        bus = self.bus(store)
+        bus.subscribe("erp")
+        bus.subscribe("wms")
+        for consumer in ("erp", "wms"):
+            assert [e.message_id for e in bus.in_flight(consumer)] == ["m2", "m4"]
         store.close()
 
     def test_dead_letters_and_pending_survive_restart(self, store: Store) -> None:

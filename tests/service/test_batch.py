@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from integration_core.service.schemas import BatchResult
 from tests.service.helpers import make_settings, movement, running
 
 pytestmark = pytest.mark.anyio
@@ -23,6 +24,7 @@ async def test_partial_failure_names_each_bad_item(tmp_path: Path) -> None:
         r = await api.post("/v1/movements:batch", batch)
         assert r.status_code == 202, r.text
         doc = r.json()
+        assert BatchResult.model_validate(doc).model_dump(mode="json") == doc  # as documented
         assert (doc["accepted"], doc["duplicates"], doc["rejected"]) == (2, 0, 3)
         assert [i["status"] for i in doc["items"]] == ["accepted", "rejected", "accepted",
                                                        "rejected", "rejected"]
