@@ -10,15 +10,13 @@ No ``from __future__ import annotations`` here: FastAPI reads the endpoints' ann
 run time, and the dependencies they name are local to `create_app`.
 """
 
-import functools
 import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import httpx
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
@@ -35,8 +33,6 @@ from integration_core.clock import Clock
 from integration_core.envelope import Envelope
 from integration_core.errors import InteropError, NotFound, PayloadError
 from integration_core.models import (
-    Canonical,
-    Catalog,
     Movement,
     SalesOrder,
     Shipment,
@@ -46,6 +42,7 @@ from integration_core.service.auth import Gatekeeper, Principal
 from integration_core.service.config import Settings
 from integration_core.service.engine import Accepted, Engine, divergence
 from integration_core.service.idempotency import MAX_KEY_LENGTH, fingerprint
+from integration_core.service.intake import Intake, parse_json, parse_model
 from integration_core.service.metrics import CONTENT_TYPE, Labels, Registry
 from integration_core.service.partners import Fault, FaultState, PartnerName, Partners
 from integration_core.service.problems import (
@@ -64,7 +61,6 @@ from integration_core.service.schemas import (
     Acknowledgement,
     AppliedCounts,
     AppliedCountsBody,
-    BatchItem,
     BatchResult,
     BreakView,
     DeadLetterList,
@@ -77,7 +73,6 @@ from integration_core.service.schemas import (
     Requeued,
 )
 
-M = TypeVar("M", bound=Canonical)
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
 
@@ -85,6 +80,7 @@ _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 class _Holder:
     engine: Engine | None = None
     runner: Runner | None = None
+    intake: Intake | None = None
     ready: bool = False
 
 
@@ -152,37 +148,6 @@ def _json_body(model_name: str) -> dict[str, Any]:
         "schema": {"$ref": f"#/components/schemas/{model_name}"}}}}}
 
 
-def _parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise validation_problem([FieldError(field="body", message=f"invalid JSON: {exc}")],
-                                 "Request body is not JSON") from None
-
-
-@functools.cache
-def _time_fields(model: type[BaseModel]) -> tuple[str, ...]:
-    return tuple(name for name, f in model.model_fields.items() if f.annotation is datetime)
-
-
-def _parse(catalog: Catalog, model: type[M], data: Any, prefix: str = "") -> M:
-    """Validate against the item master; errors name the field (under `prefix`)."""
-    if not isinstance(data, Mapping):
-        raise validation_problem([FieldError(field=prefix or "body",
-                                             message="expected a JSON object")])
-    # The schema says RFC 3339 strings; pydantic alone would read a number as Unix seconds.
-    numeric_times = [FieldError(field=f"{prefix}.{name}" if prefix else name,
-                                message="expected an RFC 3339 date-time string, got a number")
-                     for name in _time_fields(model)
-                     if isinstance(data.get(name), int | float)]
-    if numeric_times:
-        raise validation_problem(numeric_times)
-    try:
-        return catalog.parse(model, data)
-    except ValidationError as exc:
-        raise from_validation_error(exc, prefix) from None
-
-
 def _json(body: BaseModel | bytes) -> bytes:
     return body if isinstance(body, bytes) else body.model_dump_json().encode()
 
@@ -245,7 +210,15 @@ def create_app(settings: Settings, clock: Clock | None = None,
                             settings.partner_key.get_secret_value(),
                             settings.partner_timeout_s, partner_transport)
         runner = Runner(engine, partners)
-        held.engine, held.runner = engine, runner
+        intake = Intake(settings, engine.catalog)
+        try:
+            await intake.start()
+        except BaseException:
+            intake.close()
+            await partners.close()
+            engine.close()
+            raise
+        held.engine, held.runner, held.intake = engine, runner, intake
         runner.start()
         held.ready = True
         try:
@@ -253,9 +226,10 @@ def create_app(settings: Settings, clock: Clock | None = None,
         finally:
             held.ready = False
             await runner.stop()
+            intake.close()
             await partners.close()
             engine.close()
-            held.engine = held.runner = None
+            held.engine = held.runner = held.intake = None
 
     app = FastAPI(
         title="interop-twin live service",
@@ -372,7 +346,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
 
         def run() -> tuple[int, BaseModel]:
             engine = eng()
-            m = _parse(engine.catalog, Movement, _parse_json(body))
+            m = parse_model(engine.catalog, Movement, parse_json(body))
             (a,) = engine.accept_movements([m], who.system)
             return _ack(a, m.movement_id)
 
@@ -391,44 +365,25 @@ def create_app(settings: Settings, clock: Clock | None = None,
         transaction (all or none of them), the invalid ones rejected with a problem naming
         `movements[i].field`. 422 when no item is valid."""
         body = await request.body()
+        eng()
+        assert held.intake is not None  # set together with the engine
+        read = await held.intake.read_batch(body)  # off the loop, in a worker process
 
         def run() -> tuple[int, BaseModel | bytes]:
             engine = eng()
-            data = _parse_json(body)
-            items = data.get("movements") if isinstance(data, dict) else None
-            if not isinstance(items, list) or not items:
-                raise validation_problem([FieldError(
-                    field="movements", message="a non-empty list of movements is required")])
-            if len(items) > settings.batch_max:
-                raise validation_problem([FieldError(
-                    field="movements",
-                    message=f"{len(items)} movements; at most {settings.batch_max} per batch")])
-            results: list[BatchItem] = []
-            valid: list[tuple[int, Movement]] = []
-            errors: list[FieldError] = []
-            for i, item in enumerate(items):
-                try:
-                    valid.append((i, _parse(engine.catalog, Movement, item, f"movements[{i}]")))
-                except Problem as p:
-                    errors += p.errors
-                    mid = item.get("movement_id") if isinstance(item, dict) else None
-                    results.append(BatchItem(
-                        index=i, movement_id=mid if isinstance(mid, str) else None,
-                        status="rejected", problem=ProblemBody.model_validate(p.body())))
-            if not valid:
-                raise validation_problem(errors, "No movement in the batch is valid")
-            accepted = engine.accept_movements([m for _, m in valid], who.system)
+            read.raise_problem()
+            accepted = engine.accept_movements([r for _, r in read.valid], who.system)
             # A BatchResult, written as plain dicts: our own values, up to batch_max of them,
             # and pydantic would spend more time on them than the store does.
-            rows: list[dict[str, Any]] = [r.model_dump(mode="json") for r in results]
-            rows += [{"index": i, "movement_id": m.movement_id,
-                      "status": "duplicate" if a.duplicate else "accepted",
-                      "message_id": a.message_id, "problem": None}
-                     for (i, m), a in zip(valid, accepted, strict=True)]
+            rows = read.rejected + [
+                {"index": i, "movement_id": r.movement_id,
+                 "status": "duplicate" if a.duplicate else "accepted",
+                 "message_id": a.message_id, "problem": None}
+                for (i, r), a in zip(read.valid, accepted, strict=True)]
             rows.sort(key=lambda r: r["index"])
             n_dup = sum(a.duplicate for a in accepted)
             return 202, json.dumps({"accepted": len(accepted) - n_dup, "duplicates": n_dup,
-                                    "rejected": len(items) - len(valid), "items": rows},
+                                    "rejected": len(read.rejected), "items": rows},
                                    separators=(",", ":")).encode()
 
         return idempotent(request, who, body, run)
@@ -445,7 +400,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
 
         def run() -> tuple[int, BaseModel]:
             engine = eng()
-            s = _parse(engine.catalog, Shipment, _parse_json(body))
+            s = parse_model(engine.catalog, Shipment, parse_json(body))
             return _ack(engine.accept_shipment(s, who.system), s.shipment_id)
 
         return idempotent(request, who, body, run)
@@ -462,7 +417,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
 
         def run() -> tuple[int, BaseModel]:
             engine = eng()
-            o = _parse(engine.catalog, SalesOrder, _parse_json(body))
+            o = parse_model(engine.catalog, SalesOrder, parse_json(body))
             return _ack(engine.accept_order(o, who.system), o.order_id)
 
         return idempotent(request, who, body, run)
@@ -488,7 +443,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
 
         def run() -> tuple[int, BaseModel]:
             engine = eng()
-            m = _parse(engine.catalog, ShipmentMilestone, _parse_json(body))
+            m = parse_model(engine.catalog, ShipmentMilestone, parse_json(body))
             return _ack(engine.accept_milestone(m, who.system), m.shipment_id)
 
         return idempotent(request, who, body, run)

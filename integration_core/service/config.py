@@ -85,7 +85,7 @@ class Settings(BaseModel):
         1000, description="Most movements one POST /v1/movements:batch may carry."
     )
     deliver_batch: Annotated[int, Field(ge=1)] = Field(
-        1000, description="Most deliveries handled in one bus transaction."
+        250, description="Most deliveries handled in one bus transaction."
     )
     coalesce_s: Annotated[float, Field(ge=0, le=1)] = Field(
         0.002, description="After a wake-up, wait this long so one transaction carries "
@@ -116,6 +116,9 @@ class Settings(BaseModel):
                                    "X-Partner-Key.")
     partner_timeout_s: Annotated[float, Field(gt=0)] = Field(
         5.0, description="Timeout of one call to a partner; a timed-out call is retried.")
+    intake_workers: Annotated[int, Field(ge=0, le=64)] = Field(
+        1, description="Processes that parse and validate movement batches off the event "
+        "loop (0: in the loop).")
     erp_batch: Annotated[int, Field(ge=1, le=10_000)] = Field(
         500, description="Most movements posted to the ERP in one call.")
     erp_concurrency: Annotated[int, Field(ge=1, le=64)] = Field(
@@ -158,7 +161,7 @@ class Settings(BaseModel):
         without one cannot call); ``TWIN_RATE_<SYSTEM>``: its requests per second (burst is
         twice that); ``TWIN_DB``, ``TWIN_SYNCHRONOUS``, ``TWIN_BATCH_MAX``,
         ``TWIN_RECONCILE_INTERVAL_S``, ``TWIN_CATALOG_SKUS``, ``TWIN_CATALOG_FILE``,
-        ``TWIN_ERP_URL``, ``TWIN_WMS_URL``, ``TWIN_PARTNER_KEY``."""
+        ``TWIN_ERP_URL``, ``TWIN_WMS_URL``, ``TWIN_PARTNER_KEY``, ``TWIN_INTAKE_WORKERS``."""
         env = os.environ if environ is None else environ
         keys = []
         for system in SYSTEMS:
@@ -174,7 +177,7 @@ class Settings(BaseModel):
             raise ValueError(f"no API keys: set at least one of {names}")
         fields: dict[str, Any] = {"keys": tuple(keys)}
         for name in ("db", "synchronous", "batch_max", "reconcile_interval_s", "catalog_skus",
-                     "catalog_file", "erp_url", "wms_url", "partner_key"):
+                     "catalog_file", "erp_url", "wms_url", "partner_key", "intake_workers"):
             value = env.get(f"TWIN_{name.upper()}")
             if value:
                 fields[name] = value

@@ -40,6 +40,7 @@ from integration_core.models import (
 from integration_core.reconciler import BalanceTable, Keyspace, Reconciler, ReconcileResult
 from integration_core.service.config import Settings
 from integration_core.service.idempotency import IdempotencyStore
+from integration_core.service.intake import MovementRecord
 from integration_core.service.ledger import Ledger, RowKey, add_deltas, movement_fields
 from integration_core.service.orders import (
     REPLY_TYPE,
@@ -118,17 +119,19 @@ class Engine:
             self.on_publish()
         return [Accepted(r.message_id, r.position, r.duplicate) for r in results]
 
-    def movement_envelope(self, m: Movement, source: str) -> Envelope:
-        """`wrap`'s envelope, built without validating again: `m` was validated against the
-        item master and every other field is the core's own (the hot path of ingest)."""
+    def movement_envelope(self, m: Movement | MovementRecord, source: str) -> Envelope:
+        """`wrap`'s envelope, built without validating again: the movement was validated
+        against the item master and every other field is the core's own (the hot path of
+        ingest)."""
+        r = m if isinstance(m, MovementRecord) else MovementRecord.of(m)
         return trusted_envelope(
-            message_id=f"{MOVEMENT}:{m.movement_id}", type=MOVEMENT,
-            schema_version=_MOVEMENT_TYPE.version, source=source, occurred_at=m.occurred_at,
-            correlation_id=m.movement_id, causation_id=None, key=_MOVEMENT_TYPE.key(m),
-            payload=m.model_dump(mode="json"),
+            message_id=f"{MOVEMENT}:{r.movement_id}", type=MOVEMENT,
+            schema_version=_MOVEMENT_TYPE.version, source=source, occurred_at=r.occurred_at,
+            correlation_id=r.movement_id, causation_id=None, key=r.key, payload=r.payload,
         )
 
-    def accept_movements(self, movements: Sequence[Movement], source: str) -> list[Accepted]:
+    def accept_movements(self, movements: Sequence[Movement | MovementRecord], source: str
+                         ) -> list[Accepted]:
         """Durable when this returns: one transaction for all of them."""
         return self._publish([self.movement_envelope(m, source) for m in movements])
 

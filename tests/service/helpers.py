@@ -37,6 +37,7 @@ def make_settings(db: Path, rates: dict[str, tuple[float, int]] | None = None,
     )
     fields: dict[str, Any] = {
         "db": db, "keys": keys, "catalog_skus": 50, "coalesce_s": 0.0, "idle_poll_s": 0.05,
+        "intake_workers": 0,  # in the loop: no process to spawn per test (test_intake has one)
         "reconcile_interval_s": 3600.0, "retry_max_attempts": 3,
         "retry_initial_delay_s": 0.01, "retry_max_delay_s": 0.05,
         "partner_key": SecretStr(PARTNER_KEY),
