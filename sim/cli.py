@@ -168,7 +168,8 @@ def serve(
     system without a key cannot call); TWIN_RATE_<SYSTEM> sets its requests per second.
     Without --erp-url/--wms-url (or TWIN_ERP_URL/TWIN_WMS_URL) the ERP and WMS twins run in
     this process, over <db>.twins.db; with them, the core calls those URLs and sends
-    TWIN_PARTNER_KEY."""
+    TWIN_PARTNER_KEY. TWIN_INTAKE_WORKERS processes (default 1; 0: none) read movement
+    batches off the event loop."""
     import os
     import secrets
 
@@ -218,7 +219,8 @@ def serve(
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)
-    # One worker: the engine owns the SQLite file and the bus's in-memory queues.
+    # One worker: the engine owns the SQLite file and the bus's in-memory queues (the intake
+    # processes only parse).
     uvicorn.run(app_, host=host, port=port,
                 log_level=log_level, access_log=access_log, workers=1)
 
