@@ -174,9 +174,6 @@ M = TypeVar("M", bound=Canonical)
 
 def _catalog(info: ValidationInfo) -> Catalog | None:
     ctx = info.context
-    if type(ctx) is dict:  # the common case, without the slower ABC check below
-        cat = ctx.get("catalog")
-        return cat if isinstance(cat, Catalog) else None
     if isinstance(ctx, Mapping):
         cat = ctx.get("catalog")
         if isinstance(cat, Catalog):

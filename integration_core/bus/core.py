@@ -250,10 +250,7 @@ class Bus:
     def ack(self, delivery: Delivery, now: float) -> None:
         """The consumer is done with the message (its effect happened elsewhere). Recorded in
         the store, so a restarted bus does not deliver it again."""
-        self._succeeded(delivery)
-        self._finish(delivery, now)
-        self.store.mark_processed(delivery.consumer, delivery.envelope.message_id)
-        self.counters.acked += 1
+        self.ack_many([delivery], now)
 
     def ack_many(self, deliveries: Iterable[Delivery], now: float) -> None:
         """`ack` for each, recorded with one store write per consumer."""

@@ -40,7 +40,7 @@ from integration_core.models import (
 from integration_core.reconciler import BalanceTable, Keyspace, Reconciler, ReconcileResult
 from integration_core.service.config import Settings
 from integration_core.service.idempotency import IdempotencyStore
-from integration_core.service.intake import MovementRecord
+from integration_core.service.intake import MOVEMENT, MovementRecord
 from integration_core.service.ledger import Ledger, RowKey, add_deltas, movement_fields
 from integration_core.service.orders import (
     REPLY_TYPE,
@@ -51,7 +51,6 @@ from integration_core.service.orders import (
 )
 from integration_core.service.partners import Stock
 
-MOVEMENT = "inventory.movement"
 WMS_ON_HAND = "wms_on_hand"
 CONSUMERS = ("wms", "erp", "orders")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from integration_core.envelope import MESSAGE_TYPES
-from integration_core.models import Catalog, Movement
+from integration_core.models import Canonical, Catalog, Movement
 from integration_core.service.config import Settings
 from integration_core.service.problems import (
     FieldError,
@@ -40,7 +40,7 @@ from integration_core.service.problems import (
 )
 
 log = logging.getLogger("interop_twin.service")
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=Canonical)
 MOVEMENT = "inventory.movement"
 _MOVEMENT_TYPE = MESSAGE_TYPES[MOVEMENT]
 
@@ -71,7 +71,7 @@ def parse_model(catalog: Catalog, model: type[M], data: Any, prefix: str = "") -
     if numeric_times:
         raise validation_problem(numeric_times)
     try:
-        return model.model_validate(data, context={"catalog": catalog})
+        return catalog.parse(model, data)
     except ValidationError as exc:
         raise from_validation_error(exc, prefix) from None
 
