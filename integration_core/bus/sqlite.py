@@ -118,7 +118,10 @@ def _flush(conn: sqlite3.Connection, staged: dict[tuple[str, str], Any]) -> None
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str | Path, synchronous: str = "NORMAL",
+                 autocheckpoint: bool = True) -> None:
+        """`autocheckpoint=False`: commits never checkpoint the log; a `wal.Checkpointer` on
+        the same file must, or the log grows without end."""
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.path = Path(path)
@@ -126,6 +129,8 @@ class SQLiteStore:
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        if not autocheckpoint:
+            self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._conn.executescript(_SCHEMA)
         self._depth = 0
 
@@ -134,7 +139,10 @@ class SQLiteStore:
     @contextmanager
     def batch(self) -> Iterator[None]:
         if self._depth == 0:
-            self._conn.execute("BEGIN")
+            # IMMEDIATE: the write lock is taken up front, where SQLite waits for another
+            # connection holding it (a checkpointer's RESTART). A deferred transaction that
+            # has read first gets "database is locked" at once instead (waiting could deadlock).
+            self._conn.execute("BEGIN IMMEDIATE")
         self._depth += 1
         try:
             yield

@@ -685,4 +685,12 @@ def _render_metrics(registry: Registry, held: _Holder, gate: Gatekeeper) -> str:
              {(("result", "ok"),): float(runner.erp_posts if runner else 0),
               (("result", "failed"),): float(runner.erp_post_failures if runner else 0)}),
         ]
+        wal = status["wal_checkpoints"]
+        if wal is not None:
+            gauges.append(("twin_sqlite_wal_frames", "Pages in the SQLite write-ahead log at "
+                           "the last background checkpoint.", {(): float(wal["log_frames"])}))
+            counters.append(("twin_sqlite_wal_checkpoints_total", "Background WAL checkpoint "
+                             "rounds, by result.",
+                             {(("result", "ok"),): float(wal["checkpoints"]),
+                              (("result", "failed"),): float(wal["failures"])}))
     return registry.render(gauges=gauges, counters=counters)

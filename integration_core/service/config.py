@@ -84,6 +84,10 @@ class Settings(BaseModel):
     batch_max: Annotated[int, Field(ge=1, le=10_000)] = Field(
         1000, description="Most movements one POST /v1/movements:batch may carry."
     )
+    checkpoint_interval_s: Annotated[float, Field(ge=0, le=60)] = Field(
+        0.2, description="Interval of the WAL checkpoints a background thread runs, so "
+        "commits on the event loop never wait for one; 0: SQLite checkpoints inside the "
+        "commits (its default).")
     deliver_batch: Annotated[int, Field(ge=1)] = Field(
         250, description="Most deliveries handled in one bus transaction."
     )
@@ -161,7 +165,8 @@ class Settings(BaseModel):
         without one cannot call); ``TWIN_RATE_<SYSTEM>``: its requests per second (burst is
         twice that); ``TWIN_DB``, ``TWIN_SYNCHRONOUS``, ``TWIN_BATCH_MAX``,
         ``TWIN_RECONCILE_INTERVAL_S``, ``TWIN_CATALOG_SKUS``, ``TWIN_CATALOG_FILE``,
-        ``TWIN_ERP_URL``, ``TWIN_WMS_URL``, ``TWIN_PARTNER_KEY``, ``TWIN_INTAKE_WORKERS``."""
+        ``TWIN_ERP_URL``, ``TWIN_WMS_URL``, ``TWIN_PARTNER_KEY``, ``TWIN_INTAKE_WORKERS``,
+        ``TWIN_CHECKPOINT_INTERVAL_S``."""
         env = os.environ if environ is None else environ
         keys = []
         for system in SYSTEMS:
@@ -177,7 +182,8 @@ class Settings(BaseModel):
             raise ValueError(f"no API keys: set at least one of {names}")
         fields: dict[str, Any] = {"keys": tuple(keys)}
         for name in ("db", "synchronous", "batch_max", "reconcile_interval_s", "catalog_skus",
-                     "catalog_file", "erp_url", "wms_url", "partner_key", "intake_workers"):
+                     "catalog_file", "erp_url", "wms_url", "partner_key", "intake_workers",
+                     "checkpoint_interval_s"):
             value = env.get(f"TWIN_{name.upper()}")
             if value:
                 fields[name] = value

@@ -20,13 +20,14 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from integration_core.bus import Bus, DeadLetter, Delivery, PublishResult, SQLiteStore, Tx
+from integration_core.bus.wal import Checkpointer
 from integration_core.clock import Clock, SystemClock
 from integration_core.envelope import MESSAGE_TYPES, Envelope, trusted_envelope, wrap
 from integration_core.errors import NotFound
@@ -77,8 +78,17 @@ class Engine:
         self.settings = settings
         self.clock = clock if clock is not None else SystemClock()
         self.catalog: Catalog = settings.catalog()
-        self.store = SQLiteStore(settings.db, synchronous=settings.synchronous)
-        self.idempotency = IdempotencyStore(settings.db, settings.synchronous)
+        # Checkpoints on their own thread (when configured): a commit on the loop never
+        # copies the log into the database file.
+        auto = settings.checkpoint_interval_s == 0
+        self.store = SQLiteStore(settings.db, settings.synchronous, autocheckpoint=auto)
+        self.idempotency = IdempotencyStore(settings.db, settings.synchronous,
+                                            autocheckpoint=auto)
+        self.checkpointer: Checkpointer | None = None
+        if not auto:
+            self.checkpointer = Checkpointer(settings.db, settings.checkpoint_interval_s,
+                                             synchronous=settings.synchronous)
+            self.checkpointer.start()
         self.bus = Bus(self.store, settings.retry_policy(), np.random.default_rng(settings.seed))
         self.wms = Ledger(WMS_ON_HAND)
         self.desk = OrderDesk(self.catalog, self.clock)
@@ -103,8 +113,10 @@ class Engine:
         self.started_at = self.clock.now()
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.idempotency.close()
-        self.store.close()
+        self.store.close()  # the last connection: SQLite checkpoints and removes the log
 
     # -- ingress -----------------------------------------------------------------------------
 
@@ -296,6 +308,8 @@ class Engine:
             "outcomes": dict(self.outcomes),
             "last_reconcile": None if self.last_reconcile is None else
             divergence(self.last_reconcile),
+            "wal_checkpoints": None if self.checkpointer is None else
+            asdict(self.checkpointer.stats),
         }
 
     # -- reconciliation ----------------------------------------------------------------------

@@ -168,6 +168,8 @@ async def test_probes_and_metrics(tmp_path: Path) -> None:
         assert 'twin_http_request_duration_seconds_bucket{method="POST",route="/v1/movements",' \
                'le="+Inf"} 3' in text
         assert 'twin_consumer_lag_seconds{consumer="erp"}' in text
+        assert 'twin_sqlite_wal_checkpoints_total{result="failed"} 0' in text
+        assert "twin_sqlite_wal_frames " in text
         for key in KEYS.values():
             assert key not in text
 

@@ -12,8 +12,10 @@ from integration_core.service import Settings
 
 def test_from_env_reads_keys_rates_and_paths(tmp_path: Path) -> None:
     env = {"TWIN_API_KEY_WMS": "w" * 20, "TWIN_API_KEY_ADMIN": "a" * 20, "TWIN_RATE_WMS": "50",
-           "TWIN_DB": str(tmp_path / "x.db"), "TWIN_BATCH_MAX": "250"}
+           "TWIN_DB": str(tmp_path / "x.db"), "TWIN_BATCH_MAX": "250",
+           "TWIN_CHECKPOINT_INTERVAL_S": "0"}
     s = Settings.from_env(env, synchronous="FULL")
+    assert s.checkpoint_interval_s == 0
     assert [k.system for k in s.keys] == ["wms", "admin"]
     wms = s.keys[0]
     assert (wms.rate_per_s, wms.burst) == (50.0, 100)
