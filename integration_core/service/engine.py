@@ -88,7 +88,6 @@ class Engine:
         if not auto:
             self.checkpointer = Checkpointer(settings.db, settings.checkpoint_interval_s,
                                              synchronous=settings.synchronous)
-            self.checkpointer.start()
         self.bus = Bus(self.store, settings.retry_policy(), np.random.default_rng(settings.seed))
         self.wms = Ledger(WMS_ON_HAND)
         self.desk = OrderDesk(self.catalog, self.clock)
@@ -111,6 +110,8 @@ class Engine:
         self.on_publish: Callable[[], None] = lambda: None
         """Set by the runner: wakes the delivery loop."""
         self.started_at = self.clock.now()
+        if self.checkpointer is not None:  # last: a failed start leaves no thread behind
+            self.checkpointer.start()
 
     def close(self) -> None:
         if self.checkpointer is not None:
