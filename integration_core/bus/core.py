@@ -107,6 +107,23 @@ class Bus:
             self._enqueue(sub, entry, now=entry.published_at, item=_Item(entry.position,
                                                                           recovered=True))
 
+    def advance_starts(self) -> dict[str, int]:
+        """Record, per consumer, the first log position it may still need: everything before
+        it is acknowledged or dead-lettered. A restart then scans the log from there, not from
+        the beginning (the log is kept whole: `replay` still reaches back). A consumer that
+        later subscribes to more types gets the new types' messages from its start on."""
+        nothing_queued = self.store.last_position() + 1
+        starts = {}
+        with self.store.batch():
+            for sub in self._subs.values():
+                # Every item, not the heads only: a requeued or replayed message may sit
+                # behind newer ones of its key.
+                starts[sub.name] = min(
+                    (item.position for q in sub.queues.values() for item in q),
+                    default=nothing_queued)
+                self.store.save_subscription(sub.name, sub.types, starts[sub.name])
+        return starts
+
     @property
     def consumers(self) -> list[str]:
         return sorted(self._subs)

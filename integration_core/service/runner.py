@@ -38,6 +38,9 @@ from integration_core.service.partners import (
 
 log = logging.getLogger("interop_twin.service")
 IDEMPOTENCY_TTL_S = 24 * 3600.0
+ADVANCE_EVERY_S = 10.0
+"""How often the consumers' start positions are saved, so a restart scans only the log written
+since (and whatever was still unfinished then) instead of all of it."""
 
 
 class Runner:
@@ -94,6 +97,10 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._tasks.clear()
+        try:  # a clean stop leaves nothing for the next start to scan
+            self.engine.bus.advance_starts()
+        except Exception:
+            self._failed("advancing the consumers' starts")
 
     def _failed(self, what: str) -> None:
         self.failures += 1
@@ -269,10 +276,15 @@ class Runner:
     # -- timers and reconciliation -----------------------------------------------------------
 
     async def _timers(self) -> None:
+        clock = self.engine.clock
+        advanced = clock.now()
         while not self._stopping:
             await asyncio.sleep(min(1.0, self.settings.idle_poll_s))
             try:
-                self.engine.fire_timers(self.engine.clock.now())
+                self.engine.fire_timers(clock.now())
+                if clock.now() - advanced >= ADVANCE_EVERY_S:
+                    advanced = clock.now()
+                    self.engine.bus.advance_starts()
             except Exception:
                 self._failed("timers")
 

@@ -395,6 +395,58 @@ class StoreContract:
         assert [d.envelope.message_id for d in bus.due(0.0)] == ["m2"]
         store.close()
 
+    def test_advanced_starts_skip_finished_history_and_keep_what_is_left(
+            self, store: Store) -> None:
+        bus = self.bus(store)
+        bus.subscribe("erp")
+        bus.subscribe("wms")
+        for i in range(1, 7):  # positions 1 to 6
+            bus.publish(env(i, key="a" if i % 2 else "b"), 0.0)
+
+        def reject_m2(e: Envelope, tx: Tx) -> None:
+            if e.message_id == "m2":
+                raise PayloadError("x", "bad")
+            counting(tx, e)
+
+        for _ in range(4):  # a key's messages go one at a time: m2 dead, the rest applied
+            bus.process({"erp": reject_m2}, 0.0)
+        assert bus.backlog("erp") == 0
+        bus.publish(env(7, key="b"), 1.0)
+        bus.requeue("erp/2", 1.0)  # m2 queued again, behind the newer m7 of its key
+        heads = bus.due(1.0, consumers=["wms"])  # wms: m1 and m2 in flight, not acked yet
+        assert [d.envelope.message_id for d in heads] == ["m1", "m2"]
+        starts = bus.advance_starts()
+        # erp still needs the requeued m2 (position 2); wms needs m1 onwards.
+        assert starts == {"erp": 2, "wms": 1}
+        assert store.subscription("erp") == (None, 2)
+        bus.ack_many(heads, 2.0)
+        bus.drain({"erp": reject_m2, "wms": lambda e, tx: counting(tx, e)}, 2.0)
+        assert bus.advance_starts() == {"erp": 8, "wms": 8}  # m2 dead again: finished too
+        bus.publish(env(8, key="a"), 3.0)
+        store = self.reopen(store)
+        bus = self.bus(store)
+        bus.subscribe("erp")
+        bus.subscribe("wms")
+        # After the restart each consumer gets exactly what it had not finished.
+        assert [d.envelope.message_id for d in bus.due(4.0, consumers=["erp"])] == ["m8"]
+        assert [d.envelope.message_id for d in bus.due(4.0, consumers=["wms"])] == ["m8"]
+        assert [d.message_id for d in bus.dead_letters()] == ["m2"]
+        store.close()
+
+    def test_advanced_start_with_nothing_queued_is_the_end_of_the_log(
+            self, store: Store) -> None:
+        bus = self.bus(store)
+        bus.subscribe("erp")
+        for i in range(3):
+            bus.publish(env(i), 0.0)
+        bus.drain({"erp": lambda e, tx: counting(tx, e)}, 0.0)
+        assert bus.advance_starts() == {"erp": 4}
+        store = self.reopen(store)
+        bus = self.bus(store)
+        bus.subscribe("erp")
+        assert bus.backlog("erp") == 0 and bus.replay("erp", 1.0) == 3  # replay reaches back
+        store.close()
+
     # -- replay -------------------------------------------------------------------------------
 
     def test_replay_is_idempotent_through_the_inbox(self, store: Store) -> None:

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from integration_core.bus import SQLiteStore
 from integration_core.checker import check
 from integration_core.clock import ManualClock
+from integration_core.service import runner
 from tests.service.helpers import (
     SKU,
     Api,
@@ -130,6 +132,11 @@ async def test_restart_loses_nothing_acknowledged_and_applies_nothing_twice(
         acked += [i["movement_id"] for i in r.json()["items"] if i["status"] != "rejected"]
         doc = await api.status()
         assert doc["consumers"]["erp"]["backlog"] == 60
+    # The clean stop saved where the ERP consumer stands: the next start reads the log from
+    # the first late movement (position 41) on, not from the beginning.
+    store = SQLiteStore(settings.db)
+    assert store.subscription("erp") == (frozenset({"inventory.movement"}), 41)
+    store.close()
     async with running(settings) as api:
         doc = await api.status()
         assert doc["consumers"]["erp"]["recovered_at_start"] == 60
@@ -175,3 +182,22 @@ async def test_saga_timeouts_fire_once_also_after_a_restart(tmp_path: Path) -> N
         fired = [t for t in (await api.get("/v1/orders/O-1", as_="shop")).json()["trace"]
                  if t["name"] == "saga.timeout"]
         assert len(fired) == 1
+
+
+async def test_consumer_starts_advance_while_serving(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "ADVANCE_EVERY_S", 0.0)
+    settings = make_settings(tmp_path / "t.db", idle_poll_s=0.01)
+    async with running(settings) as api:
+        r = await api.post("/v1/movements:batch",
+                           {"movements": [movement(f"m{i}") for i in range(20)]})
+        assert r.json()["accepted"] == 20
+        await api.drain()
+        store = SQLiteStore(settings.db)
+        try:
+            deadline = time.monotonic() + 5.0
+            while store.subscription("erp") != (frozenset({"inventory.movement"}), 21):
+                assert time.monotonic() < deadline, store.subscription("erp")
+                await asyncio.sleep(0.01)
+        finally:
+            store.close()
