@@ -38,3 +38,12 @@ def test_generated_catalog_has_a_case_unit() -> None:
     cat = s.catalog()
     assert sorted(cat.items) == ["SKU-00000", "SKU-00001", "SKU-00002"]
     assert cat.item("SKU-00002").to_base(2, "CS") == 24
+
+
+@pytest.mark.parametrize(("name", "value"), [("TWIN_CHECKPOINT_INTERVAL_S", "-1"),
+                                             ("TWIN_CHECKPOINT_INTERVAL_S", "soon"),
+                                             ("TWIN_INTAKE_WORKERS", "-2")])
+def test_bad_tuning_values_name_the_setting(name: str, value: str) -> None:
+    field = name.removeprefix("TWIN_").lower()
+    with pytest.raises(ValidationError, match=field):
+        Settings.from_env({"TWIN_API_KEY_ADMIN": "a" * 20, name: value})
