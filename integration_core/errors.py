@@ -68,6 +68,14 @@ class TransientError(InteropError):
     retryable = True
 
 
+class StorageError(InteropError):
+    """Our own store failed (disk full, I/O error, locked): an outage, never a loss. Nothing
+    of the failed transaction was kept; the caller may retry once the store writes again."""
+
+    status_hint = 503
+    retryable = True
+
+
 class NotFound(InteropError):
     """A referenced record (order, dead letter, shipment) does not exist."""
 

@@ -73,6 +73,8 @@ from integration_core.service.schemas import (
     Requeued,
 )
 
+RETRY_AFTER_S = 1
+"""Seconds a client is asked to wait after a 503 (the store or a partner failing)."""
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
 
@@ -170,7 +172,9 @@ def _interop_problem(exc: InteropError) -> Problem:
     status = exc.status_hint if 400 <= exc.status_hint < 600 else 500
     errors = [FieldError(field=field, message=text)] if field else []
     slug = {409: "conflict", 422: "validation", 503: "unavailable"}.get(status, "error")
-    return Problem(status, slug, type(exc).__name__, text, errors)
+    # 503: our store or a partner is away for now; the client's retry is safe (deduped).
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return Problem(status, slug, type(exc).__name__, text, errors, headers)
 
 
 def _dead_letter_view(d: Any) -> DeadLetterView:
@@ -585,10 +589,11 @@ def create_app(settings: Settings, clock: Clock | None = None,
         if not held.ready or runner is None:
             return JSONResponse(Health(status="not ready", detail="starting or stopping")
                                 .model_dump(), status_code=503)
-        if not runner.healthy:
-            return JSONResponse(Health(status="not ready", detail="a delivery transaction "
-                                       "failed; restart to recover").model_dump(),
-                                status_code=503)
+        if runner.storage_error is not None:
+            return JSONResponse(Health(status="not ready", detail="the store is failing "
+                                       f"({runner.storage_error}); retrying, nothing "
+                                       "acknowledged is lost").model_dump(),
+                                status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
         return JSONResponse(Health(status="ok").model_dump())
 
     @app.get("/metrics", tags=["probes"], response_class=Response,
@@ -627,7 +632,7 @@ def _render_metrics(registry: Registry, held: _Holder, gate: Gatekeeper) -> str:
     engine, runner = held.engine, held.runner
     gauges: list[tuple[str, str, dict[Labels, float]]] = [
         ("twin_ready", "1 when /readyz answers 200.",
-         {(): float(held.ready and runner is not None and runner.healthy)}),
+         {(): float(held.ready and runner is not None and runner.storage_error is None)}),
     ]
     counters: list[tuple[str, str, dict[Labels, float]]] = [
         ("twin_auth_rejections_total", "Requests refused by status (401, 403, 429).",

@@ -68,7 +68,9 @@ class Runner:
         self._tasks: list[asyncio.Task[None]] = []
         self.failures = 0
         """Background steps that raised (the step is retried; the count is in /metrics)."""
-        self.healthy = True
+        self.storage_error: str | None = None
+        """The last store failure while it lasts: cleared by the next background write that
+        commits (an outage the service rides out; /readyz reports it meanwhile)."""
         self._stopping = False
 
     def wake(self) -> None:
@@ -106,6 +108,10 @@ class Runner:
         self.failures += 1
         log.exception("background %s failed; retrying", what)
 
+    def _store_failed(self, what: str, exc: Exception) -> None:
+        self.storage_error = f"{what}: {type(exc).__name__}: {exc}"
+        self._failed(what)
+
     async def _deliver(self) -> None:
         engine, clock = self.engine, self.engine.clock
         idle, coalesce = self.settings.idle_poll_s, self.settings.coalesce_s
@@ -113,13 +119,13 @@ class Runner:
             self._wake.clear()  # before the pump: a publish during it sets the event again
             try:
                 engine.pump(clock.now())
+                self.storage_error = None
                 if engine.desk.new_calls:
                     self._calls_wake.set()
-            except Exception:  # e.g. disk full: keep the loop alive, report, retry
-                # Deliveries taken by the failed transaction stay marked in flight in the
-                # bus's memory: /readyz reports not ready until a restart recovers them.
-                self.healthy = False
-                self._failed("delivery")
+            except Exception as exc:  # e.g. disk full: keep the loop alive, report, retry
+                # The bus settles deliveries only after their transaction committed: those of
+                # the failed one are due again, and the next pump that commits recovers.
+                self._store_failed("delivery", exc)
                 await asyncio.sleep(idle)
                 continue
             nxt = engine.next_due_at()
@@ -181,9 +187,9 @@ class Runner:
                     self.erp_post_failures += 1
                 try:
                     engine.settle_erp(deliveries, error, clock.now())
-                except Exception:  # the store failed: these stay in flight until a restart
-                    self.healthy = False
-                    self._failed("ERP settlement")
+                except Exception as exc:  # the store failed: these are due again (the ERP
+                    # books a message id once, so posting them again is harmless)
+                    self._store_failed("ERP settlement", exc)
                     await asyncio.sleep(self.settings.idle_poll_s)
             finally:
                 self._posting -= 1
