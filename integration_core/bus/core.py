@@ -7,6 +7,12 @@ Per-key ordering: each consumer keeps one FIFO per ordering key and only the hea
 ever delivered; while it is in flight or waiting for a retry, later messages of that key wait,
 other keys do not. A message that was dead-lettered has left its key's stream: when it is
 requeued or replayed it is delivered after whatever came later.
+
+Storage failures are outages, never losses: the bus changes its memory (a delivery settled,
+a message routed, a retry scheduled) only after the store committed what that change stands
+for. When a commit fails, the deliveries it would have settled are due again and the error
+propagates; the next transaction that commits carries on. `transaction()` groups several
+operations into one store transaction with the same rule.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from __future__ import annotations
 import heapq
 import json
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -33,7 +40,7 @@ from integration_core.bus.records import (
 )
 from integration_core.bus.store import Store, Tx
 from integration_core.envelope import Envelope
-from integration_core.errors import NotFound
+from integration_core.errors import NotFound, StorageError
 
 Handler = Callable[[Envelope, Tx], None]
 INGRESS = "ingress"
@@ -44,6 +51,15 @@ class _Item:
     position: int
     replay: bool = False
     recovered: bool = False
+
+
+@dataclass(slots=True)
+class _Tx:
+    """An open bus transaction: what to do in memory once the store commits, and the
+    deliveries it settles (due again if it does not)."""
+
+    after: list[Callable[[], object]] = field(default_factory=list)
+    settling: list[Delivery] = field(default_factory=list)
 
 
 @dataclass
@@ -81,6 +97,53 @@ class Bus:
         self._refs: dict[int, int] = {}
         self._seq = 0
         self._ingress_seq = 0
+        self._tx: _Tx | None = None
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, now: float, settling: Iterable[Delivery] = ()) -> Iterator[None]:
+        """One store transaction for every bus operation inside. Their effects on the bus's
+        memory happen when it commits; if it does not, the deliveries they settled (and
+        `settling`, the ones the caller means to settle inside) are due again at `now`,
+        nothing else changed, and the error propagates."""
+        if self._tx is not None:  # nested: the outermost transaction decides
+            self._tx.settling.extend(settling)
+            yield
+            return
+        tx = self._tx = _Tx(settling=list(settling))
+        try:
+            with self.store.batch():
+                yield
+        except BaseException:
+            self._tx = None
+            for d in tx.settling:
+                self._unmark(d, now)
+            raise
+        self._tx = None
+        for then in tx.after:
+            then()
+
+    def _commit(self, now: float, settling: list[Delivery], write: Callable[[], object] | None,
+                then: Callable[[], object]) -> None:
+        """Run `write` in a store transaction (the open one, if any), then `then` once it
+        committed; `settling` are due again if it does not."""
+        tx = self._tx
+        if tx is not None:
+            tx.settling.extend(settling)
+            tx.after.append(then)
+            if write is not None:
+                write()
+            return
+        if write is not None:
+            try:
+                with self.store.batch():
+                    write()
+            except BaseException:
+                for d in settling:
+                    self._unmark(d, now)
+                raise
+        then()
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -164,7 +227,11 @@ class Bus:
 
     def publish(self, envelope: Envelope, now: float) -> PublishResult:
         """Store and route a message; a message id seen before is reported as a duplicate."""
-        return self._accept(envelope, self.store.append(envelope, now), now)
+        pos = self.store.append(envelope, now)
+        if self._tx is None:
+            return self._accept(envelope, pos, now)
+        self._tx.after.append(partial(self._accept, envelope, pos, now))
+        return PublishResult(envelope.message_id, pos, pos is None)
 
     def _accept(self, envelope: Envelope, pos: int | None, now: float) -> PublishResult:
         if pos is None:
@@ -182,6 +249,11 @@ class Bus:
         batch = list(envelopes)
         with self.store.batch():
             positions = self.store.append_many(batch, now)
+        if self._tx is not None:
+            self._tx.after.extend(partial(self._accept, env, pos, now)
+                                  for env, pos in zip(batch, positions, strict=True))
+            return [PublishResult(env.message_id, pos, pos is None)
+                    for env, pos in zip(batch, positions, strict=True)]
         return [self._accept(env, pos, now) for env, pos in zip(batch, positions, strict=True)]
 
     def publish_raw(self, raw: str | bytes | Mapping[str, Any], now: float) -> PublishResult:
@@ -257,12 +329,21 @@ class Bus:
             del sub.queues[key]
         self._release(d.position)
 
-    def _succeeded(self, d: Delivery) -> None:
-        """A message delivered again (replay, requeue) and now done is no longer dead."""
-        sub = self._subs[d.consumer]
-        if d.position in sub.dead:
-            sub.dead.discard(d.position)
-            self.store.delete_dead_letter(f"{d.consumer}/{d.position}")
+    def _check_inflight(self, d: Delivery) -> None:
+        if self._subs[d.consumer].inflight.get(d.envelope.key) is not d:
+            raise ValueError(f"delivery of position {d.position} to {d.consumer} is not in flight")
+
+    def _undead(self, d: Delivery) -> str | None:
+        """The dead letter a delivery's success clears (replay, requeue), if any."""
+        return f"{d.consumer}/{d.position}" if d.position in self._subs[d.consumer].dead else None
+
+    def _done(self, d: Delivery, now: float, skipped: bool = False) -> None:
+        """In memory, once the store recorded the delivery as done."""
+        self._subs[d.consumer].dead.discard(d.position)
+        self._finish(d, now)
+        self.counters.acked += 1
+        if skipped:
+            self.counters.duplicates_skipped += 1
 
     def ack(self, delivery: Delivery, now: float) -> None:
         """The consumer is done with the message (its effect happened elsewhere). Recorded in
@@ -271,76 +352,86 @@ class Bus:
 
     def ack_many(self, deliveries: Iterable[Delivery], now: float) -> None:
         """`ack` for each, recorded with one store write per consumer."""
+        ds = list(deliveries)
         done: dict[str, list[str]] = {}
-        for d in deliveries:
-            self._succeeded(d)
-            self._finish(d, now)
+        cleared = []
+        for d in ds:
+            self._check_inflight(d)
             done.setdefault(d.consumer, []).append(d.envelope.message_id)
-            self.counters.acked += 1
-        with self.store.batch():
+            dl = self._undead(d)
+            if dl is not None:
+                cleared.append(dl)
+
+        def write() -> None:
             for consumer, ids in done.items():
                 self.store.mark_processed_many(consumer, ids)
+            for dl_id in cleared:
+                self.store.delete_dead_letter(dl_id)
+
+        def then() -> None:
+            for d in ds:
+                self._done(d, now)
+
+        self._commit(now, ds, write, then)
 
     def nack(self, delivery: Delivery, error: BaseException, now: float) -> Outcome:
         """Record a failure: schedule a retry with backoff, or dead-letter the message."""
+        self._check_inflight(delivery)
         sub = self._subs[delivery.consumer]
-        key = delivery.envelope.key
-        if sub.inflight.get(key) is not delivery:
-            raise ValueError(f"delivery of position {delivery.position} is not in flight")
         failures, first = sub.attempts.get(delivery.position, (0, now))
         failures += 1
         if self.policy.retryable(error) and failures < self.policy.max_attempts:
-            del sub.inflight[key]
-            sub.attempts[delivery.position] = (failures, first)
-            self.counters.retries += 1
-            self._push(sub, now + self.policy.delay(failures, self.rng), key)
+            due_at = now + self.policy.delay(failures, self.rng)
+            self._commit(now, [delivery], None,
+                         partial(self._retry_later, delivery, failures, first, due_at))
             return Outcome.RETRY
-        self.store.put_dead_letter(
-            DeadLetter(
-                id=f"{delivery.consumer}/{delivery.position}", consumer=delivery.consumer,
-                position=delivery.position, message_id=delivery.envelope.message_id,
-                envelope=delivery.envelope, raw=None, cause_type=type(error).__name__,
-                cause_message=str(error), attempts=failures, first_failure_at=first,
-                last_failure_at=now,
-            )
+        dl = DeadLetter(
+            id=f"{delivery.consumer}/{delivery.position}", consumer=delivery.consumer,
+            position=delivery.position, message_id=delivery.envelope.message_id,
+            envelope=delivery.envelope, raw=None, cause_type=type(error).__name__,
+            cause_message=str(error), attempts=failures, first_failure_at=first,
+            last_failure_at=now,
         )
-        self.counters.dead_lettered += 1
-        sub.dead.add(delivery.position)
-        self._finish(delivery, now)
+        self._commit(now, [delivery], partial(self.store.put_dead_letter, dl),
+                     partial(self._buried, delivery, now))
         return Outcome.DEAD
+
+    def _retry_later(self, d: Delivery, failures: int, first: float, due_at: float) -> None:
+        sub = self._subs[d.consumer]
+        del sub.inflight[d.envelope.key]
+        sub.attempts[d.position] = (failures, first)
+        self.counters.retries += 1
+        self._push(sub, due_at, d.envelope.key)
+
+    def _buried(self, d: Delivery, now: float) -> None:
+        self.counters.dead_lettered += 1
+        self._subs[d.consumer].dead.add(d.position)
+        self._finish(d, now)
 
     def handle(self, delivery: Delivery, handler: Handler, now: float) -> Outcome:
         """Run `handler` through the consumer's durable inbox, then ack or nack."""
-        env = delivery.envelope
-        try:
-            applied = self.store.apply(delivery.consumer, env.message_id, partial(handler, env))
-        except Exception as exc:  # the handler's failure is data here: retry or dead-letter
-            return self.nack(delivery, exc, now)
-        return self._settle(delivery, applied, now)
+        return self._run([delivery], {delivery.consumer: handler}, now)[0]
 
     def process(
         self, handlers: Mapping[str, Handler], now: float, limit: int | None = None
     ) -> list[Outcome]:
         """Handle everything due for these consumers through their inboxes, in one store
-        transaction; outcomes in delivery order."""
-        deliveries = self.due(now, limit, consumers=handlers.keys())
-        try:
-            with self.store.batch():
-                results: dict[int, bool | Exception] = {}
-                for consumer, handler in handlers.items():
-                    mine = [d for d in deliveries if d.consumer == consumer]
-                    got = self.store.apply_many(
-                        consumer,
-                        [(d.envelope.message_id, partial(handler, d.envelope)) for d in mine],
-                    )
-                    results.update(zip(map(id, mine), got, strict=True))
-                return [self._settle(d, results[id(d)], now) for d in deliveries]
-        except BaseException:
-            # The store failed (or the process is going down) and rolled the batch back:
-            # nothing was applied, so every delivery is due again rather than stuck in flight.
-            for d in deliveries:
-                self._unmark(d, now)
-            raise
+        transaction; outcomes in delivery order. If the store fails, nothing was applied,
+        every delivery is due again and the error propagates."""
+        return self._run(self.due(now, limit, consumers=handlers.keys()), handlers, now)
+
+    def _run(self, deliveries: list[Delivery], handlers: Mapping[str, Handler], now: float
+             ) -> list[Outcome]:
+        with self.transaction(now, deliveries):
+            results: dict[int, bool | Exception] = {}
+            for consumer, handler in handlers.items():
+                mine = [d for d in deliveries if d.consumer == consumer]
+                got = self.store.apply_many(
+                    consumer,
+                    [(d.envelope.message_id, partial(handler, d.envelope)) for d in mine],
+                )
+                results.update(zip(map(id, mine), got, strict=True))
+            return [self._settle(d, results[id(d)], now) for d in deliveries]
 
     def _unmark(self, d: Delivery, now: float) -> None:
         sub = self._subs[d.consumer]
@@ -350,15 +441,15 @@ class Bus:
             self._push(sub, now, key)
 
     def _settle(self, d: Delivery, result: bool | Exception, now: float) -> Outcome:
+        """Inside `_run`'s transaction: the inbox record was written with the effect."""
+        if isinstance(result, StorageError):
+            raise result  # the store, not the message: the whole transaction fails
         if isinstance(result, Exception):
             return self.nack(d, result, now)
-        self._succeeded(d)
-        self._finish(d, now)  # the inbox record was written with the effect
-        self.counters.acked += 1
-        if result:
-            return Outcome.APPLIED
-        self.counters.duplicates_skipped += 1
-        return Outcome.SKIPPED
+        dl = self._undead(d)
+        self._commit(now, [], None if dl is None else partial(self.store.delete_dead_letter, dl),
+                     partial(self._done, d, now, not result))
+        return Outcome.APPLIED if result else Outcome.SKIPPED
 
     def drain(self, handlers: Mapping[str, Handler], now: float, max_rounds: int = 1_000_000
               ) -> float:
@@ -390,7 +481,7 @@ class Bus:
         if dl.consumer == INGRESS:
             if fixed is None:
                 raise ValueError("an ingress dead letter needs the corrected envelope")
-            with self.store.batch():
+            with self.transaction(now):
                 self.store.delete_dead_letter(dl.id)
                 self.publish(fixed, now)
         else:
@@ -398,9 +489,25 @@ class Bus:
             sub = self._subs.get(dl.consumer)
             if sub is None:
                 raise NotFound(f"consumer {dl.consumer!r} is not subscribed")
-            self.store.delete_dead_letter(dl.id)
-            sub.dead.discard(dl.position)
-            self._enqueue(sub, LogEntry(dl.position, now, dl.envelope), now, _Item(dl.position))
+            position = dl.position
+
+            def write() -> None:
+                # A saved start may have moved past the dead message: move it back, or a
+                # restart before the redelivery would find the message neither dead nor due.
+                saved = self.store.subscription(sub.name)
+                if saved is not None and saved[1] > position:
+                    self.store.save_subscription(sub.name, sub.types, position)
+                self.store.delete_dead_letter(dl.id)
+
+            self._commit(now, [], write,
+                         partial(self._requeued, sub, position, dl.envelope, now))
+            return
+        self.counters.requeued += 1
+
+    def _requeued(self, sub: _Subscription, position: int, envelope: Envelope, now: float
+                  ) -> None:
+        sub.dead.discard(position)
+        self._enqueue(sub, LogEntry(position, now, envelope), now, _Item(position))
         self.counters.requeued += 1
 
     def replay(

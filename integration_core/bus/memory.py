@@ -1,19 +1,27 @@
-"""In-memory store: fast, for the simulator and tests. Lost with the process."""
+"""In-memory store: fast, for the simulator and tests. Lost with the process.
+
+A `batch` is a real transaction: while one is open every write journals how to undo itself,
+and an exception out of the outermost batch undoes them all (as SQLite rolls back), so the
+bus's failure contract holds for this store too.
+"""
 
 from __future__ import annotations
 
 import bisect
 import copy
 from collections import deque
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from integration_core.bus.records import DeadLetter, LogEntry
 from integration_core.bus.store import Effect
 from integration_core.envelope import Envelope
+from integration_core.errors import StorageError
 
 _ATOMIC = frozenset({int, float, str, bool, type(None)})
+_ABSENT = object()
 
 
 class _MemTx:
@@ -35,9 +43,21 @@ class _MemTx:
         # Copy so the caller cannot change committed state behind the store's back.
         self._staged[(ns, key)] = value if type(value) in _ATOMIC else copy.deepcopy(value)
 
-    def commit(self) -> None:
+    def commit(self, undo: list[Callable[[], None]] | None) -> None:
         for (ns, key), value in self._staged.items():
-            self._state.setdefault(ns, {})[key] = value
+            table = self._state.setdefault(ns, {})
+            if undo is not None:
+                undo.append(_restore(table, key, table.get(key, _ABSENT)))
+            table[key] = value
+
+
+def _restore(table: dict[Any, Any], key: Any, old: Any) -> Callable[[], None]:
+    def undo() -> None:
+        if old is _ABSENT:
+            table.pop(key, None)
+        else:
+            table[key] = old
+    return undo
 
 
 class MemoryStore:
@@ -57,25 +77,60 @@ class MemoryStore:
         self._state: dict[str, dict[str, Any]] = {}
         self._subs: dict[str, tuple[frozenset[str] | None, int]] = {}
         self._dead: dict[str, DeadLetter] = {}
+        self._undo: list[Callable[[], None]] | None = None
+        """Open batch: how to undo each write so far, in order."""
 
     def append(self, envelope: Envelope, published_at: float) -> int | None:
         if envelope.message_id in self._ids:
             return None
         self._ids.add(envelope.message_id)
         self._log.append((envelope, published_at))
+        dropped: list[tuple[Envelope, float]] = []
         if self.retain_log_s is not None:
             horizon = published_at - self.retain_log_s
             while self._log[0][1] < horizon:
-                self._log.popleft()
+                dropped.append(self._log.popleft())
                 self._first += 1
         self._next += 1
+        if self._undo is not None:
+            self._undo.append(partial(self._unappend, envelope.message_id, dropped))
         return self._next - 1
 
-    def append_many(self, envelopes: list[Envelope], published_at: float) -> list[int | None]:
-        return [self.append(e, published_at) for e in envelopes]
+    def _unappend(self, message_id: str, dropped: list[tuple[Envelope, float]]) -> None:
+        self._ids.discard(message_id)
+        self._log.pop()
+        self._next -= 1
+        self._log.extendleft(reversed(dropped))
+        self._first -= len(dropped)
 
-    def batch(self) -> AbstractContextManager[None]:
-        return nullcontext()
+    def append_many(self, envelopes: list[Envelope], published_at: float) -> list[int | None]:
+        with self.batch():
+            return [self.append(e, published_at) for e in envelopes]
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        if self._undo is not None:  # nested: the outermost batch commits or undoes
+            yield
+            return
+        undo: list[Callable[[], None]] = []
+        self._undo = undo
+        try:
+            yield
+        except BaseException:
+            self._undo = None
+            for step in reversed(undo):
+                step()
+            raise
+        self._undo = None
+
+    def _journal(self, table: dict[Any, Any], key: Any) -> None:
+        if self._undo is not None:
+            self._undo.append(_restore(table, key, table.get(key, _ABSENT)))
+
+    def _journal_ids(self, done: set[str], ids: list[str]) -> None:
+        if self._undo is not None:
+            fresh = [i for i in ids if i not in done]
+            self._undo.append(lambda: done.difference_update(fresh))
 
     def _done(self, consumer: str) -> set[str]:
         done = self._inbox.get(consumer)
@@ -89,7 +144,8 @@ class MemoryStore:
             return False
         tx = _MemTx(self._state)
         effect(tx)
-        tx.commit()
+        tx.commit(self._undo)
+        self._journal_ids(done, [message_id])
         done.add(message_id)
         return True
 
@@ -97,18 +153,23 @@ class MemoryStore:
         self, consumer: str, items: list[tuple[str, Effect]]
     ) -> list[bool | Exception]:
         results: list[bool | Exception] = []
-        for mid, effect in items:
-            try:
-                results.append(self.apply(consumer, mid, effect))
-            except Exception as exc:  # reported per message; the batch goes on
-                results.append(exc)
+        with self.batch():
+            for mid, effect in items:
+                try:
+                    results.append(self.apply(consumer, mid, effect))
+                except StorageError:  # the store itself: the whole batch fails
+                    raise
+                except Exception as exc:  # reported per message; the batch goes on
+                    results.append(exc)
         return results
 
     def mark_processed(self, consumer: str, message_id: str) -> None:
-        self._done(consumer).add(message_id)
+        self.mark_processed_many(consumer, [message_id])
 
     def mark_processed_many(self, consumer: str, message_ids: list[str]) -> None:
-        self._done(consumer).update(message_ids)
+        done = self._done(consumer)
+        self._journal_ids(done, message_ids)
+        done.update(message_ids)
 
     def processed(self, consumer: str, message_id: str) -> bool:
         return message_id in self._inbox.get(consumer, ())
@@ -148,15 +209,18 @@ class MemoryStore:
             yield entry
 
     def save_subscription(self, consumer: str, types: frozenset[str] | None, start: int) -> None:
+        self._journal(self._subs, consumer)
         self._subs[consumer] = (types, start)
 
     def subscription(self, consumer: str) -> tuple[frozenset[str] | None, int] | None:
         return self._subs.get(consumer)
 
     def put_dead_letter(self, dl: DeadLetter) -> None:
+        self._journal(self._dead, dl.id)
         self._dead[dl.id] = dl
 
     def delete_dead_letter(self, dl_id: str) -> None:
+        self._journal(self._dead, dl_id)
         self._dead.pop(dl_id, None)
 
     def dead_letters(self) -> list[DeadLetter]:

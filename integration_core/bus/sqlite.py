@@ -3,20 +3,30 @@
 With ``synchronous=NORMAL`` (the default here) WAL commits survive a process crash; the last
 transactions before an OS crash or power loss may be lost. ``synchronous="FULL"`` survives those
 too, at the cost of an fsync per commit.
+
+Every SQLite failure (disk full, I/O error, locked) leaves as `StorageError`, after the open
+transaction was rolled back: the connection stays usable, and the next write succeeds as soon
+as the cause is gone (space freed), without reopening the file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from integration_core.bus.records import DeadLetter, LogEntry
 from integration_core.bus.store import Effect
 from integration_core.envelope import Envelope
+from integration_core.errors import StorageError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -62,6 +72,24 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 _SCALAR = frozenset({int, float, str, bool, type(None)})
 
 
+def _failure(exc: sqlite3.Error) -> StorageError:
+    return StorageError(f"sqlite: {exc}")
+
+
+def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """SQLite's errors as `StorageError` (its cause chained): callers see one error type for
+    "the store failed", whatever the adapter."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _failure(exc) from exc
+
+    return call
+
+
 def _copy(value: Any) -> Any:
     return value if type(value) in _SCALAR else json.loads(json.dumps(value))
 
@@ -99,9 +127,12 @@ class _SQLiteTx:
             return _copy(self.staged[(ns, key)])
         if (ns, key) in self._base:
             return _copy(self._base[(ns, key)])
-        row = self._conn.execute(
-            "SELECT value FROM state WHERE ns = ? AND key = ?", (ns, key)
-        ).fetchone()
+        try:
+            row = self._conn.execute(
+                "SELECT value FROM state WHERE ns = ? AND key = ?", (ns, key)
+            ).fetchone()
+        except sqlite3.Error as exc:  # not the message's fault: fails the whole batch
+            raise _failure(exc) from exc
         return None if row is None else _loads(row[0])
 
     def put(self, ns: str, key: str, value: Any) -> None:
@@ -138,25 +169,42 @@ class SQLiteStore:
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        if self._depth == 0:
+        if self._depth:  # nested: the outermost batch commits or rolls back
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        try:
             # IMMEDIATE: the write lock is taken up front, where SQLite waits for another
             # connection holding it (a checkpointer's RESTART). A deferred transaction that
             # has read first gets "database is locked" at once instead (waiting could deadlock).
             self._conn.execute("BEGIN IMMEDIATE")
-        self._depth += 1
+        except sqlite3.Error as exc:
+            raise _failure(exc) from exc
+        self._depth = 1
         try:
             yield
-        except BaseException:
-            self._depth -= 1
-            if self._depth == 0:
-                self._conn.execute("ROLLBACK")
-            raise
-        self._depth -= 1
-        if self._depth == 0:
             self._conn.execute("COMMIT")
+        except BaseException as exc:
+            # A failed COMMIT (SQLITE_FULL, IOERR) may leave the transaction open: roll it
+            # back, or every later BEGIN fails and the store never recovers.
+            self._rollback()
+            if isinstance(exc, sqlite3.Error):
+                raise _failure(exc) from exc
+            raise
+        finally:
+            self._depth = 0
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # SQLite rolled back by itself already
+                self._conn.execute("ROLLBACK")
 
     # -- log ---------------------------------------------------------------------------------
 
+    @_guarded
     def append(self, envelope: Envelope, published_at: float) -> int | None:
         # A lone statement is its own transaction in autocommit mode.
         cur = self._conn.execute(
@@ -166,6 +214,7 @@ class SQLiteStore:
         )
         return cur.lastrowid if cur.rowcount == 1 else None
 
+    @_guarded
     def append_many(self, envelopes: list[Envelope], published_at: float) -> list[int | None]:
         """Append in one transaction with one executemany; duplicates (against the log or
         earlier in the list) get None."""
@@ -193,6 +242,7 @@ class SQLiteStore:
         fresh_ids = {id(e) for e in fresh}
         return [next(positions) if id(e) in fresh_ids else None for e in envelopes]
 
+    @_guarded
     def last_position(self) -> int:
         row = self._conn.execute("SELECT max(position) FROM messages").fetchone()
         return int(row[0] or 0)
@@ -203,13 +253,17 @@ class SQLiteStore:
         if from_time is not None:
             sql += " AND published_at >= ?"
             args.append(from_time)
-        for pos, at, env in self._conn.execute(sql + " ORDER BY position", args).fetchall():
+        for pos, at, env in self._rows(sql + " ORDER BY position", args):
             yield LogEntry(pos, at, Envelope.model_validate_json(env))
+
+    @_guarded
+    def _rows(self, sql: str, args: Any) -> list[Any]:
+        return self._conn.execute(sql, args).fetchall()
 
     def unfinished(
         self, consumer: str, types: frozenset[str] | None, start: int
     ) -> Iterator[LogEntry]:
-        rows = self._conn.execute(
+        rows = self._rows(
             "SELECT m.position, m.published_at, m.type, m.envelope FROM messages m "
             "WHERE m.position >= ? "
             "AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.consumer = ? "
@@ -218,13 +272,14 @@ class SQLiteStore:
             "                AND d.position = m.position) "
             "ORDER BY m.position",
             (start, consumer, consumer),
-        ).fetchall()
+        )
         for pos, at, typ, env in rows:
             if types is None or typ in types:
                 yield LogEntry(pos, at, Envelope.model_validate_json(env))
 
     # -- inbox and consumer state ------------------------------------------------------------
 
+    @_guarded
     def apply(self, consumer: str, message_id: str, effect: Effect) -> bool:
         conn = self._conn
         with self.batch():
@@ -247,6 +302,7 @@ class SQLiteStore:
             _flush(conn, tx.staged)
         return True
 
+    @_guarded
     def apply_many(
         self, consumer: str, items: list[tuple[str, Effect]]
     ) -> list[bool | Exception]:
@@ -272,6 +328,8 @@ class SQLiteStore:
                 tx = _SQLiteTx(conn, overlay)
                 try:
                     effect(tx)
+                except StorageError:  # the store itself: the whole batch fails
+                    raise
                 except Exception as exc:  # reported per message; the batch goes on
                     results.append(exc)
                     continue
@@ -283,12 +341,14 @@ class SQLiteStore:
             _flush(conn, overlay)
         return results
 
+    @_guarded
     def mark_processed(self, consumer: str, message_id: str) -> None:
         self._conn.execute(
             "INSERT OR IGNORE INTO inbox (consumer, message_id) VALUES (?, ?)",
             (consumer, message_id),
         )
 
+    @_guarded
     def mark_processed_many(self, consumer: str, message_ids: list[str]) -> None:
         with self.batch():
             self._conn.executemany(
@@ -296,15 +356,18 @@ class SQLiteStore:
                 [(consumer, mid) for mid in message_ids],
             )
 
+    @_guarded
     def processed(self, consumer: str, message_id: str) -> bool:
         row = self._conn.execute(
             "SELECT 1 FROM inbox WHERE consumer = ? AND message_id = ?", (consumer, message_id)
         ).fetchone()
         return row is not None
 
+    @_guarded
     def get_state(self, ns: str, key: str) -> Any:
         return _SQLiteTx(self._conn).get(ns, key)
 
+    @_guarded
     def state(self, ns: str, prefix: str = "") -> dict[str, Any]:
         if prefix:  # a range on the primary key: no scan of the namespace
             rows = self._conn.execute(
@@ -318,6 +381,7 @@ class SQLiteStore:
 
     # -- subscriptions and dead letters ------------------------------------------------------
 
+    @_guarded
     def save_subscription(self, consumer: str, types: frozenset[str] | None, start: int) -> None:
         with self.batch():
             self._conn.execute(
@@ -325,6 +389,7 @@ class SQLiteStore:
                 (consumer, None if types is None else json.dumps(sorted(types)), start),
             )
 
+    @_guarded
     def subscription(self, consumer: str) -> tuple[frozenset[str] | None, int] | None:
         row = self._conn.execute(
             "SELECT types, start FROM subscriptions WHERE consumer = ?", (consumer,)
@@ -333,6 +398,7 @@ class SQLiteStore:
             return None
         return (None if row[0] is None else frozenset(json.loads(row[0]))), int(row[1])
 
+    @_guarded
     def put_dead_letter(self, dl: DeadLetter) -> None:
         with self.batch():
             self._conn.execute(
@@ -345,10 +411,12 @@ class SQLiteStore:
                 ),
             )
 
+    @_guarded
     def delete_dead_letter(self, dl_id: str) -> None:
         with self.batch():
             self._conn.execute("DELETE FROM dead_letters WHERE id = ?", (dl_id,))
 
+    @_guarded
     def dead_letters(self) -> list[DeadLetter]:
         rows = self._conn.execute(
             "SELECT * FROM dead_letters ORDER BY last_failure_at, id"

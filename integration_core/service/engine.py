@@ -210,15 +210,14 @@ class Engine:
                    now: float) -> None:
         """Ack what the ERP booked (or had booked before); retry or dead-letter on `error`,
         in one transaction."""
-        with self.store.batch():
+        with self.bus.transaction(now, deliveries):  # all due again if it does not commit
             if error is None:
                 self.bus.ack_many(deliveries, now)
+                outcomes = ["applied"] * len(deliveries)
             else:
-                for d in deliveries:
-                    self.outcomes[self.bus.nack(d, error, now).value] += 1
-        if error is None:
-            self.outcomes["applied"] += len(deliveries)
-        else:
+                outcomes = [self.bus.nack(d, error, now).value for d in deliveries]
+        self.outcomes.update(outcomes)
+        if error is not None:
             self.on_publish()  # retries are due later: the delivery loop recomputes its sleep
 
     def publish_reply(self, call: dict[str, Any], answer: dict[str, Any] | None,

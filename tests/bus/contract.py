@@ -14,8 +14,9 @@ from pydantic import ValidationError
 
 from integration_core.bus import INGRESS, Bus, Outcome, RetryPolicy, Store, Tx
 from integration_core.envelope import Envelope, open_payload
-from integration_core.errors import NotFound, PayloadError, TransientError
+from integration_core.errors import NotFound, PayloadError, StorageError, TransientError
 from integration_core.models import Movement
+from tests.bus.faulty import FailingStore
 from tests.factories import env
 
 FAST = RetryPolicy(max_attempts=3, initial_delay=1.0, multiplier=2.0, max_delay=10.0, jitter=0.0)
@@ -23,6 +24,10 @@ FAST = RetryPolicy(max_attempts=3, initial_delay=1.0, multiplier=2.0, max_delay=
 
 def counting(tx: Tx, e: Envelope) -> None:
     tx.put("applied", e.message_id, (tx.get("applied", e.message_id) or 0) + 1)
+
+
+def counting_handler(e: Envelope, tx: Tx) -> None:
+    counting(tx, e)
 
 
 class StoreContract:
@@ -469,6 +474,155 @@ class StoreContract:
         assert bus.replay("rebuilt", 9.0, from_time=2.0) == 2
         got = [d.envelope.message_id for d in bus.due(9.0)]
         assert got == ["m2"] and all(d.replay for d in bus.due(9.0)) is True
+
+    # -- storage failures ---------------------------------------------------------------------
+
+    @pytest.mark.parametrize("seed", range(6))
+    def test_random_store_failures_lose_nothing_and_apply_once(self, store: Store,
+                                                               seed: int) -> None:
+        """Writes and commits fail at random (a disk that fills and frees) while messages are
+        published, processed through the inbox, posted to a remote consumer and acked or
+        nacked, dead-lettered and requeued, starts saved and the bus restarted. Once the store
+        writes again and everything drained: every acknowledged publish was applied exactly
+        once by the local consumer and recorded done for the remote one, in per-key order,
+        and a restarted bus finds nothing unfinished."""
+        rng = np.random.default_rng(seed)
+        faulty = FailingStore(store, np.random.default_rng(seed + 100), p=0.25)
+        policy = RetryPolicy(max_attempts=4, initial_delay=0.5, multiplier=2.0, max_delay=4.0,
+                             jitter=0.0)
+        poisoned: set[str] = set()
+        fixed = False
+
+        def local(e: Envelope, tx: Tx) -> None:
+            if e.message_id in poisoned and not fixed:
+                raise PayloadError("payload", "refused until the item master is fixed")
+            counting(tx, e)
+            seen = tx.get("order", e.key) or []
+            tx.put("order", e.key, [*seen, e.payload["i"]])
+
+        def start() -> Bus:
+            bus = Bus(faulty, policy, np.random.default_rng(seed))
+            while True:  # a restart retries until the store lets it subscribe
+                try:
+                    if "local" not in bus.consumers:
+                        bus.subscribe("local", from_beginning=True)
+                    if "remote" not in bus.consumers:
+                        bus.subscribe("remote", from_beginning=True)
+                    return bus
+                except StorageError:
+                    continue
+
+        bus = start()
+        acked: list[str] = []
+        remote_got: set[str] = set()
+        n, now = 0, 0.0
+        for _ in range(150):
+            now += 0.25
+            for _ in range(int(rng.integers(0, 4))):  # a client retries until acknowledged
+                key = f"k{int(rng.integers(0, 5))}"
+                e = env(n, key=key, payload={"i": n})
+                if rng.random() < 0.05:
+                    poisoned.add(e.message_id)
+                while True:
+                    try:
+                        bus.publish(e, now)
+                        break
+                    except StorageError:
+                        continue
+                acked.append(e.message_id)
+                n += 1
+            step = rng.random()
+            try:
+                if step < 0.45:
+                    bus.process({"local": local}, now)
+                elif step < 0.85:
+                    due = bus.due(now, consumers=["remote"])
+                    remote_got.update(d.envelope.message_id for d in due)
+                    if rng.random() < 0.3:
+                        with bus.transaction(now, due):  # all due again if it fails
+                            for d in due:
+                                bus.nack(d, TransientError("remote busy"), now)
+                    else:
+                        bus.ack_many(due, now)
+                elif step < 0.92:
+                    bus.advance_starts()
+                elif step < 0.96:
+                    for dl in bus.dead_letters():
+                        bus.requeue(dl.id, now)
+                else:
+                    store = self.reopen(store)
+                    faulty.inner = store
+                    bus = start()
+            except StorageError:
+                pass
+        assert faulty.failures > 20  # the run did hit the store hard
+
+        faulty.armed, fixed = False, True
+        for dl in bus.dead_letters():
+            bus.requeue(dl.id, now)
+        for _ in range(10_000):
+            bus.process({"local": local}, now)
+            due = bus.due(now, consumers=["remote"])
+            remote_got.update(d.envelope.message_id for d in due)
+            bus.ack_many(due, now)
+            nxt = bus.next_due_at()
+            if nxt is None:
+                break
+            now = max(now, nxt)
+        assert bus.dead_letters() == [] and bus.backlog("local") == bus.backlog("remote") == 0
+        assert [e.envelope.message_id for e in store.log()] == acked  # stored = acknowledged
+        applied = store.state("applied")
+        assert {m: applied.get(m) for m in acked} == dict.fromkeys(acked, 1)
+        assert all(store.processed("remote", m) for m in acked) and remote_got == set(acked)
+        sent: dict[str, list[int]] = {}
+        for entry in store.log():
+            sent.setdefault(entry.envelope.key, []).append(entry.envelope.payload["i"])
+        order = store.state("order")
+        for key, seq in sent.items():
+            if not any(f"m{i}" in poisoned for i in seq):  # requeued ones come later
+                assert order[key] == seq, key
+        bus.advance_starts()
+        store = self.reopen(store)
+        again = Bus(store, policy)
+        again.subscribe("local")
+        again.subscribe("remote")
+        assert again.backlog("local") == again.backlog("remote") == 0
+
+    def test_a_failed_commit_leaves_deliveries_due_and_nothing_settled(self, store: Store
+                                                                       ) -> None:
+        faulty = FailingStore(store, np.random.default_rng(0), p=1.0)
+        faulty.armed = False
+        bus = self.bus(faulty)
+        bus.subscribe("erp")
+        bus.subscribe("audit")
+        bus.publish(env(1, key="a"), 0.0)
+        bus.publish(env(2, key="a"), 0.0)
+        faulty.armed = True
+        with pytest.raises(StorageError, match="disk is full"):
+            bus.process({"erp": counting_handler}, 0.0)
+        (d,) = bus.due(0.0, consumers=["audit"])
+        with pytest.raises(StorageError):
+            bus.ack(d, 0.0)
+        with pytest.raises(StorageError):
+            bus.nack(bus.due(0.0, consumers=["audit"])[0], PayloadError("x", "bad"), 0.0)
+        assert bus.dead_letters() == [] and bus.counters.acked == 0
+        assert bus.backlog("erp") == bus.backlog("audit") == 2
+        faulty.armed = False
+        assert bus.process({"erp": counting_handler}, 1.0) == [Outcome.APPLIED]
+        assert store.state("applied") == {"m1": 1} and store.processed("erp", "m1")
+        bus.advance_starts()
+        assert store.subscription("erp") == (None, 2)
+        assert store.subscription("audit") == (None, 1)  # m1 still unfinished there
+
+    def test_publishes_inside_a_failed_transaction_are_not_routed(self, store: Store) -> None:
+        bus = self.bus(store)
+        bus.subscribe("erp")
+        with pytest.raises(StorageError), bus.transaction(0.0):
+            assert not bus.publish(env(1), 0.0).duplicate
+            bus.publish_many([env(2), env(3)], 0.0)
+            raise StorageError("the commit failed")
+        assert bus.backlog("erp") == 0 and list(store.log()) == []
+        assert not bus.publish(env(1), 1.0).duplicate and bus.backlog("erp") == 1
 
     # -- observation --------------------------------------------------------------------------
 
