@@ -76,7 +76,7 @@ def _failure(exc: sqlite3.Error) -> StorageError:
     return StorageError(f"sqlite: {exc}")
 
 
-def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+def guarded(method: Callable[P, R]) -> Callable[P, R]:
     """SQLite's errors as `StorageError` (its cause chained): callers see one error type for
     "the store failed", whatever the adapter."""
 
@@ -204,7 +204,7 @@ class SQLiteStore:
 
     # -- log ---------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def append(self, envelope: Envelope, published_at: float) -> int | None:
         # A lone statement is its own transaction in autocommit mode.
         cur = self._conn.execute(
@@ -214,7 +214,7 @@ class SQLiteStore:
         )
         return cur.lastrowid if cur.rowcount == 1 else None
 
-    @_guarded
+    @guarded
     def append_many(self, envelopes: list[Envelope], published_at: float) -> list[int | None]:
         """Append in one transaction with one executemany; duplicates (against the log or
         earlier in the list) get None."""
@@ -242,7 +242,7 @@ class SQLiteStore:
         fresh_ids = {id(e) for e in fresh}
         return [next(positions) if id(e) in fresh_ids else None for e in envelopes]
 
-    @_guarded
+    @guarded
     def last_position(self) -> int:
         row = self._conn.execute("SELECT max(position) FROM messages").fetchone()
         return int(row[0] or 0)
@@ -256,7 +256,7 @@ class SQLiteStore:
         for pos, at, env in self._rows(sql + " ORDER BY position", args):
             yield LogEntry(pos, at, Envelope.model_validate_json(env))
 
-    @_guarded
+    @guarded
     def _rows(self, sql: str, args: Any) -> list[Any]:
         return self._conn.execute(sql, args).fetchall()
 
@@ -279,7 +279,7 @@ class SQLiteStore:
 
     # -- inbox and consumer state ------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def apply(self, consumer: str, message_id: str, effect: Effect) -> bool:
         conn = self._conn
         with self.batch():
@@ -302,7 +302,7 @@ class SQLiteStore:
             _flush(conn, tx.staged)
         return True
 
-    @_guarded
+    @guarded
     def apply_many(
         self, consumer: str, items: list[tuple[str, Effect]]
     ) -> list[bool | Exception]:
@@ -341,14 +341,14 @@ class SQLiteStore:
             _flush(conn, overlay)
         return results
 
-    @_guarded
+    @guarded
     def mark_processed(self, consumer: str, message_id: str) -> None:
         self._conn.execute(
             "INSERT OR IGNORE INTO inbox (consumer, message_id) VALUES (?, ?)",
             (consumer, message_id),
         )
 
-    @_guarded
+    @guarded
     def mark_processed_many(self, consumer: str, message_ids: list[str]) -> None:
         with self.batch():
             self._conn.executemany(
@@ -356,18 +356,18 @@ class SQLiteStore:
                 [(consumer, mid) for mid in message_ids],
             )
 
-    @_guarded
+    @guarded
     def processed(self, consumer: str, message_id: str) -> bool:
         row = self._conn.execute(
             "SELECT 1 FROM inbox WHERE consumer = ? AND message_id = ?", (consumer, message_id)
         ).fetchone()
         return row is not None
 
-    @_guarded
+    @guarded
     def get_state(self, ns: str, key: str) -> Any:
         return _SQLiteTx(self._conn).get(ns, key)
 
-    @_guarded
+    @guarded
     def state(self, ns: str, prefix: str = "") -> dict[str, Any]:
         if prefix:  # a range on the primary key: no scan of the namespace
             rows = self._conn.execute(
@@ -381,7 +381,7 @@ class SQLiteStore:
 
     # -- subscriptions and dead letters ------------------------------------------------------
 
-    @_guarded
+    @guarded
     def save_subscription(self, consumer: str, types: frozenset[str] | None, start: int) -> None:
         with self.batch():
             self._conn.execute(
@@ -389,7 +389,7 @@ class SQLiteStore:
                 (consumer, None if types is None else json.dumps(sorted(types)), start),
             )
 
-    @_guarded
+    @guarded
     def subscription(self, consumer: str) -> tuple[frozenset[str] | None, int] | None:
         row = self._conn.execute(
             "SELECT types, start FROM subscriptions WHERE consumer = ?", (consumer,)
@@ -398,7 +398,7 @@ class SQLiteStore:
             return None
         return (None if row[0] is None else frozenset(json.loads(row[0]))), int(row[1])
 
-    @_guarded
+    @guarded
     def put_dead_letter(self, dl: DeadLetter) -> None:
         with self.batch():
             self._conn.execute(
@@ -411,12 +411,12 @@ class SQLiteStore:
                 ),
             )
 
-    @_guarded
+    @guarded
     def delete_dead_letter(self, dl_id: str) -> None:
         with self.batch():
             self._conn.execute("DELETE FROM dead_letters WHERE id = ?", (dl_id,))
 
-    @_guarded
+    @guarded
     def dead_letters(self) -> list[DeadLetter]:
         rows = self._conn.execute(
             "SELECT * FROM dead_letters ORDER BY last_failure_at, id"

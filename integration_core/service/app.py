@@ -11,6 +11,7 @@ run time, and the dependencies they name are local to `create_app`.
 """
 
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -31,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from integration_core.clock import Clock
 from integration_core.envelope import Envelope
-from integration_core.errors import InteropError, NotFound, PayloadError
+from integration_core.errors import InteropError, NotFound, PayloadError, StorageError
 from integration_core.models import (
     Movement,
     SalesOrder,
@@ -73,6 +74,7 @@ from integration_core.service.schemas import (
     Requeued,
 )
 
+log = logging.getLogger("interop_twin.service")
 RETRY_AFTER_S = 1
 """Seconds a client is asked to wait after a 503 (the store or a partner failing)."""
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
@@ -330,7 +332,12 @@ def create_app(settings: Settings, clock: Clock | None = None,
         status, model = run()
         payload = _json(model)
         if 200 <= status < 300:  # after the effect committed: see idempotency.py
-            engine.idempotency.put(who.system, key, fp, status, payload, engine.clock.now())
+            try:
+                engine.idempotency.put(who.system, key, fp, status, payload,
+                                       engine.clock.now())
+            except StorageError:  # the effect stands; a retry is deduped by message id
+                log.warning("idempotency record for %s not written", who.system,
+                            exc_info=True)
         return Response(payload, status, media_type="application/json")
 
     ack_responses: dict[int | str, dict[str, Any]] = {

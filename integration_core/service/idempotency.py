@@ -7,6 +7,10 @@ the effect without a record: the client's retry runs the request again, and the 
 by message id (the answer then says ``duplicate``), so the effect still happens once. The
 reverse order could acknowledge a request whose effect was lost, so it is not used.
 
+A failure of this table (disk full) is a `StorageError`: before the effect, the request
+answers 503; after it, the effect stands and the response is sent without a record (as after
+a crash between the two commits).
+
 Keys are scoped per calling system; only 2xx responses are recorded, so a client may fix a
 rejected body and retry under the same key.
 """
@@ -17,6 +21,8 @@ import hashlib
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+
+from integration_core.bus.sqlite import guarded
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -59,6 +65,7 @@ class IdempotencyStore:
         self.replays = 0
         self.conflicts = 0
 
+    @guarded
     def get(self, system: str, key: str) -> Recorded | None:
         row = self._conn.execute(
             "SELECT fingerprint, status, body FROM idempotency WHERE system = ? AND key = ?",
@@ -66,6 +73,7 @@ class IdempotencyStore:
         ).fetchone()
         return None if row is None else Recorded(row[0], int(row[1]), bytes(row[2]))
 
+    @guarded
     def put(self, system: str, key: str, fp: str, status: int, body: bytes, now: float) -> None:
         # OR IGNORE: the first response stays the one replayed.
         self._conn.execute(
@@ -73,6 +81,7 @@ class IdempotencyStore:
             (system, key, fp, status, body, now),
         )
 
+    @guarded
     def prune(self, older_than: float) -> int:
         return self._conn.execute(
             "DELETE FROM idempotency WHERE created_at < ?", (older_than,)
