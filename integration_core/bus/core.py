@@ -231,11 +231,15 @@ class Bus:
         if self._tx is None:
             return self._accept(envelope, pos, now)
         self._tx.after.append(partial(self._accept, envelope, pos, now))
-        return PublishResult(envelope.message_id, pos, pos is None)
+        return PublishResult(envelope.message_id, pos, pos is None,
+                             pos is None and self._conflicts(envelope))
 
     def _accept(self, envelope: Envelope, pos: int | None, now: float) -> PublishResult:
         if pos is None:
             self.counters.duplicate_publishes += 1
+            if self._conflicts(envelope):
+                self.counters.conflicting_publishes += 1
+                return PublishResult(envelope.message_id, None, True, True)
             return PublishResult(envelope.message_id, None, True)
         self.counters.published += 1
         entry = LogEntry(pos, now, envelope)
@@ -243,6 +247,12 @@ class Bus:
         for sub in subs if subs is not None else self._route(envelope.type):
             self._enqueue(sub, entry, now, _Item(pos))
         return PublishResult(envelope.message_id, pos, False)
+
+    def _conflicts(self, envelope: Envelope) -> bool:
+        """A duplicate id whose stored content differs (looked up for duplicates only)."""
+        stored = self.store.find(envelope.message_id)
+        return stored is not None and (stored.type, stored.key, stored.payload) != (
+            envelope.type, envelope.key, envelope.payload)
 
     def publish_many(self, envelopes: Iterable[Envelope], now: float) -> list[PublishResult]:
         """Publish in one store transaction: all are acknowledged together or none."""
@@ -252,7 +262,8 @@ class Bus:
         if self._tx is not None:
             self._tx.after.extend(partial(self._accept, env, pos, now)
                                   for env, pos in zip(batch, positions, strict=True))
-            return [PublishResult(env.message_id, pos, pos is None)
+            return [PublishResult(env.message_id, pos, pos is None,
+                                  pos is None and self._conflicts(env))
                     for env, pos in zip(batch, positions, strict=True)]
         return [self._accept(env, pos, now) for env, pos in zip(batch, positions, strict=True)]
 

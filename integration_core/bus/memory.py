@@ -67,7 +67,8 @@ class MemoryStore:
 
     def __init__(self, retain_log_s: float | None = None) -> None:
         self.retain_log_s = retain_log_s
-        self._ids: set[str] = set()
+        self._ids: dict[str, int] = {}
+        """Message id -> log position, for every message ever stored (the dedupe horizon)."""
         self._log: deque[tuple[Envelope, float]] = deque()
         self._first = 1
         """Position of the oldest message still in `_log`."""
@@ -83,7 +84,7 @@ class MemoryStore:
     def append(self, envelope: Envelope, published_at: float) -> int | None:
         if envelope.message_id in self._ids:
             return None
-        self._ids.add(envelope.message_id)
+        self._ids[envelope.message_id] = self._next
         self._log.append((envelope, published_at))
         dropped: list[tuple[Envelope, float]] = []
         if self.retain_log_s is not None:
@@ -97,7 +98,7 @@ class MemoryStore:
         return self._next - 1
 
     def _unappend(self, message_id: str, dropped: list[tuple[Envelope, float]]) -> None:
-        self._ids.discard(message_id)
+        del self._ids[message_id]
         self._log.pop()
         self._next -= 1
         self._log.extendleft(reversed(dropped))
@@ -106,6 +107,12 @@ class MemoryStore:
     def append_many(self, envelopes: list[Envelope], published_at: float) -> list[int | None]:
         with self.batch():
             return [self.append(e, published_at) for e in envelopes]
+
+    def find(self, message_id: str) -> Envelope | None:
+        pos = self._ids.get(message_id)
+        if pos is None or pos < self._first:
+            return None
+        return self._log[pos - self._first][0]
 
     @contextmanager
     def batch(self) -> Iterator[None]:

@@ -25,6 +25,9 @@ class PublishResult:
     message_id: str
     position: int | None
     duplicate: bool
+    conflict: bool = False
+    """A duplicate whose content differs from what is stored under its id: nothing was
+    stored, and the sender should hear about it (the same id was reused for another fact)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,7 @@ class Outcome(StrEnum):
 class Counters:
     published: int = 0
     duplicate_publishes: int = 0
+    conflicting_publishes: int = 0
     delivered: int = 0
     redelivered: int = 0
     acked: int = 0

@@ -243,6 +243,12 @@ class SQLiteStore:
         return [next(positions) if id(e) in fresh_ids else None for e in envelopes]
 
     @guarded
+    def find(self, message_id: str) -> Envelope | None:
+        row = self._conn.execute("SELECT envelope FROM messages WHERE message_id = ?",
+                                 (message_id,)).fetchone()
+        return None if row is None else Envelope.model_validate_json(row[0])
+
+    @guarded
     def last_position(self) -> int:
         row = self._conn.execute("SELECT max(position) FROM messages").fetchone()
         return int(row[0] or 0)

@@ -35,6 +35,10 @@ class Store(Protocol):
         """`append` for each, in one transaction; duplicates within the list get None too."""
         ...
 
+    def find(self, message_id: str) -> Envelope | None:
+        """The stored envelope of a message id; None if unknown or no longer retained."""
+        ...
+
     def batch(self) -> AbstractContextManager[None]:
         """Group the writes inside into one transaction (a no-op where writes are atomic)."""
         ...

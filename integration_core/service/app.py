@@ -130,7 +130,8 @@ def _problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     ref = {"$ref": "#/components/schemas/ProblemBody"}
     titles = {400: "Bad request", 401: "Missing or unknown API key",
               403: "Outside the key's scopes", 404: "Not found",
-              409: "Idempotency-Key reused with a different request",
+              409: "Conflict: an Idempotency-Key or a business id reused for different "
+                   "content",
               422: "Invalid request: the problem names the field", 429: "Rate limited",
               503: "Not ready"}
     out: dict[int | str, dict[str, Any]] = {}
@@ -156,10 +157,17 @@ def _json(body: BaseModel | bytes) -> bytes:
     return body if isinstance(body, bytes) else body.model_dump_json().encode()
 
 
-def _ack(a: Accepted, business_id: str) -> tuple[int, BaseModel]:
+def _ack(a: Accepted, business_id: str, field: str) -> tuple[int, BaseModel]:
+    if a.conflict:
+        raise _conflicting(business_id, field)
     body = Acknowledgement(status="duplicate" if a.duplicate else "accepted", id=business_id,
                            message_id=a.message_id, position=a.position)
     return (200 if a.duplicate else 202), body
+
+
+def _conflicting(business_id: str, field: str) -> Problem:
+    return conflict(f"{field} {business_id!r} was stored before with different content; "
+                    "nothing was changed (use a new id for a new fact)", field)
 
 
 def _interop_problem(exc: InteropError) -> Problem:
@@ -359,7 +367,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
             engine = eng()
             m = parse_model(engine.catalog, Movement, parse_json(body))
             (a,) = engine.accept_movements([m], who.system)
-            return _ack(a, m.movement_id)
+            return _ack(a, m.movement_id, "movement_id")
 
         return idempotent(request, who, body, run)
 
@@ -389,13 +397,18 @@ def create_app(settings: Settings, clock: Clock | None = None,
             rows = read.rejected + [
                 {"index": i, "movement_id": r.movement_id,
                  "status": "duplicate" if a.duplicate else "accepted",
-                 "message_id": a.message_id, "problem": None}
+                 "message_id": a.message_id, "problem": None} if not a.conflict else
+                {"index": i, "movement_id": r.movement_id, "status": "rejected",
+                 "message_id": None, "problem": _conflicting(
+                     r.movement_id, f"movements[{i}].movement_id").body()}
                 for (i, r), a in zip(read.valid, accepted, strict=True)]
             rows.sort(key=lambda r: r["index"])
-            n_dup = sum(a.duplicate for a in accepted)
-            return 202, json.dumps({"accepted": len(accepted) - n_dup, "duplicates": n_dup,
-                                    "rejected": len(read.rejected), "items": rows},
-                                   separators=(",", ":")).encode()
+            n_conflict = sum(a.conflict for a in accepted)
+            n_dup = sum(a.duplicate for a in accepted) - n_conflict
+            return 202, json.dumps({"accepted": len(accepted) - n_dup - n_conflict,
+                                    "duplicates": n_dup,
+                                    "rejected": len(read.rejected) + n_conflict,
+                                    "items": rows}, separators=(",", ":")).encode()
 
         return idempotent(request, who, body, run)
 
@@ -412,7 +425,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
         def run() -> tuple[int, BaseModel]:
             engine = eng()
             s = parse_model(engine.catalog, Shipment, parse_json(body))
-            return _ack(engine.accept_shipment(s, who.system), s.shipment_id)
+            return _ack(engine.accept_shipment(s, who.system), s.shipment_id, "shipment_id")
 
         return idempotent(request, who, body, run)
 
@@ -429,7 +442,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
         def run() -> tuple[int, BaseModel]:
             engine = eng()
             o = parse_model(engine.catalog, SalesOrder, parse_json(body))
-            return _ack(engine.accept_order(o, who.system), o.order_id)
+            return _ack(engine.accept_order(o, who.system), o.order_id, "order_id")
 
         return idempotent(request, who, body, run)
 
@@ -455,7 +468,8 @@ def create_app(settings: Settings, clock: Clock | None = None,
         def run() -> tuple[int, BaseModel]:
             engine = eng()
             m = parse_model(engine.catalog, ShipmentMilestone, parse_json(body))
-            return _ack(engine.accept_milestone(m, who.system), m.shipment_id)
+            return _ack(engine.accept_milestone(m, who.system), m.shipment_id,
+                        "shipment_id")
 
         return idempotent(request, who, body, run)
 

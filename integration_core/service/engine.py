@@ -71,6 +71,8 @@ class Accepted:
     message_id: str
     position: int | None
     duplicate: bool
+    conflict: bool = False
+    """The id was stored before with other content; this one was not stored."""
 
 
 class Engine:
@@ -129,7 +131,7 @@ class Engine:
             results = self.bus.publish_many(envelopes, now)
         if any(not r.duplicate for r in results):
             self.on_publish()
-        return [Accepted(r.message_id, r.position, r.duplicate) for r in results]
+        return [Accepted(r.message_id, r.position, r.duplicate, r.conflict) for r in results]
 
     def movement_envelope(self, m: Movement | MovementRecord, source: str) -> Envelope:
         """`wrap`'s envelope, built without validating again: the movement was validated

@@ -52,10 +52,14 @@ class StoreContract:
         bus = self.bus(store)
         first = bus.publish(env(1), 0.0)
         second = bus.publish(env(1, payload={"different": True}), 1.0)
+        same = bus.publish(env(1), 2.0)
         assert not first.duplicate and first.position == 1
-        assert second.duplicate and second.position is None
+        assert second.duplicate and second.position is None and second.conflict
+        assert same.duplicate and not same.conflict  # the same content again: a plain retry
+        assert store.find("m1") == env(1) and store.find("m404") is None
         assert [e.envelope.message_id for e in store.log()] == ["m1"]
-        assert bus.counters.published == 1 and bus.counters.duplicate_publishes == 1
+        assert bus.counters.published == 1 and bus.counters.duplicate_publishes == 2
+        assert bus.counters.conflicting_publishes == 1
 
     def test_dedupe_horizon_survives_restart(self, store: Store) -> None:
         self.bus(store).publish(env(1), 0.0)
