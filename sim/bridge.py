@@ -31,7 +31,6 @@ from sim.scenario import BusConfig
 Ack = Callable[[], None]
 Nack = Callable[[BaseException], None]
 AsyncHandler = Callable[[Delivery, Ack, Nack], None]
-PERMANENT = frozenset({"ValidationError", "PayloadError", "UnknownSku", "UnknownUnit"})
 """Starts handling a delivery; calls ack() or nack(error) exactly once, whenever it is done."""
 
 
@@ -90,7 +89,7 @@ class CoreBridge:
             if not self.up:
                 continue
             for d in self.bus.dead_letters():
-                if d.consumer != INGRESS and d.cause_type not in PERMANENT:
+                if d.consumer != INGRESS and d.transient:
                     self.bus.requeue(d.id, self.env.now)
                     self.redriven += 1
             self.poke()

@@ -391,7 +391,8 @@ class Bus:
         sub = self._subs[delivery.consumer]
         failures, first = sub.attempts.get(delivery.position, (0, now))
         failures += 1
-        if self.policy.retryable(error) and failures < self.policy.max_attempts:
+        transient = self.policy.retryable(error)
+        if transient and failures < self.policy.max_attempts:
             due_at = now + self.policy.delay(failures, self.rng)
             self._commit(now, [delivery], None,
                          partial(self._retry_later, delivery, failures, first, due_at))
@@ -401,7 +402,7 @@ class Bus:
             position=delivery.position, message_id=delivery.envelope.message_id,
             envelope=delivery.envelope, raw=None, cause_type=type(error).__name__,
             cause_message=str(error), attempts=failures, first_failure_at=first,
-            last_failure_at=now,
+            last_failure_at=now, transient=transient,
         )
         self._commit(now, [delivery], partial(self.store.put_dead_letter, dl),
                      partial(self._buried, delivery, now))

@@ -45,6 +45,10 @@ class DeadLetter:
     attempts: int
     first_failure_at: float
     last_failure_at: float
+    transient: bool = False
+    """The cause was worth retrying and the bus ran out of attempts (a partner down for
+    longer than the policy lasts): a redrive may succeed as it is. False: the message itself
+    was refused (bad payload, unknown reference): fix the cause first."""
 
 
 class LogEntry(NamedTuple):

@@ -64,9 +64,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     cause_message TEXT NOT NULL,
     attempts INTEGER NOT NULL,
     first_failure_at REAL NOT NULL,
-    last_failure_at REAL NOT NULL
+    last_failure_at REAL NOT NULL,
+    transient INTEGER NOT NULL DEFAULT 0
 );
 """
+_MIGRATIONS = (
+    # Files written before dead letters said whether their cause was transient.
+    ("dead_letters", "transient", "ALTER TABLE dead_letters ADD COLUMN transient INTEGER "
+                                  "NOT NULL DEFAULT 0"),
+)
 
 
 _SCALAR = frozenset({int, float, str, bool, type(None)})
@@ -163,6 +169,10 @@ class SQLiteStore:
         if not autocheckpoint:
             self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._conn.executescript(_SCHEMA)
+        for table, column, ddl in _MIGRATIONS:
+            columns = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self._conn.execute(ddl)
         self._depth = 0
 
     # -- transactions ----------------------------------------------------------------------
@@ -408,12 +418,14 @@ class SQLiteStore:
     def put_dead_letter(self, dl: DeadLetter) -> None:
         with self.batch():
             self._conn.execute(
-                "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO dead_letters (id, consumer, position, message_id, "
+                "envelope, raw, cause_type, cause_message, attempts, first_failure_at, "
+                "last_failure_at, transient) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     dl.id, dl.consumer, dl.position, dl.message_id,
                     None if dl.envelope is None else dl.envelope.model_dump_json(),
                     dl.raw, dl.cause_type, dl.cause_message, dl.attempts,
-                    dl.first_failure_at, dl.last_failure_at,
+                    dl.first_failure_at, dl.last_failure_at, int(dl.transient),
                 ),
             )
 
@@ -425,14 +437,16 @@ class SQLiteStore:
     @guarded
     def dead_letters(self) -> list[DeadLetter]:
         rows = self._conn.execute(
-            "SELECT * FROM dead_letters ORDER BY last_failure_at, id"
+            "SELECT id, consumer, position, message_id, envelope, raw, cause_type, "
+            "cause_message, attempts, first_failure_at, last_failure_at, transient "
+            "FROM dead_letters ORDER BY last_failure_at, id"
         ).fetchall()
         return [
             DeadLetter(
                 id=r[0], consumer=r[1], position=r[2], message_id=r[3],
                 envelope=None if r[4] is None else Envelope.model_validate_json(r[4]),
                 raw=r[5], cause_type=r[6], cause_message=r[7], attempts=r[8],
-                first_failure_at=r[9], last_failure_at=r[10],
+                first_failure_at=r[9], last_failure_at=r[10], transient=bool(r[11]),
             )
             for r in rows
         ]

@@ -195,6 +195,7 @@ def _dead_letter_view(d: Any) -> DeadLetterView:
         correlation_id=None if env is None else env.correlation_id,
         cause_type=d.cause_type, cause_message=d.cause_message, attempts=d.attempts,
         first_failure_at=d.first_failure_at, last_failure_at=d.last_failure_at,
+        transient=d.transient,
         envelope=None if env is None else env.model_dump(mode="json"), raw=d.raw,
     )
 

@@ -85,6 +85,9 @@ class DeadLetterView(BaseModel):
     attempts: int
     first_failure_at: float
     last_failure_at: float
+    transient: bool = Field(description="The cause was worth retrying and the attempts ran "
+                            "out (a partner down too long): requeue as it is. False: the "
+                            "message was refused; fix the cause first.")
     envelope: dict[str, Any] | None
     raw: str | None
 

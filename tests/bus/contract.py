@@ -143,6 +143,7 @@ class StoreContract:
         (dl,) = bus.dead_letters()
         assert (dl.consumer, dl.message_id, dl.attempts) == ("erp", "m1", 3)
         assert dl.cause_type == "TransientError" and "unavailable" in dl.cause_message
+        assert dl.transient  # the cause as data: a redrive may succeed as it is
         assert (dl.first_failure_at, dl.last_failure_at) == (0.0, 3.0)
         assert dl.envelope == env(1)
         assert bus.counters.retries == 2 and bus.counters.dead_lettered == 1
@@ -158,6 +159,7 @@ class StoreContract:
 
         assert bus.process({"erp": reject}, 0.0) == [Outcome.DEAD]
         assert bus.dead_letters()[0].attempts == 1
+        assert not bus.dead_letters()[0].transient  # refused: fix the cause first
 
     def test_malformed_payload_is_dead_lettered_and_the_key_moves_on(self, store: Store) -> None:
         bus = self.bus(store)

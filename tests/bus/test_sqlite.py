@@ -81,3 +81,22 @@ def test_a_full_database_is_an_outage_and_recovers_without_reopening(tmp_path: P
     again.subscribe("wms")
     assert again.backlog("wms") == 0
     again.store.close()
+
+
+def test_a_file_from_before_transient_dead_letters_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE dead_letters (id TEXT PRIMARY KEY, consumer TEXT NOT NULL, "
+                 "position INTEGER, message_id TEXT, envelope TEXT, raw TEXT, cause_type TEXT "
+                 "NOT NULL, cause_message TEXT NOT NULL, attempts INTEGER NOT NULL, "
+                 "first_failure_at REAL NOT NULL, last_failure_at REAL NOT NULL)")
+    conn.execute("INSERT INTO dead_letters VALUES ('erp/1', 'erp', 1, 'm1', NULL, 'x', "
+                 "'TransientError', 'down', 5, 0.0, 9.0)")
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path)
+    (dl,) = store.dead_letters()
+    assert (dl.id, dl.attempts, dl.transient) == ("erp/1", 5, False)
+    store.close()
