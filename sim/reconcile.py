@@ -1,9 +1,9 @@
 """Runs the core's level-triggered `Reconciler` on an interval in simulated time.
 
 It sees what the integration can see: both systems' balances, the movements in flight on the
-bus, the bus's dead letters; not the simulator's ground truth. A break must persist for
-`repair_after_min` before it is repaired, because movements the core has not heard of yet (a
-3PL batch, an outbox resend) look exactly like lost ones.
+bus, the bus's dead letters; not the simulator's ground truth. Which repairs are ripe is the
+core's rule (`RepairGate`: the break persisted `repair_after_min` unchanged); this module only
+carries them out through the simulated ERP.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from integration_core.reconciler import (
     BalanceTable,
     Keyspace,
     Reconciler,
+    RepairGate,
 )
 from sim.calls import call
 from sim.inventory import CONSUMER, EPOCH
@@ -42,10 +43,7 @@ class SimReconciler:
         self.sku = np.tile(sku_codes, len(twin.warehouse_ids))
         self.loc = np.repeat(loc_codes, n)
         self.lot = np.full(twin.n_rows, self.keys.lots.code(None), dtype=np.int64)
-        self.stable: dict[str, tuple[int, float]] = {}
-        """Break key -> (residual, since when unchanged). On a busy row a break can be present
-        at every run with different movements behind it; only an unchanged residual is a
-        break that no movement in transit will close."""
+        self.gate = RepairGate(self.repair_after_s)
         self.pending: dict[str, Movement] = {}
         """Adjustments sent and not yet confirmed: in flight for the next runs."""
         self.runs = 0
@@ -80,16 +78,7 @@ class SimReconciler:
             in_flight=in_flight, run_id=str(self.runs),
         )
         self.breaks_seen += sum(not b.explained for b in result.breaks)
-        stable: dict[str, tuple[int, float]] = {}
-        for b in result.breaks:
-            if not b.explained:
-                before = self.stable.get(b.key)
-                stable[b.key] = before if before and before[0] == b.residual else (b.residual, now)
-        self.stable = stable
-        ripe = {k for k, (_, since) in stable.items() if now - since >= self.repair_after_s}
-        for repair in result.repairs:
-            if repair.break_key not in ripe:
-                continue
+        for repair in self.gate.ripe(result, now):
             if isinstance(repair, AdjustmentRepair):
                 self._adjust(repair)
 

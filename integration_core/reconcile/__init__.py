@@ -3,6 +3,7 @@
 The public entry is `integration_core.reconciler`, which re-exports these names."""
 
 from integration_core.reconcile.diff import Diff, Divergence, diff_arrays
+from integration_core.reconcile.gate import RepairGate
 from integration_core.reconcile.inventory import (
     LoggedMovement,
     Reconciler,
@@ -45,6 +46,7 @@ __all__ = [
     "ReconcileResult",
     "Reconciler",
     "Repair",
+    "RepairGate",
     "ReplayRepair",
     "Severity",
     "SeverityThresholds",
