@@ -19,7 +19,7 @@ CORE = Path(integration_core.__file__).parent
 def packages() -> list[str]:
     found = ["integration_core"]
     for mod in pkgutil.walk_packages([str(CORE)], "integration_core."):
-        if mod.ispkg and ".service" not in mod.name:
+        if mod.ispkg:
             found.append(mod.name)
     return found
 

@@ -31,6 +31,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from integration_core.clock import Clock
+from integration_core.engine import Accepted, divergence
 from integration_core.envelope import Envelope
 from integration_core.errors import InteropError, NotFound, PayloadError, StorageError
 from integration_core.models import (
@@ -41,9 +42,9 @@ from integration_core.models import (
 )
 from integration_core.service.auth import Gatekeeper, Principal
 from integration_core.service.config import Settings
-from integration_core.service.engine import Accepted, Engine, divergence
 from integration_core.service.idempotency import MAX_KEY_LENGTH, fingerprint
 from integration_core.service.intake import Intake, parse_json, parse_model
+from integration_core.service.live import LiveEngine
 from integration_core.service.metrics import CONTENT_TYPE, Labels, Registry
 from integration_core.service.partners import Fault, FaultState, PartnerName, Partners
 from integration_core.service.problems import (
@@ -82,7 +83,7 @@ _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
 @dataclass
 class _Holder:
-    engine: Engine | None = None
+    engine: LiveEngine | None = None
     runner: Runner | None = None
     intake: Intake | None = None
     ready: bool = False
@@ -220,7 +221,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = Engine(settings, clock)
+        engine = LiveEngine(settings, clock)
         partners = Partners(settings.erp_url, settings.wms_url,
                             settings.partner_key.get_secret_value(),
                             settings.partner_timeout_s, partner_transport)
@@ -259,7 +260,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
         assert held.runner is not None  # set together with the engine
         return held.runner
 
-    def eng() -> Engine:
+    def eng() -> LiveEngine:
         if held.engine is None:
             raise Problem(503, "unavailable", "Not ready", "the service is starting or "
                           "stopping")

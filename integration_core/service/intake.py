@@ -24,11 +24,11 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from integration_core.envelope import MESSAGE_TYPES
+from integration_core.engine import MovementRecord
 from integration_core.models import Canonical, Catalog, Movement
 from integration_core.service.config import Settings
 from integration_core.service.problems import (
@@ -41,8 +41,6 @@ from integration_core.service.problems import (
 
 log = logging.getLogger("interop_twin.service")
 M = TypeVar("M", bound=Canonical)
-MOVEMENT = "inventory.movement"
-_MOVEMENT_TYPE = MESSAGE_TYPES[MOVEMENT]
 
 
 def parse_json(body: bytes) -> Any:
@@ -74,21 +72,6 @@ def parse_model(catalog: Catalog, model: type[M], data: Any, prefix: str = "") -
         return catalog.parse(model, data)
     except ValidationError as exc:
         raise from_validation_error(exc, prefix) from None
-
-
-class MovementRecord(NamedTuple):
-    """A validated movement as the bus stores it: everything its envelope needs. A tuple:
-    it crosses from the intake worker, and tuples unpickle fastest."""
-
-    movement_id: str
-    key: str
-    occurred_at: datetime
-    payload: dict[str, Any]
-
-    @classmethod
-    def of(cls, m: Movement) -> MovementRecord:
-        return cls(m.movement_id, _MOVEMENT_TYPE.key(m), m.occurred_at,
-                   m.model_dump(mode="json"))
 
 
 @dataclass(frozen=True, slots=True)

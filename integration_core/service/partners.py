@@ -1,8 +1,7 @@
-"""The port to the partner systems the core calls over HTTP: the ERP and the WMS.
+"""The HTTP adapter of the partner port: the core's calls to the ERP and the WMS over HTTP.
 
-The wire records below are the contract; `sim.live` serves them as twins, a real ERP/WMS would
-sit behind an adapter serving the same. Every call carries an idempotency handle (a message
-id, an order id, a shipment id): the core delivers at least once, the partner applies once.
+The records it sends and reads are the port's (`integration_core.engine.partners`); `sim.live`
+serves them as twins. The fault switch (`Fault`) is the twins' admin surface, not the port.
 
 Errors are classified for the bus: no answer, a timeout, 429 or 5xx are `TransientError`
 (retry with backoff); any other 4xx is a `PayloadError` (the partner will never accept it:
@@ -16,8 +15,23 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from integration_core.engine.partners import (
+    AppliedAnswer,
+    AppliedQuery,
+    CreditAnswer,
+    CreditCheck,
+    InvoiceAnswer,
+    InvoiceRequest,
+    Posting,
+    PostingResults,
+    Release,
+    ReleaseAnswer,
+    Stock,
+    StockQuery,
+    Wire,
+)
 from integration_core.errors import PayloadError, TransientError
 
 Mode = Literal["up", "down", "slow", "flaky"]
@@ -25,99 +39,7 @@ PartnerName = Literal["erp", "wms"]
 PARTNER_KEY_HEADER = "X-Partner-Key"
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Posting(_Wire):
-    """One inventory movement as the ERP books it: a signed delta on one stock row."""
-
-    message_id: str = Field(description="Idempotency key: the ERP books a message id once.")
-    movement_id: str
-    sku: str
-    location: str
-    lot: str | None = None
-    delta: int = Field(description="Signed quantity in the item's base unit.")
-
-
-class Postings(_Wire):
-    postings: list[Posting]
-
-
-class PostingResults(_Wire):
-    results: list[Literal["applied", "duplicate"]]
-
-
-class StockQuery(_Wire):
-    sku: str | None = Field(None, description="One SKU, or every row when absent.")
-    pending: list[str] = Field(default_factory=list, description="Movement ids the caller "
-                               "has not seen acknowledged: the answer says which are booked.")
-
-
-class Stock(_Wire):
-    rows: list[tuple[str, str, str | None, int]] = Field(description="[sku, location, lot, "
-                                                         "on_hand] per row.")
-    booked: list[str] = Field(description="The pending movement ids already booked.")
-
-    def table(self) -> dict[tuple[str, str, str | None], int]:
-        """On-hand by (sku, location, lot)."""
-        return {(s, loc, lot): q for s, loc, lot, q in self.rows}
-
-
-class CreditCheck(_Wire):
-    order_id: str
-    customer_id: str
-    amount: str
-
-
-class CreditAnswer(_Wire):
-    approved: bool
-    reason: str = ""
-
-
-class InvoiceLine(_Wire):
-    sku: str
-    quantity_base: int
-    unit_price: str
-
-
-class InvoiceRequest(_Wire):
-    shipment_id: str = Field(description="Idempotency key: one invoice per shipment.")
-    order_id: str
-    lines: list[InvoiceLine]
-
-
-class InvoiceAnswer(_Wire):
-    invoice_id: str
-
-
-class ReleaseLine(_Wire):
-    line_no: int
-    sku: str
-    quantity_base: int
-
-
-class Release(_Wire):
-    order_id: str = Field(description="Idempotency key: an order is released once.")
-    lines: list[ReleaseLine]
-
-
-class ReleaseAnswer(_Wire):
-    accepted: bool
-    reason: str = ""
-
-
-class AppliedQuery(_Wire):
-    movement_ids: list[str]
-
-
-class AppliedAnswer(_Wire):
-    counts: dict[str, int] = Field(description="Times each movement was booked (1 = once).")
-    received: dict[str, int] = Field(description="Times each was delivered, duplicates "
-                                     "included.")
-
-
-class Fault(_Wire):
+class Fault(Wire):
     mode: Mode = Field(description="up; down: every call refused; slow: every call waits "
                        "latency_s; flaky: a failure_rate share of calls fail, half of them "
                        "after the work was done (the answer is lost).")
@@ -148,9 +70,9 @@ class Partners:
         await self.http.aclose()
 
     async def _call(self, system: PartnerName, method: str, path: str,
-                    body: _Wire | bytes | None) -> Any:
+                    body: Wire | bytes | None) -> Any:
         url = self.urls[system] + path
-        content = body.model_dump_json().encode() if isinstance(body, _Wire) else body
+        content = body.model_dump_json().encode() if isinstance(body, Wire) else body
         headers = {"Content-Type": "application/json"} if content is not None else {}
         try:
             r = await self.http.request(method, url, content=content, headers=headers)

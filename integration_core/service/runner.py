@@ -23,18 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from integration_core.engine.ledger import RowKey
+from integration_core.engine.partners import CreditCheck, InvoiceRequest, Release, Stock
 from integration_core.envelope import Envelope
 from integration_core.errors import InteropError, PayloadError, TransientError
 from integration_core.reconciler import ReconcileResult
-from integration_core.service.engine import Engine
-from integration_core.service.ledger import RowKey
-from integration_core.service.partners import (
-    CreditCheck,
-    InvoiceRequest,
-    Partners,
-    Release,
-    Stock,
-)
+from integration_core.service.live import LiveEngine
+from integration_core.service.partners import Partners
 
 log = logging.getLogger("interop_twin.service")
 IDEMPOTENCY_TTL_S = 24 * 3600.0
@@ -44,7 +39,7 @@ since (and whatever was still unfinished then) instead of all of it."""
 
 
 class Runner:
-    def __init__(self, engine: Engine, partners: Partners) -> None:
+    def __init__(self, engine: LiveEngine, partners: Partners) -> None:
         self.engine = engine
         self.partners = partners
         self.settings = engine.settings

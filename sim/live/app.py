@@ -17,16 +17,13 @@ from fastapi import Depends, FastAPI, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from integration_core.service.partners import (
+from integration_core.engine.partners import (
     AppliedAnswer,
     AppliedQuery,
     CreditAnswer,
     CreditCheck,
-    Fault,
-    FaultState,
     InvoiceAnswer,
     InvoiceRequest,
-    PartnerName,
     PostingResults,
     Postings,
     Release,
@@ -34,6 +31,7 @@ from integration_core.service.partners import (
     Stock,
     StockQuery,
 )
+from integration_core.service.partners import Fault, FaultState, PartnerName
 from sim.live.erp import LiveErp
 from sim.live.faults import FaultSwitch, Verdict
 from sim.live.wms import LiveWms

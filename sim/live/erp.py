@@ -15,8 +15,8 @@ from functools import partial
 from pathlib import Path
 
 from integration_core.bus import SQLiteStore, Tx
-from integration_core.service.ledger import Ledger
-from integration_core.service.partners import (
+from integration_core.engine.ledger import Ledger
+from integration_core.engine.partners import (
     AppliedAnswer,
     CreditAnswer,
     CreditCheck,

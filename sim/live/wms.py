@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from integration_core.bus import SQLiteStore, Tx
-from integration_core.service.partners import Release, ReleaseAnswer
+from integration_core.engine.partners import Release, ReleaseAnswer
 
 RELEASES = "wms_releases"
 

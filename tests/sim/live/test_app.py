@@ -11,17 +11,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from integration_core.errors import PayloadError, TransientError
-from integration_core.service.partners import (
+from integration_core.engine.partners import (
     CreditCheck,
-    Fault,
     InvoiceLine,
     InvoiceRequest,
-    Partners,
     Posting,
     Release,
     ReleaseLine,
 )
+from integration_core.errors import PayloadError, TransientError
+from integration_core.service.partners import Fault, Partners
 from sim.live import create_twins_app
 
 pytestmark = pytest.mark.anyio

@@ -1,18 +1,19 @@
-"""The service's engine: the same core objects the simulator drives, given a real clock.
+"""The integration engine, sans-I/O: the bus and its consumers, the order desk, inventory
+posting, the saga's timers and reconciliation, over a `Store` and a `Clock` handed in.
 
-One `SQLiteStore` file holds the bus log, the consumers' inboxes and state, dead letters,
-the order desk's outbox and (through a second connection) idempotency records. Consumers:
+Consumers:
 
-- ``wms``: the WMS view, the sum of acknowledged movements (``wms_on_hand``), local;
-- ``erp``: remote. The runner takes its due deliveries, posts them to the ERP over HTTP and
-  settles them here (`settle_erp`): acked when the ERP booked them, retried or dead-lettered
-  when it did not. The ERP books a message id once, so a redelivery is harmless;
+- ``wms``: the core's WMS view, the sum of acknowledged movements (``wms_on_hand``), local;
+- ``erp``: remote. A driver takes its due deliveries (`erp_due`), posts them to the ERP
+  through its partner adapter and settles them here (`settle_erp`): acked when the ERP booked
+  them, retried or dead-lettered when it did not. The ERP books a message id once, so a
+  redelivery is harmless;
 - ``orders``: the order desk, which drives the order-to-ship saga (its partner calls go
-  through the outbox, see `orders`).
+  through the outbox, see `desk`).
 
-Everything here is synchronous and runs on the event loop's thread, one call at a time: the
-store's connection is never used by two threads, and a request's read-check-write (an
-idempotency key, a publish) cannot interleave with another's.
+Drivers (the live service's asyncio runner; the twin) supply time, storage and partners.
+Every method is synchronous and must be called one at a time: a request's read-check-write
+(an idempotency key, a publish) cannot interleave with another's.
 """
 
 from __future__ import annotations
@@ -20,15 +21,23 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from integration_core.bus import Bus, DeadLetter, Delivery, PublishResult, SQLiteStore, Tx
-from integration_core.bus.wal import Checkpointer
-from integration_core.clock import Clock, SystemClock
+from integration_core.bus import Bus, DeadLetter, Delivery, PublishResult, RetryPolicy, Store, Tx
+from integration_core.clock import Clock
+from integration_core.engine.desk import (
+    REPLY_TYPE,
+    SHIPMENT_ORDER,
+    TIMEOUT_TYPE,
+    TYPES,
+    OrderDesk,
+)
+from integration_core.engine.ledger import Ledger, RowKey, add_deltas, movement_fields
+from integration_core.engine.partners import Stock
 from integration_core.envelope import MESSAGE_TYPES, Envelope, trusted_envelope, wrap
 from integration_core.errors import NotFound
 from integration_core.models import (
@@ -39,23 +48,12 @@ from integration_core.models import (
     ShipmentMilestone,
 )
 from integration_core.reconciler import BalanceTable, Keyspace, Reconciler, ReconcileResult
-from integration_core.service.config import Settings
-from integration_core.service.idempotency import IdempotencyStore
-from integration_core.service.intake import MOVEMENT, MovementRecord
-from integration_core.service.ledger import Ledger, RowKey, add_deltas, movement_fields
-from integration_core.service.orders import (
-    REPLY_TYPE,
-    SHIPMENT_ORDER,
-    TIMEOUT_TYPE,
-    TYPES,
-    OrderDesk,
-)
-from integration_core.service.partners import Stock
 
 WMS_ON_HAND = "wms_on_hand"
 CONSUMERS = ("wms", "erp", "orders")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_MESSAGE_ID = 200
+MOVEMENT = "inventory.movement"
 _MOVEMENT_TYPE = MESSAGE_TYPES[MOVEMENT]
 
 
@@ -64,6 +62,21 @@ def _message_id(text: str) -> str:
     if len(text) <= _MAX_MESSAGE_ID:
         return text
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+class MovementRecord(NamedTuple):
+    """A validated movement as the bus stores it: everything its envelope needs. A tuple:
+    it crosses from the service's intake worker, and tuples unpickle fastest."""
+
+    movement_id: str
+    key: str
+    occurred_at: datetime
+    payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, m: Movement) -> MovementRecord:
+        return cls(m.movement_id, _MOVEMENT_TYPE.key(m), m.occurred_at,
+                   m.model_dump(mode="json"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,24 +89,18 @@ class Accepted:
 
 
 class Engine:
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
-        self.settings = settings
-        self.clock = clock if clock is not None else SystemClock()
-        self.catalog: Catalog = settings.catalog()
-        # Checkpoints on their own thread (when configured): a commit on the loop never
-        # copies the log into the database file.
-        auto = settings.checkpoint_interval_s == 0
-        self.store = SQLiteStore(settings.db, settings.synchronous, autocheckpoint=auto)
-        self.idempotency = IdempotencyStore(settings.db, settings.synchronous,
-                                            autocheckpoint=auto)
-        self.checkpointer: Checkpointer | None = None
-        if not auto:
-            self.checkpointer = Checkpointer(settings.db, settings.checkpoint_interval_s,
-                                             synchronous=settings.synchronous)
-        self.bus = Bus(self.store, settings.retry_policy(), np.random.default_rng(settings.seed))
+    def __init__(self, store: Store, clock: Clock, catalog: Catalog, *,
+                 policy: RetryPolicy | None = None, rng: np.random.Generator | None = None,
+                 deliver_batch: int = 250) -> None:
+        """`store` is the engine's only state: an engine built again on the same store
+        resumes each consumer where its inbox says it was (a restart)."""
+        self.store = store
+        self.clock = clock
+        self.catalog = catalog
+        self.deliver_batch = deliver_batch
+        self.bus = Bus(store, policy, rng if rng is not None else np.random.default_rng(0))
         self.wms = Ledger(WMS_ON_HAND)
         self.desk = OrderDesk(self.catalog, self.clock)
-        # A restarted engine resumes each consumer where its inbox says it was.
         self.bus.subscribe("wms", [MOVEMENT], from_beginning=True)
         self.bus.subscribe("erp", [MOVEMENT], from_beginning=True)
         self.bus.subscribe("orders", TYPES, from_beginning=True)
@@ -110,16 +117,8 @@ class Engine:
         self.reconcile_runs = 0
         self.outcomes: Counter[str] = Counter()
         self.on_publish: Callable[[], None] = lambda: None
-        """Set by the runner: wakes the delivery loop."""
+        """Set by the driver: wakes its delivery loop."""
         self.started_at = self.clock.now()
-        if self.checkpointer is not None:  # last: a failed start leaves no thread behind
-            self.checkpointer.start()
-
-    def close(self) -> None:
-        if self.checkpointer is not None:
-            self.checkpointer.close()
-        self.idempotency.close()
-        self.store.close()  # the last connection: SQLite checkpoints and removes the log
 
     # -- ingress -----------------------------------------------------------------------------
 
@@ -174,7 +173,7 @@ class Engine:
 
     def pump(self, now: float) -> int:
         """Handle what is due, up to `deliver_batch` deliveries, in one transaction."""
-        outcomes = self.bus.process(self.handlers, now, limit=self.settings.deliver_batch)
+        outcomes = self.bus.process(self.handlers, now, limit=self.deliver_batch)
         self.outcomes.update(o.value for o in outcomes)
         return len(outcomes)
 
@@ -310,8 +309,6 @@ class Engine:
             "outcomes": dict(self.outcomes),
             "last_reconcile": None if self.last_reconcile is None else
             divergence(self.last_reconcile),
-            "wal_checkpoints": None if self.checkpointer is None else
-            asdict(self.checkpointer.stats),
         }
 
     # -- reconciliation ----------------------------------------------------------------------

@@ -1,35 +1,17 @@
-"""The engine's hot-path shortcuts give exactly what the validated path gives."""
+"""The engine as the service runs it: on SQLite, with background WAL checkpoints."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-import pytest
-
-from integration_core.envelope import Envelope, wrap
 from integration_core.models import Movement
-from integration_core.service import Engine
+from integration_core.service import LiveEngine
 from tests.service.helpers import make_settings, movement
 
 
-@pytest.mark.parametrize("extra", [{}, {"unit": "CS", "quantity": 2},
-                                   {"kind": "adjustment", "quantity": -3}])
-def test_movement_envelope_is_what_wrap_builds(tmp_path: Path, extra: dict[str, object]
-                                               ) -> None:
-    engine = Engine(make_settings(tmp_path / "t.db"))
-    try:
-        m = engine.catalog.parse(Movement, {**movement("m1"), **extra})
-        fast = engine.movement_envelope(m, "wms")
-        assert fast == wrap(m, source="wms", occurred_at=m.occurred_at)
-        # and it survives a round trip through validation unchanged
-        assert Envelope.model_validate(fast.model_dump(mode="json")) == fast
-    finally:
-        engine.close()
-
-
 def test_wal_checkpoints_run_on_their_own_thread_unless_turned_off(tmp_path: Path) -> None:
-    engine = Engine(make_settings(tmp_path / "t.db", checkpoint_interval_s=0.01))
+    engine = LiveEngine(make_settings(tmp_path / "t.db", checkpoint_interval_s=0.01))
     try:
         # The engine's own connections never checkpoint: a commit on the loop never copies
         # the log into the database file.
@@ -48,7 +30,7 @@ def test_wal_checkpoints_run_on_their_own_thread_unless_turned_off(tmp_path: Pat
         engine.close()
     assert not (tmp_path / "t.db-wal").exists()  # the last connection folded the log in
 
-    engine = Engine(make_settings(tmp_path / "u.db", checkpoint_interval_s=0))
+    engine = LiveEngine(make_settings(tmp_path / "u.db", checkpoint_interval_s=0))
     try:
         assert engine.checkpointer is None and engine.status()["wal_checkpoints"] is None
         assert engine.store._conn.execute("PRAGMA wal_autocheckpoint").fetchall() == [(1000,)]
