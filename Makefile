@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench schema clean loadtest
+.PHONY: demo test lint typecheck bench schema clean loadtest loadtest-faults
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench: $(STAMP)
 
 loadtest: $(STAMP)
 	$(BIN)/python -m loadtests.run --out results/loadtest
+
+loadtest-faults: $(STAMP)
+	$(BIN)/python -m loadtests.run --plan loadtests/shapes/faults.toml --out results/loadtest-faults
 
 schema: $(STAMP)
 	$(BIN)/python -m integration_core.schema docs/schema/canonical.json

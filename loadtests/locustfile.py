@@ -13,9 +13,11 @@ and ``intended: <name>`` (type ``INTENDED``, from the scheduled send time), whic
 time a request waited because the user's previous one was late. The plan's length is the
 run's length (`PlanShape`); ``-u``, ``-r`` and ``--run-time`` are ignored.
 
-Faults: the master (or the single process) sends the plan's ``[[faults]]`` to
-``PUT /v1/admin/faults/{system}`` on time, with ``TWIN_LOAD_KEY_ADMIN``; a failed call makes
-locust exit with code 3.
+Faults: the master (or the single process) sends the plan's ``[[faults]]`` on time: a
+partner twin's fault switch to ``PUT /v1/admin/faults/{system}`` with ``TWIN_LOAD_KEY_ADMIN``,
+a toxic on a link to that link's fault proxy (`loadtests.proxy`), whose control endpoints
+``TWIN_LOAD_LINKS`` gives (JSON, ``{"erp": "http://127.0.0.1:<port>"}``). A failed call makes
+locust exit with code 3. Both kinds run on the one clock of the plan.
 
 The mix, per arrival: 70% single movement, 10% batch of ``TWIN_LOAD_BATCH`` (50), 6%
 duplicate of an acknowledged movement, 6% malformed movement, 4% order, 2% order lookup, 2%
@@ -60,7 +62,17 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `locust -f` from anywhere
-from loadtests.plan import DEFAULT_PLAN, PLAN_ENV, load_plan, user_arrivals, user_rng
+from loadtests.plan import (
+    DEFAULT_PLAN,
+    LINKS_ENV,
+    PLAN_ENV,
+    FaultEvent,
+    LinkEvent,
+    load_plan,
+    user_arrivals,
+    user_rng,
+)
+from loadtests.proxy import ProxyControl, ProxyError
 
 PLAN = load_plan(os.environ.get(PLAN_ENV) or DEFAULT_PLAN)
 SKUS = int(os.environ.get("TWIN_LOAD_SKUS", "1000"))
@@ -69,6 +81,7 @@ LOG_PATH = os.environ.get("TWIN_LOAD_LOG")
 WMS_KEY = os.environ.get("TWIN_LOAD_KEY_WMS", "")
 SHOP_KEY = os.environ.get("TWIN_LOAD_KEY_SHOP", "")
 ADMIN_KEY = os.environ.get("TWIN_LOAD_KEY_ADMIN", "")
+LINK_CONTROLS: dict[str, str] = json.loads(os.environ.get(LINKS_ENV) or "{}")
 KINDS = ("receipt", "receipt", "pick", "adjustment", "transfer_in")
 PRE_RELEASE = frozenset({"new", "validating", "credit_check", "allocating", "backordered",
                          "releasing"})  # an order in these may still reach fulfilment
@@ -80,6 +93,7 @@ _log_fd: int | None = None
 _t0: float | None = None  # wall-clock time the plan started, in this process
 _faults: Any = None  # the greenlet sending the faults
 _faulted: dict[str, str] = {}  # system -> mode, while not "up"
+_toxic_links: set[str] = set()  # links a toxic was switched on for
 
 
 def plan_start() -> float:
@@ -119,9 +133,16 @@ class PlanShape(LoadTestShape):
 
 @events.init.add_listener
 def _check_faults(environment: Environment, **_: Any) -> None:
-    if PLAN.faults and not ADMIN_KEY and not isinstance(environment.runner, WorkerRunner):
-        sys.exit(f"the plan has {len(PLAN.faults)} fault(s) but TWIN_LOAD_KEY_ADMIN is not set "
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    partner = PLAN.partner_faults
+    if partner and not ADMIN_KEY:
+        sys.exit(f"the plan has {len(partner)} fault(s) but TWIN_LOAD_KEY_ADMIN is not set "
                  "(the admin key of the service under test)")
+    missing = [link for link in PLAN.links if link not in LINK_CONTROLS]
+    if missing:
+        sys.exit(f"the plan puts toxics on link(s) {', '.join(missing)} but {LINKS_ENV} does "
+                 f"not give their fault proxies' control endpoints (got {LINK_CONTROLS})")
 
 
 @events.test_start.add_listener
@@ -138,14 +159,45 @@ def _stop(environment: Environment, **_: Any) -> None:
         _faults.kill()
     for system in list(_faulted):  # stopped early, inside a fault window: leave it up
         _set_fault(environment, system, {"mode": "up"})
+    for link in sorted(_toxic_links):  # and no toxic left on
+        try:
+            ProxyControl(LINK_CONTROLS[link]).clear()
+        except ProxyError as e:
+            log.error("clearing the toxics of link %s failed: %s", link, e)
+            environment.process_exit_code = FAULT_EXIT_CODE
+    _toxic_links.clear()
 
 
 def _run_faults(environment: Environment) -> None:
-    for event in PLAN.fault_events():
+    events_: list[FaultEvent | LinkEvent] = [*PLAN.fault_events(), *PLAN.link_events()]
+    # each list is in order; the plan never has a switch call inside a link fault window
+    events_.sort(key=lambda e: e.at_s)
+    for event in events_:
         delay = plan_start() + event.at_s - time.time()
         if delay > 0:
             gevent.sleep(delay)
-        _set_fault(environment, event.system, event.body)
+        if isinstance(event, FaultEvent):
+            _set_fault(environment, event.system, event.body)
+        else:
+            _set_toxic(environment, event)
+
+
+def _set_toxic(environment: Environment, event: LinkEvent) -> None:
+    control = ProxyControl(LINK_CONTROLS[event.link])
+    at = time.time() - plan_start()
+    try:
+        if event.toxic is None:
+            control.remove(event.name)
+        else:
+            control.set(event.toxic, event.name)
+            _toxic_links.add(event.link)
+    except ProxyError as e:
+        log.error("[%5.1f s] toxic %s on link %s failed: %s", at, event.name, event.link, e)
+        environment.process_exit_code = FAULT_EXIT_CODE
+        return
+    what = "off" if event.toxic is None else " ".join(
+        f"{k}={v}" for k, v in event.toxic.model_dump().items() if k != "kind")
+    log.info("[%5.1f s] link %s: %s %s", at, event.link, event.name, what)
 
 
 def _set_fault(environment: Environment, system: str, body: dict[str, Any]) -> None:

@@ -23,6 +23,20 @@ while. ``loadtests/shapes/*.toml`` are the shipped ones::
     system = "erp"
     mode = "down"
 
+    [[faults]]        # the TCP link core <-> WMS resets 30% of the requests, 40 s to 46 s
+    at_s = 40
+    for_s = 6
+    link = "wms"
+    kind = "reset_peer"
+    toxicity = 0.3
+    scope = "exchange"
+
+A fault with ``system`` flips a partner twin's own fault switch (it answers 503, slowly, or
+loses answers); one with ``link`` puts a toxic of the fault proxy (`loadtests.proxy`: latency,
+bandwidth, timeout, reset_peer, close_after_forward, limit_data, down; its fields beside
+``kind``) on the TCP link between the core and that partner, so the core's HTTP client breaks
+the way it does on a real network.
+
 The load stays an *open model*: the plan says how many requests per second arrive, whatever
 the server does. Each of the ``users`` users draws its own non-homogeneous Poisson schedule of
 intended send times with rate ``rate(t) / users`` (by thinning, see `arrivals`), seeded per
@@ -43,15 +57,30 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
+
+from loadtests.proxy import KINDS, Toxic, ToxicKind, parse_toxic
 
 SHAPES = Path(__file__).resolve().parent / "shapes"
 DEFAULT_PLAN = SHAPES / "default.toml"
 PLAN_ENV = "TWIN_LOAD_PLAN"
 """The environment variable that gives the locustfile the plan's path."""
+LINKS_ENV = "TWIN_LOAD_LINKS"
+"""The environment variable that gives the locustfile the fault proxies' control endpoints, as
+JSON: ``{"erp": "http://127.0.0.1:<port>", "wms": ...}`` (one per link the plan faults)."""
+LINKS = ("erp", "wms")
 
 
 class PlanError(ValueError):
@@ -112,6 +141,50 @@ class Fault(BaseModel):
         return body
 
 
+class LinkFault(BaseModel):
+    """A toxic of the fault proxy on the TCP link between the core and a partner, switched on
+    at `at_s` and off after `for_s`. Beside `kind`, the toxic's own fields (`toxicity`,
+    `scope`, `stream`, `latency_ms`, ...: see `loadtests.proxy`) are given flat."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
+
+    at_s: float = Field(ge=0, description="Start, seconds after the load starts.")
+    for_s: float = Field(gt=0, description="Length, seconds; the toxic is removed after it.")
+    link: Literal["erp", "wms"] = Field(
+        description="Which link: the core's connections to that partner twin.")
+    kind: ToxicKind = Field(description="The toxic: " + ", ".join(KINDS) + ".")
+    _toxic: Toxic = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _the_toxic(self) -> Self:
+        try:
+            self._toxic = parse_toxic({"kind": self.kind, **(self.model_extra or {})})
+        except ValidationError as e:
+            raise ValueError("; ".join(
+                f"{_loc(tuple(err['loc'][1:]))}: {_message(err)}" for err in e.errors())
+            ) from None
+        return self
+
+    @property
+    def toxic(self) -> Toxic:
+        """The toxic to switch on (validated: the fields not of this kind are refused)."""
+        return self._toxic
+
+    @property
+    def until_s(self) -> float:
+        return self.at_s + self.for_s
+
+
+def _fault_tag(value: Any) -> str:
+    link = "link" in value if isinstance(value, dict) else isinstance(value, LinkFault)
+    return "<link>" if link else "<system>"
+
+
+AnyFault = Annotated[Annotated[Fault, Tag("<system>")] | Annotated[LinkFault, Tag("<link>")],
+                     Discriminator(_fault_tag)]
+"""A ``[[faults]]`` entry: with ``link``, a `LinkFault`; otherwise a partner `Fault`."""
+
+
 @dataclass(frozen=True)
 class FaultEvent:
     """One call to make: at `at_s` seconds after the start, PUT `body` for `system`."""
@@ -119,6 +192,16 @@ class FaultEvent:
     at_s: float
     system: str
     body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LinkEvent:
+    """At `at_s`, switch `toxic` on as `name` on `link`'s proxy (`toxic` None: off)."""
+
+    at_s: float
+    link: str
+    name: str
+    toxic: Toxic | None
 
 
 class Plan(BaseModel):
@@ -133,7 +216,9 @@ class Plan(BaseModel):
                               "the users fall behind (the intended-time latency shows it).")
     seed: int = Field(0, ge=0, description="Seed of the users' arrival schedules.")
     stages: list[Stage] = Field(min_length=1, description="The rate over time, in order.")
-    faults: list[Fault] = Field(default_factory=list, description="Fault windows.")
+    faults: list[AnyFault] = Field(
+        default_factory=list, description="Fault windows: a partner twin's fault switch "
+                                          "(`system`) or a toxic on a link (`link`).")
 
     @model_validator(mode="after")
     def _faults_fit(self) -> Self:
@@ -143,10 +228,44 @@ class Plan(BaseModel):
                 raise ValueError(f"faults[{i}]: ends at {f.until_s:g} s, after the plan "
                                  f"({end:g} s); shorten for_s or lengthen the stages")
             for j, g in enumerate(self.faults[:i]):
-                if g.system == f.system and f.at_s < g.until_s and g.at_s < f.until_s:
-                    raise ValueError(f"faults[{i}]: overlaps faults[{j}] on system "
-                                     f"{f.system!r} ({g.at_s:g}-{g.until_s:g} s)")
+                overlap = f.at_s < g.until_s and g.at_s < f.until_s
+                if isinstance(f, Fault) and isinstance(g, Fault):
+                    if g.system == f.system and overlap:
+                        raise ValueError(f"faults[{i}]: overlaps faults[{j}] on system "
+                                         f"{f.system!r} ({g.at_s:g}-{g.until_s:g} s)")
+                elif isinstance(f, LinkFault) and isinstance(g, LinkFault):
+                    if g.link == f.link and g.kind == f.kind and overlap:
+                        raise ValueError(f"faults[{i}]: overlaps faults[{j}], the same kind "
+                                         f"{f.kind!r} on link {f.link!r} ({g.at_s:g}-"
+                                         f"{g.until_s:g} s)")
+                else:  # a twin's fault switch is a call over the link to that twin
+                    switch, link = (f, g) if isinstance(f, Fault) else (g, f)
+                    assert isinstance(switch, Fault) and isinstance(link, LinkFault)
+                    k, n = (i, j) if switch is f else (j, i)
+                    for t in (switch.at_s, switch.until_s):
+                        if switch.system == link.link and link.at_s <= t <= link.until_s:
+                            raise ValueError(
+                                f"faults[{k}]: the switch of system {switch.system!r} at "
+                                f"{t:g} s is a call over link {link.link!r}, which faults[{n}] "
+                                f"({link.kind}) breaks from {link.at_s:g} to "
+                                f"{link.until_s:g} s; move one of them")
         return self
+
+    @property
+    def partner_faults(self) -> list[Fault]:
+        """The faults that flip a partner twin's own fault switch."""
+        return [f for f in self.faults if isinstance(f, Fault)]
+
+    @property
+    def link_faults(self) -> list[LinkFault]:
+        """The faults on the TCP links (toxics of the fault proxy)."""
+        return [f for f in self.faults if isinstance(f, LinkFault)]
+
+    @property
+    def links(self) -> list[str]:
+        """The links the plan puts toxics on (each needs a fault proxy), in `LINKS` order."""
+        faulted = {f.link for f in self.link_faults}
+        return [link for link in LINKS if link in faulted]
 
     # -- the rate over time ----------------------------------------------------------------
 
@@ -206,13 +325,22 @@ class Plan(BaseModel):
     # -- faults ----------------------------------------------------------------------------
 
     def fault_events(self) -> list[FaultEvent]:
-        """Every fault call, in time order: the fault at `at_s`, `up` again at its end."""
+        """Every partner fault call, in time order: the fault at `at_s`, `up` at its end."""
         events = []
-        for f in self.faults:
+        for f in self.partner_faults:
             events.append(FaultEvent(f.at_s, f.system, f.body()))
             events.append(FaultEvent(f.until_s, f.system, {"mode": "up"}))
         # at a tie, an `up` first: back-to-back windows on one system end in the later fault
         return sorted(events, key=lambda e: (e.at_s, e.body["mode"] != "up"))
+
+    def link_events(self) -> list[LinkEvent]:
+        """Every toxic switched on or off, in time order (named by its kind; at a tie, the
+        removals first, so back-to-back windows of one kind end in the later one)."""
+        events = []
+        for f in self.link_faults:
+            events.append(LinkEvent(f.at_s, f.link, f.kind, f.toxic))
+            events.append(LinkEvent(f.until_s, f.link, f.kind, None))
+        return sorted(events, key=lambda e: (e.at_s, e.toxic is not None))
 
     # -- overrides (the run's command-line flags) -------------------------------------------
 
@@ -224,16 +352,16 @@ class Plan(BaseModel):
 
         `duration_s` / `rate_per_s`: one flat stage replaces the stages (a missing one is this
         plan's length / peak rate). `outage` = (at_s, for_s): one ERP `down` window replaces
-        the faults, none when for_s is 0 (a missing value is taken from the plan's first ERP
-        outage, else 20 s / 8 s)."""
+        all the faults (link faults too), none when for_s is 0 (a missing value is taken from
+        the plan's first ERP outage, else 20 s / 8 s)."""
         data = self.model_dump()
         if duration_s is not None or rate_per_s is not None:
             data["stages"] = [{
                 "duration_s": self.duration_s if duration_s is None else duration_s,
                 "rate_per_s": self.peak_rate_per_s if rate_per_s is None else rate_per_s}]
         if outage is not None:
-            first = next((f for f in self.faults if f.system == "erp" and f.mode == "down"),
-                         None)
+            first = next((f for f in self.partner_faults
+                          if f.system == "erp" and f.mode == "down"), None)
             at_s = outage[0] if outage[0] is not None else first.at_s if first else 20.0
             for_s = outage[1] if outage[1] is not None else first.for_s if first else 8.0
             data["faults"] = ([{"at_s": at_s, "for_s": for_s, "system": "erp", "mode": "down"}]
@@ -262,6 +390,8 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     TOML key is quoted: ``names."POST /v1/orders".actual``."""
     out = ""
     for part in loc:
+        if isinstance(part, str) and part.startswith("<") and part.endswith(">"):
+            continue  # the tag of a union (`AnyFault`): not a field
         if isinstance(part, int):
             out += f"[{part}]"
         else:

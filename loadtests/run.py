@@ -15,6 +15,11 @@ its faults by one ERP outage (``--outage-s 0``: none). ``--workers N`` runs locu
 on this machine: a master and N worker processes, on loopback.
 
 The service calls the ERP and WMS twins (`twin twins`, a process of their own) over HTTP.
+When the plan puts toxics on a link (``[[faults]]`` with ``link = "erp"``), that partner is
+called through a fault proxy (`loadtests.proxy`, a process of its own, seeded from the plan's
+seed): the core gets ``--erp-url http://127.0.0.1:<proxy>/erp``, locust switches the toxics on
+the plan's clock through the proxy's control endpoint, and the verdict requires each planned
+toxic to have fired (``links`` in ``summary.json``: the proxies' counters).
 Writes locust's HTML report and CSVs, the service's and the twins' logs, the service's status
 sampled each second (``status.csv``), the effective plan (``plan.json``) and
 ``summary.json`` (with the verdict) to ``--out``, prints the verdict table, and exits
@@ -44,9 +49,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+import numpy as np
 
 from integration_core.checker import check
-from loadtests.plan import DEFAULT_PLAN, PLAN_ENV, Plan, PlanError, load_plan
+from loadtests.plan import DEFAULT_PLAN, LINKS, LINKS_ENV, PLAN_ENV, Plan, PlanError, load_plan
+from loadtests.proxy import ProxyControl, ProxyError, ProxyStats
 from loadtests.thresholds import (
     DEFAULT_THRESHOLDS,
     Check,
@@ -123,11 +130,13 @@ def stop_processes(procs: list[subprocess.Popen[bytes]], timeout_s: float = 30.0
 
 @dataclass
 class Service:
-    """A running service: where it listens, its API keys (fresh per run, never printed), and
-    the processes and log files to clean up."""
+    """A running service: where it listens, its API keys (fresh per run, never printed), the
+    control endpoints of the fault proxies on its links, and the processes and log files to
+    clean up."""
 
     base: str
     keys: dict[str, str]
+    links: dict[str, str] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[IO[bytes]] = field(default_factory=list)
 
@@ -137,11 +146,49 @@ class Service:
             f.close()
 
 
-def start_service(workdir: Path, out: Path) -> Service:
+def link_seeds(seed: int) -> dict[str, int]:
+    """Each link's proxy gets its own child of the plan seed's SeedSequence (principle 7), in
+    `LINKS` order, so faulting one link never changes the draws on another."""
+    children = np.random.SeedSequence(seed).spawn(len(LINKS))
+    return {link: int(c.generate_state(1)[0]) for link, c in zip(LINKS, children, strict=True)}
+
+
+def start_proxy(link: str, upstream_port: int, seed: int, out: Path, max_s: float
+                ) -> tuple[int, str, subprocess.Popen[bytes], IO[bytes]]:
+    """A fault proxy for `link` in front of the twins: (its port, its control URL, the
+    process, its log ``out/proxy-<link>.log``), once its control endpoint answers."""
+    port, admin = free_port(), free_port()
+    log = (out / f"proxy-{link}.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadtests.proxy", "--listen", f"127.0.0.1:{port}",
+         "--upstream", f"127.0.0.1:{upstream_port}", "--admin", f"127.0.0.1:{admin}",
+         "--seed", str(seed), "--max-s", f"{max_s:g}"],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    control = f"http://127.0.0.1:{admin}"
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            log.close()
+            raise SystemExit(f"the {link} fault proxy exited with {proc.returncode} while "
+                             f"starting (see {out / f'proxy-{link}.log'})")
+        try:
+            ProxyControl(control, timeout_s=2).wait_ready(0.5)
+            return port, control, proc, log
+        except ProxyError:
+            if time.monotonic() > deadline:
+                stop_processes([proc])
+                log.close()
+                raise SystemExit(f"the {link} fault proxy was not ready within 30 s") from None
+
+
+def start_service(workdir: Path, out: Path, links: dict[str, int] | None = None,
+                  proxy_max_s: float = 3600.0) -> Service:
     """Start the ERP/WMS twins (`twin twins`) and the live service calling them over HTTP,
     each on a free loopback port (stores in `workdir`, logs in ``out/server.log`` and
-    ``out/twins.log``), and return once both are ready. Everything about how the service is
-    started is here; the rest of the run only needs `Service.base` and `Service.keys`."""
+    ``out/twins.log``), and return once both are ready. `links` (link -> seed): put a fault
+    proxy on the core's way to those partners (it stops by itself after `proxy_max_s`).
+    Everything about how the service is started is here; the rest of the run only needs
+    `Service.base`, `Service.keys` and `Service.links`."""
     keys = {s: secrets.token_urlsafe(24) for s in SYSTEMS}
     partner_key = secrets.token_urlsafe(24)
     twins_port, port = free_port(), free_port()
@@ -158,11 +205,19 @@ def start_service(workdir: Path, out: Path) -> Service:
              str(workdir / "twins.db"), "--log-level", "warning"],
             env=env, cwd=REPO, stdout=service.logs[-1], stderr=subprocess.STDOUT))
         wait_ready(twins, service.processes[-1], probe="/healthz")
+        partner = {"erp": twins, "wms": twins}
+        for link, seed in (links or {}).items():
+            proxy_port, control, proc, log = start_proxy(link, twins_port, seed, out,
+                                                         proxy_max_s)
+            service.processes.append(proc)
+            service.logs.append(log)
+            service.links[link] = control
+            partner[link] = f"http://127.0.0.1:{proxy_port}"
         service.logs.append((out / "server.log").open("wb"))
         service.processes.append(subprocess.Popen(
             [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--db",
-             str(workdir / "twin.db"), "--log-level", "warning", "--erp-url", f"{twins}/erp",
-             "--wms-url", f"{twins}/wms"],
+             str(workdir / "twin.db"), "--log-level", "warning", "--erp-url",
+             f"{partner['erp']}/erp", "--wms-url", f"{partner['wms']}/wms"],
             env=env, cwd=REPO, stdout=service.logs[-1], stderr=subprocess.STDOUT))
         wait_ready(base, service.processes[-1])
     except BaseException:
@@ -224,7 +279,7 @@ def start_locust(plan_path: Path, service: Service, load_log: Path, out: Path,
     it writes the CSVs and the HTML report, and sends the plan's faults."""
     env = {**os.environ, PLAN_ENV: str(plan_path), "TWIN_LOAD_LOG": str(load_log),
            "TWIN_LOAD_KEY_WMS": service.keys["wms"], "TWIN_LOAD_KEY_SHOP": service.keys["shop"],
-           "TWIN_LOAD_KEY_ADMIN": service.keys["admin"]}
+           "TWIN_LOAD_KEY_ADMIN": service.keys["admin"], LINKS_ENV: json.dumps(service.links)}
     locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
     report = ["--headless", "--host", service.base, "--stop-timeout", "10",
               "--csv", str(out / "locust"), "--html", str(out / "locust.html"), "--only-summary",
@@ -242,6 +297,18 @@ def start_locust(plan_path: Path, service: Service, load_log: Path, out: Path,
                 [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
                 env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
     return procs
+
+
+def link_checks(plan: Plan, stats: dict[str, ProxyStats]) -> list[Check]:
+    """One check per (link, toxic kind) of the plan: it fired at least once (a fault that
+    never happened proves nothing)."""
+    checks = []
+    for link, kind in dict.fromkeys((f.link, f.kind) for f in plan.link_faults):
+        toxic = stats[link].toxics.get(kind) if link in stats else None
+        fired = toxic.fired if toxic else 0
+        said = f"{fired} (taken {toxic.taken} of {toxic.drawn} draws)" if toxic else "0"
+        checks.append(Check(f"link {link}: {kind} fired", ">= 1", said, fired >= 1))
+    return checks
 
 
 def effective_plan(args: argparse.Namespace) -> Plan:
@@ -281,14 +348,20 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     plan_path = (out / "plan.json").resolve()
     plan_path.write_text(plan.model_dump_json(indent=2) + "\n")
+    links = plan.links
     print(f"plan: {plan.duration_s:g} s, {plan.mean_rate_per_s:g} requests/s on average "
-          f"(peak {plan.peak_rate_per_s:g}), {plan.users} users, {len(plan.faults)} fault(s); "
+          f"(peak {plan.peak_rate_per_s:g}), {plan.users} users, {len(plan.faults)} fault(s)"
+          f"{' (fault proxies on links ' + ', '.join(links) + ')' if links else ''}; "
           f"locust: {'1 process' if args.workers <= 0 else f'master + {args.workers} workers'}",
           flush=True)
     locust: list[subprocess.Popen[bytes]] = []
+    seeds = link_seeds(plan.seed)
+    link_stats: dict[str, ProxyStats] = {}
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="twin-load-") as tmp:
         load_log = Path(tmp) / "movements.log"
-        service = start_service(Path(tmp), out)
+        service = start_service(Path(tmp), out, {link: seeds[link] for link in links},
+                                proxy_max_s=plan.duration_s + EXPECT_WORKERS_S + 600)
         try:
             sampler = Sampler(service, out / "status.csv")
             sampler.start()
@@ -302,7 +375,11 @@ def main(argv: list[str] | None = None) -> int:
                     except subprocess.TimeoutExpired:
                         stop_processes([worker])
                 over_time = sampler.stop()
+                load_ended = time.monotonic()
+                for control in service.links.values():  # whatever locust left on: off
+                    ProxyControl(control).clear()
                 status = drain(api, timeout_s=120.0)
+                drain_s = time.monotonic() - load_ended
                 attempted, acked = read_log(load_log)
                 counts: dict[str, int] = {}
                 for i in range(0, len(attempted), 10_000):
@@ -312,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
                     counts.update(r.json()["counts"])
                 rec = api.post("/v1/reconcile").json()
                 dead = api.get("/v1/dead-letters").json()["total"]
+                link_stats = {link: ProxyControl(control).stats()
+                              for link, control in service.links.items()}
         finally:
             stop_processes(locust)
             service.stop()
@@ -328,8 +407,13 @@ def main(argv: list[str] | None = None) -> int:
         Check("unexplained units", "0", f"{rec['unexplained_units']}",
               rec["unexplained_units"] == 0),
         Check("dead letters", "0", f"{dead}", dead == 0),
+        *link_checks(plan, link_stats),
         *evaluate_run(thresholds, out / "locust"),
     ]
+    if not result.ok:  # every id, for whoever looks into it
+        (out / "checker.json").write_text(json.dumps({
+            "lost": sorted(result.lost), "duplicated": dict(sorted(result.duplicated.items())),
+            "unexpected": sorted(result.unexpected)}, indent=2) + "\n")
     ok = all(ch.ok for ch in checks)
     summary = {
         "ok": ok, "locust_exit_code": locust_rc, "duration_s": plan.duration_s,
@@ -339,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
         "reconcile": {k: rec[k] for k in ("divergence_units", "in_flight_units",
                                           "unexplained_units", "skus_out_of_sync")},
         "dead_letters": dead, "bus_counters": status["counters"], "service": over_time,
+        "drain_s": round(drain_s, 2), "wall_s": round(time.monotonic() - started, 2),
+        "links": {link: st.model_dump(mode="json") for link, st in link_stats.items()},
         "thresholds": str(args.thresholds),
         "verdict": [ch.as_dict() for ch in checks],
         "reports": {"html": str(out / "locust.html"), "csv": str(out / "locust_stats.csv")},

@@ -12,7 +12,11 @@ import pytest
 
 from loadtests.plan import (
     DEFAULT_PLAN,
+    LINKS,
     SHAPES,
+    Fault,
+    LinkEvent,
+    LinkFault,
     Plan,
     PlanError,
     arrivals,
@@ -20,6 +24,19 @@ from loadtests.plan import (
     user_arrivals,
     user_rng,
 )
+from loadtests.proxy import (
+    KINDS,
+    Bandwidth,
+    CloseAfterForward,
+    Down,
+    Latency,
+    LimitData,
+    ProxyStats,
+    ResetPeer,
+    Timeout,
+    ToxicStats,
+)
+from loadtests.run import link_checks, link_seeds
 
 REPO = Path(__file__).parents[2]
 
@@ -41,7 +58,8 @@ def write(tmp_path: Path, text: str, name: str = "plan.toml") -> Path:
 def test_shipped_shapes_load(name: str) -> None:
     p = load_plan(SHAPES / f"{name}.toml")
     assert p.description and p.duration_s > 0 and p.users > 0
-    assert all(f.system == "erp" and f.mode in ("down",) for f in p.faults)
+    assert all(f.system == "erp" and f.mode in ("down",) for f in p.partner_faults)
+    assert p.link_faults == []
 
 
 def test_default_plan_is_what_make_loadtest_ran() -> None:
@@ -248,3 +266,131 @@ def test_the_plan_thresholds_and_run_modules_never_import_locust() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+# -- network faults on the links (the fault proxy's toxics) --------------------------------
+
+LINK = '[[faults]]\nat_s = 1\nfor_s = 2\nlink = "erp"\n'
+
+
+def test_the_faults_plan_puts_every_toxic_on_both_links() -> None:
+    p = load_plan(SHAPES / "faults.toml")
+    assert p.description and 60 <= p.duration_s <= 90 and p.partner_faults == []
+    assert p.links == ["erp", "wms"]
+    for link in p.links:
+        kinds = {f.kind for f in p.link_faults if f.link == link}
+        assert kinds == set(KINDS), link
+    last = max(f.until_s for f in p.link_faults)
+    assert p.duration_s - last >= 10  # load goes on after the last fault, then the drain
+    events = p.link_events()
+    assert len(events) == 2 * len(p.link_faults)
+    assert [e.at_s for e in events] == sorted(e.at_s for e in events)
+    assert all(isinstance(f.toxic, (Latency, Bandwidth, Timeout, ResetPeer, CloseAfterForward,
+                                    LimitData, Down)) for f in p.link_faults)
+
+
+def test_a_link_fault_carries_its_toxic() -> None:
+    p = plan({"duration_s": 30, "rate_per_s": 1}, faults=[
+        {"at_s": 2, "for_s": 3, "link": "wms", "kind": "reset_peer", "toxicity": 0.3,
+         "scope": "exchange", "stream": "downstream"},
+        {"at_s": 1, "for_s": 4, "link": "erp", "kind": "latency", "latency_ms": 100,
+         "jitter_ms": 20},
+        {"at_s": 5, "for_s": 2, "link": "erp", "kind": "down"},
+    ])
+    assert [type(f) for f in p.faults] == [LinkFault, LinkFault, LinkFault]
+    reset = ResetPeer(toxicity=0.3, scope="exchange", stream="downstream")
+    assert [f.toxic for f in p.link_faults] == [reset, Latency(latency_ms=100, jitter_ms=20),
+                                                Down()]
+    assert p.links == ["erp", "wms"] and p.fault_events() == []
+    assert p.link_events() == [
+        LinkEvent(1, "erp", "latency", Latency(latency_ms=100, jitter_ms=20)),
+        LinkEvent(2, "wms", "reset_peer", reset),
+        LinkEvent(5, "wms", "reset_peer", None),  # at a tie, off before on (in plan order)
+        LinkEvent(5, "erp", "latency", None),
+        LinkEvent(5, "erp", "down", Down()),
+        LinkEvent(7, "erp", "down", None),
+    ]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (LINK + 'kind = "latency"\n', "faults[0]: latency_ms: required"),
+    (LINK + 'kind = "latency"\nlatency_ms = -5\n', "faults[0]: latency_ms: must be >= 0, got -5"),
+    (LINK + 'kind = "reset_peer"\nlatency_ms = 5\n', "faults[0]: latency_ms: unknown field"),
+    (LINK + 'kind = "reset_peer"\ntoxicity = 1.5\n', "faults[0]: toxicity: must be <= 1, got 1.5"),
+    (LINK + 'kind = "down"\nscope = "exchange"\n', "faults[0]: scope: Input should be"),
+    (LINK + 'kind = "limit_data"\nbytes = 10.5\n', "faults[0]: bytes: Input should be a valid "
+                                                   "integer"),
+    (LINK + 'kind = "jam"\n', "faults[0].kind: Input should be 'latency', 'bandwidth'"),
+    ('[[faults]]\nat_s = 1\nfor_s = 2\nlink = "crm"\nkind = "down"\n',
+     "faults[0].link: Input should be 'erp' or 'wms'"),
+    ('[[faults]]\nat_s = 1\nlink = "erp"\nkind = "down"\n', "faults[0].for_s: required"),
+    (LINK + 'kind = "down"\nsystem = "erp"\n', "faults[0]: system: unknown field"),
+    ('[[faults]]\nat_s = 8\nfor_s = 5\nlink = "erp"\nkind = "down"\n',
+     "faults[0]: ends at 13 s, after the plan (10 s)"),
+    (LINK + 'kind = "down"\n[[faults]]\nat_s = 2\nfor_s = 3\nlink = "erp"\nkind = "down"\n',
+     "faults[1]: overlaps faults[0], the same kind 'down' on link 'erp' (1-3 s)"),
+    (LINK + 'kind = "timeout"\n[[faults]]\nat_s = 2\nfor_s = 3\nsystem = "erp"\nmode = "down"\n',
+     "faults[1]: the switch of system 'erp' at 2 s is a call over link 'erp', which faults[0] "
+     "(timeout) breaks from 1 to 3 s"),
+    ('[[faults]]\nat_s = 0\nfor_s = 1\nsystem = "erp"\nmode = "down"\n' + LINK
+     + 'kind = "down"\n', "faults[0]: the switch of system 'erp' at 1 s is a call over link "
+                          "'erp', which faults[1] (down) breaks from 1 to 3 s"),
+])
+def test_link_fault_errors_name_the_file_and_the_field(tmp_path: Path, text: str,
+                                                       expected: str) -> None:
+    path = write(tmp_path, GOOD_STAGE + text)
+    with pytest.raises(PlanError) as e:
+        load_plan(path)
+    assert str(e.value).startswith(f"{path}: ")
+    assert expected in str(e.value)
+    assert "<link>" not in str(e.value) and "<system>" not in str(e.value)
+
+
+def test_link_faults_may_overlap_other_kinds_links_and_systems() -> None:
+    p = plan({"duration_s": 30, "rate_per_s": 1}, faults=[
+        {"at_s": 5, "for_s": 10, "link": "erp", "kind": "latency", "latency_ms": 50},
+        {"at_s": 5, "for_s": 10, "link": "erp", "kind": "bandwidth", "rate_bytes_per_s": 1000},
+        {"at_s": 5, "for_s": 10, "link": "wms", "kind": "latency", "latency_ms": 50},
+        {"at_s": 15, "for_s": 5, "link": "erp", "kind": "latency", "latency_ms": 10},
+        {"at_s": 16, "for_s": 2, "system": "wms", "mode": "down"},  # over the other link
+    ])
+    assert len(p.link_faults) == 4 and len(p.partner_faults) == 1
+
+
+def test_a_plan_with_link_faults_reads_back_from_its_json(tmp_path: Path) -> None:
+    p = load_plan(SHAPES / "faults.toml")
+    path = write(tmp_path, p.model_dump_json(), "plan.json")
+    back = load_plan(path)
+    assert back == p and [f.toxic for f in back.link_faults] == [f.toxic for f in p.link_faults]
+
+
+def test_the_outage_override_replaces_link_faults_too() -> None:
+    p = load_plan(SHAPES / "faults.toml")
+    assert p.with_overrides(outage=(None, 0)).faults == []
+    one = p.with_overrides(outage=(50, 5))
+    assert [(type(f), f.at_s) for f in one.faults] == [(Fault, 50)] and one.links == []
+
+
+def test_each_link_gets_its_own_seed_from_the_plan_seed() -> None:
+    assert link_seeds(0) == link_seeds(0)
+    assert link_seeds(0) != link_seeds(1)
+    assert set(link_seeds(0)) == set(LINKS) and len(set(link_seeds(0).values())) == len(LINKS)
+
+
+def test_every_planned_toxic_must_have_fired() -> None:
+    p = plan({"duration_s": 30, "rate_per_s": 1}, faults=[
+        {"at_s": 1, "for_s": 2, "link": "erp", "kind": "down"},
+        {"at_s": 5, "for_s": 2, "link": "erp", "kind": "down"},  # the same (link, kind): once
+        {"at_s": 1, "for_s": 2, "link": "wms", "kind": "reset_peer", "toxicity": 0.5},
+    ])
+    counters = {"connections": 1, "open_connections": 0, "refused": 0, "upstream_failures": 0,
+                "bytes_upstream": 0, "bytes_downstream": 0, "active": {}}
+    stats = {"erp": ProxyStats(listen="a", upstream="b", toxics={
+        "down": ToxicStats(kind="down", drawn=3, taken=3, fired=3)}, **counters),
+             "wms": ProxyStats(listen="a", upstream="b", toxics={
+                 "reset_peer": ToxicStats(kind="reset_peer", drawn=4, taken=0)}, **counters)}
+    checks = link_checks(p, stats)
+    assert [(c.check, c.ok) for c in checks] == [("link erp: down fired", True),
+                                                 ("link wms: reset_peer fired", False)]
+    assert checks[1].measured == "0 (taken 0 of 4 draws)"
+    assert [c.ok for c in link_checks(p, {})] == [False, False]  # no proxy: nothing fired
