@@ -79,6 +79,10 @@ MAX_CONNECTIONS = 1024  # past this many open connections, new ones are reset
 ADMIN_TIMEOUT_S = 5.0
 ADMIN_MAX_BODY = 64 * 1024
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+READY = re.compile(r"^proxy (?P<host>[^\s]+):(?P<port>\d+) -> [^\s;]+(?:; control "
+                   r"(?P<control>http://[^\s]+))?$")
+"""The line the command prints once it listens (a process that started it learns the ports
+it bound, so ``--listen 127.0.0.1:0`` never races another process for a port)."""
 
 
 # -- the toxics ----------------------------------------------------------------------------
@@ -739,6 +743,14 @@ class ProxyControl:
 
 
 # -- the command line ----------------------------------------------------------------------
+
+
+def parse_ready(line: str) -> tuple[int, str | None]:
+    """(port, control URL or None) from the command's ready line (`READY`)."""
+    m = READY.match(line.strip())
+    if m is None:
+        raise ValueError(f"not the proxy's ready line: {line!r}")
+    return int(m["port"]), m["control"]
 
 
 def _address(text: str) -> tuple[str, int]:

@@ -53,7 +53,7 @@ import numpy as np
 
 from integration_core.checker import check
 from loadtests.plan import DEFAULT_PLAN, LINKS, LINKS_ENV, PLAN_ENV, Plan, PlanError, load_plan
-from loadtests.proxy import ProxyControl, ProxyError, ProxyStats
+from loadtests.proxy import ProxyControl, ProxyStats, parse_ready
 from loadtests.thresholds import (
     DEFAULT_THRESHOLDS,
     Check,
@@ -156,29 +156,35 @@ def link_seeds(seed: int) -> dict[str, int]:
 def start_proxy(link: str, upstream_port: int, seed: int, out: Path, max_s: float
                 ) -> tuple[int, str, subprocess.Popen[bytes], IO[bytes]]:
     """A fault proxy for `link` in front of the twins: (its port, its control URL, the
-    process, its log ``out/proxy-<link>.log``), once its control endpoint answers."""
-    port, admin = free_port(), free_port()
-    log = (out / f"proxy-{link}.log").open("wb")
+    process, its log ``out/proxy-<link>.log``), once its control endpoint answers. It binds
+    free ports itself and says which in its first line."""
+    path = out / f"proxy-{link}.log"
+    log = path.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "loadtests.proxy", "--listen", f"127.0.0.1:{port}",
-         "--upstream", f"127.0.0.1:{upstream_port}", "--admin", f"127.0.0.1:{admin}",
+        [sys.executable, "-m", "loadtests.proxy", "--listen", "127.0.0.1:0",
+         "--upstream", f"127.0.0.1:{upstream_port}", "--admin", "127.0.0.1:0",
          "--seed", str(seed), "--max-s", f"{max_s:g}"],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    control = f"http://127.0.0.1:{admin}"
     deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            log.close()
-            raise SystemExit(f"the {link} fault proxy exited with {proc.returncode} while "
-                             f"starting (see {out / f'proxy-{link}.log'})")
-        try:
-            ProxyControl(control, timeout_s=2).wait_ready(0.5)
-            return port, control, proc, log
-        except ProxyError:
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"the {link} fault proxy exited with {proc.returncode} while "
+                                 f"starting (see {path})")
+            first = path.read_text().partition("\n")
+            if first[1]:
+                port, control = parse_ready(first[0])
+                if control is None:
+                    raise SystemExit(f"the {link} fault proxy has no control endpoint")
+                ProxyControl(control, timeout_s=2).wait_ready(10)
+                return port, control, proc, log
             if time.monotonic() > deadline:
-                stop_processes([proc])
-                log.close()
-                raise SystemExit(f"the {link} fault proxy was not ready within 30 s") from None
+                raise SystemExit(f"the {link} fault proxy was not ready within 30 s")
+            time.sleep(0.05)
+    except BaseException:
+        stop_processes([proc])
+        log.close()
+        raise
 
 
 def start_service(workdir: Path, out: Path, links: dict[str, int] | None = None,

@@ -29,6 +29,7 @@ from loadtests.proxy import (
     ResetPeer,
     Timeout,
     Toxic,
+    parse_ready,
     parse_toxic,
 )
 from loadtests.proxy import Latency as LatencyToxic
@@ -432,6 +433,14 @@ def test_toxics_are_validated_data() -> None:
         Proxy(("127.0.0.1", 1), np.random.default_rng(0), listen=("0.0.0.0", 0))
 
 
+def test_the_ready_line_gives_the_ports() -> None:
+    assert parse_ready("proxy 127.0.0.1:4100 -> 127.0.0.1:8090; control http://127.0.0.1:4101"
+                       "\n") == (4100, "http://127.0.0.1:4101")
+    assert parse_ready("proxy 127.0.0.1:4100 -> 127.0.0.1:8090") == (4100, None)
+    with pytest.raises(ValueError, match="ready line"):
+        parse_ready("Traceback (most recent call last):")
+
+
 # -- control over HTTP ---------------------------------------------------------------------
 
 
@@ -470,10 +479,9 @@ def test_runs_on_its_own_from_the_command_line() -> None:
                 cwd=REPO, stdout=subprocess.PIPE)
             try:
                 assert proc.stdout is not None
-                line = (await proc.stdout.readline()).decode()
-                assert line.startswith(f"proxy {HOST}:") and "control http://" in line, line
-                port = int(line.split()[1].rsplit(":", 1)[1])
-                control = ProxyControl(line.rsplit("control ", 1)[1].strip())
+                port, url = parse_ready((await proc.stdout.readline()).decode())
+                assert url is not None and url.startswith(f"http://{HOST}:")
+                control = ProxyControl(url)
                 reader, writer = await asyncio.open_connection(HOST, port)
                 c = Client(reader, writer)
                 await round_trip(c)

@@ -1,7 +1,7 @@
 """loadtests.run's wiring of the fault proxies: the core started by `start_service` reaches
-the ERP twin through the proxy on the ERP link, and a toxic switched on there is what the
-core's HTTP client meets. Real processes on loopback (twins, proxy, service), no locust;
-about 10 s."""
+the ERP twin through the proxy on the ERP link, and a toxic switched on there (a reset) is
+what the core's HTTP client meets. Real processes on loopback (twins, proxy, service), no
+locust; about 10 s."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.proxy import Down, ProxyControl
+from loadtests.proxy import ProxyControl, ResetPeer
 from loadtests.run import link_seeds, start_service
 
 
@@ -23,13 +23,13 @@ def test_the_core_calls_the_erp_through_the_fault_proxy(tmp_path: Path) -> None:
             assert api.post("/v1/reconcile").status_code == 200  # reads the ERP's stock
             seen = control.stats()
             assert seen.connections >= 1 and seen.bytes_upstream > 0 < seen.bytes_downstream
-            control.set(Down())
+            control.set(ResetPeer())
             refused = api.post("/v1/reconcile")
             assert refused.status_code == 503, refused.text  # the ERP does not answer
             control.clear()
             assert api.post("/v1/reconcile").status_code == 200
-        down = control.stats().toxics["down"]
-        assert down.fired >= 1 and down.taken == down.drawn
+        reset = control.stats().toxics["reset_peer"]
+        assert reset.fired >= 1 and reset.taken == reset.drawn
     finally:
         service.stop()
     assert "proxy 127.0.0.1:" in (tmp_path / "proxy-erp.log").read_text()
