@@ -373,17 +373,30 @@ class Bus:
             if dl is not None:
                 cleared.append(dl)
 
-        def write() -> None:
-            for consumer, ids in done.items():
-                self.store.mark_processed_many(consumer, ids)
-            for dl_id in cleared:
-                self.store.delete_dead_letter(dl_id)
-
-        def then() -> None:
+        tx = self._tx
+        if tx is not None:  # the open transaction's commit decides
+            tx.settling.extend(ds)
+            self._ack_write(done, cleared)
+            tx.after.append(partial(self._done_all, ds, now))
+            return
+        try:
+            with self.store.batch():
+                self._ack_write(done, cleared)
+        except BaseException:
             for d in ds:
-                self._done(d, now)
+                self._unmark(d, now)
+            raise
+        self._done_all(ds, now)
 
-        self._commit(now, ds, write, then)
+    def _ack_write(self, done: dict[str, list[str]], cleared: list[str]) -> None:
+        for consumer, ids in done.items():
+            self.store.mark_processed_many(consumer, ids)
+        for dl_id in cleared:
+            self.store.delete_dead_letter(dl_id)
+
+    def _done_all(self, ds: list[Delivery], now: float) -> None:
+        for d in ds:
+            self._done(d, now)
 
     def nack(self, delivery: Delivery, error: BaseException, now: float) -> Outcome:
         """Record a failure: schedule a retry with backoff, or dead-letter the message."""
@@ -443,7 +456,29 @@ class Bus:
                     [(d.envelope.message_id, partial(handler, d.envelope)) for d in mine],
                 )
                 results.update(zip(map(id, mine), got, strict=True))
-            return [self._settle(d, results[id(d)], now) for d in deliveries]
+            outcomes: list[Outcome] = []
+            finished: list[tuple[Delivery, bool]] = []
+            for d in deliveries:
+                result = results[id(d)]
+                if isinstance(result, StorageError):
+                    raise result  # the store, not the message: the whole transaction fails
+                if isinstance(result, Exception):
+                    outcomes.append(self.nack(d, result, now))
+                    continue
+                # The inbox record was written with the effect; a replayed or requeued
+                # message that is now done is no longer dead.
+                dl = self._undead(d)
+                if dl is not None:
+                    self.store.delete_dead_letter(dl)
+                finished.append((d, not result))
+                outcomes.append(Outcome.APPLIED if result else Outcome.SKIPPED)
+            assert self._tx is not None
+            self._tx.after.append(partial(self._finished, finished, now))
+            return outcomes
+
+    def _finished(self, finished: list[tuple[Delivery, bool]], now: float) -> None:
+        for d, skipped in finished:
+            self._done(d, now, skipped)
 
     def _unmark(self, d: Delivery, now: float) -> None:
         sub = self._subs[d.consumer]
@@ -451,17 +486,6 @@ class Bus:
         if sub.inflight.get(key) is d:
             del sub.inflight[key]
             self._push(sub, now, key)
-
-    def _settle(self, d: Delivery, result: bool | Exception, now: float) -> Outcome:
-        """Inside `_run`'s transaction: the inbox record was written with the effect."""
-        if isinstance(result, StorageError):
-            raise result  # the store, not the message: the whole transaction fails
-        if isinstance(result, Exception):
-            return self.nack(d, result, now)
-        dl = self._undead(d)
-        self._commit(now, [], None if dl is None else partial(self.store.delete_dead_letter, dl),
-                     partial(self._done, d, now, not result))
-        return Outcome.APPLIED if result else Outcome.SKIPPED
 
     def drain(self, handlers: Mapping[str, Handler], now: float, max_rounds: int = 1_000_000
               ) -> float:
