@@ -810,7 +810,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(stats.model_dump_json(), flush=True)
+    print(json.dumps({**stats.model_dump(mode="json"), "cpu_s": round(time.process_time(), 2)}),
+          flush=True)
     return 0
 
 

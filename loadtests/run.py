@@ -364,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = link_seeds(plan.seed)
     link_stats: dict[str, ProxyStats] = {}
     started = time.monotonic()
+    load_before = os.getloadavg()  # the host is shared: say how busy it was
     with tempfile.TemporaryDirectory(prefix="twin-load-") as tmp:
         load_log = Path(tmp) / "movements.log"
         service = start_service(Path(tmp), out, {link: seeds[link] for link in links},
@@ -381,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                     except subprocess.TimeoutExpired:
                         stop_processes([worker])
                 over_time = sampler.stop()
-                load_ended = time.monotonic()
+                load_ended, load_after = time.monotonic(), os.getloadavg()
                 for control in service.links.values():  # whatever locust left on: off
                     ProxyControl(control).clear()
                 status = drain(api, timeout_s=120.0)
@@ -430,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
                                           "unexplained_units", "skus_out_of_sync")},
         "dead_letters": dead, "bus_counters": status["counters"], "service": over_time,
         "drain_s": round(drain_s, 2), "wall_s": round(time.monotonic() - started, 2),
+        "host": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
+                 "loadavg_after_load": [round(x, 2) for x in load_after]},
         "links": {link: st.model_dump(mode="json") for link, st in link_stats.items()},
         "thresholds": str(args.thresholds),
         "verdict": [ch.as_dict() for ch in checks],
