@@ -33,6 +33,7 @@ from typing import Any
 
 from integration_core.bus import Store, Tx
 from integration_core.clock import Clock
+from integration_core.engine.partners import OPERATIONS
 from integration_core.envelope import Envelope
 from integration_core.errors import NotFound, PayloadError, TransientError
 from integration_core.models import Catalog, SalesOrder, Shipment, ShipmentMilestone
@@ -268,6 +269,7 @@ class OrderDesk:
 
     def _call(self, tx: Tx, record: Record, order_id: str, op: str, body: dict[str, Any],
               now: float) -> None:
+        assert op in OPERATIONS, op  # the port's table is the one list of partner calls
         record["calls"] = n = record.get("calls", 0) + 1
         call_id = f"{order_id}/{n}:{op}"
         tx.put(OUTBOX, call_id, {"call_id": call_id, "order_id": order_id, "op": op,

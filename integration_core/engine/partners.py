@@ -9,6 +9,7 @@ applies once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -106,3 +107,21 @@ class AppliedAnswer(Wire):
     counts: dict[str, int] = Field(description="Times each movement was booked (1 = once).")
     received: dict[str, int] = Field(description="Times each was delivered, duplicates "
                                      "included.")
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """A call the order desk writes to its outbox, as data: which partner answers it, with
+    which records. Drivers look the op up here; none interprets it on its own."""
+
+    name: str
+    system: Literal["erp", "wms"]
+    request: type[Wire]
+    answer: type[Wire]
+
+
+OPERATIONS: dict[str, Operation] = {op.name: op for op in (
+    Operation("credit_check", "erp", CreditCheck, CreditAnswer),
+    Operation("release", "wms", Release, ReleaseAnswer),
+    Operation("invoice", "erp", InvoiceRequest, InvoiceAnswer),
+)}

@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from integration_core.engine.partners import (
+    OPERATIONS,
     AppliedAnswer,
     AppliedQuery,
     CreditAnswer,
@@ -37,6 +38,8 @@ from integration_core.errors import PayloadError, TransientError
 Mode = Literal["up", "down", "slow", "flaky"]
 PartnerName = Literal["erp", "wms"]
 PARTNER_KEY_HEADER = "X-Partner-Key"
+_PATHS = {"credit_check": "/credit-checks", "release": "/releases", "invoice": "/invoices"}
+"""Where each outbox operation is served (HTTP is this adapter's business, not the port's)."""
 
 
 class Fault(Wire):
@@ -101,14 +104,27 @@ class Partners:
         doc = await self._call("erp", "POST", "/stock", StockQuery(sku=sku, pending=list(pending)))
         return Stock.model_validate(doc)
 
+    async def perform(self, op: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """An outbox call (`OPERATIONS[op]`): the request validated, posted to its partner,
+        the answer validated; a PayloadError for an op or a body the port does not know."""
+        operation = OPERATIONS.get(op)
+        if operation is None:
+            raise PayloadError("op", f"unknown outbox call {op!r}")
+        try:
+            request = operation.request.model_validate(body)
+        except ValidationError as exc:
+            raise PayloadError("body", f"{op}: {exc}") from None
+        doc = await self._call(operation.system, "POST", _PATHS[op], request)
+        return operation.answer.model_validate(doc).model_dump()
+
     async def credit_check(self, body: CreditCheck) -> CreditAnswer:
-        return CreditAnswer.model_validate(await self._call("erp", "POST", "/credit-checks", body))
+        return CreditAnswer.model_validate(await self.perform("credit_check", body.model_dump()))
 
     async def invoice(self, body: InvoiceRequest) -> InvoiceAnswer:
-        return InvoiceAnswer.model_validate(await self._call("erp", "POST", "/invoices", body))
+        return InvoiceAnswer.model_validate(await self.perform("invoice", body.model_dump()))
 
     async def release(self, body: Release) -> ReleaseAnswer:
-        return ReleaseAnswer.model_validate(await self._call("wms", "POST", "/releases", body))
+        return ReleaseAnswer.model_validate(await self.perform("release", body.model_dump()))
 
     async def applied(self, movement_ids: Sequence[str]) -> AppliedAnswer:
         doc = await self._call("erp", "POST", "/applied-counts",

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from integration_core.engine.ledger import RowKey
-from integration_core.engine.partners import CreditCheck, InvoiceRequest, Release, Stock
+from integration_core.engine.partners import Stock
 from integration_core.envelope import Envelope
 from integration_core.errors import InteropError, PayloadError, TransientError
 from integration_core.reconciler import ReconcileResult
@@ -244,16 +244,8 @@ class Runner:
     async def _call(self, call: dict[str, Any], attempt: int,
                     queue: list[tuple[float, str, int]]) -> None:
         try:
-            op, body, p = call["op"], call["body"], self.partners
             try:
-                if op == "credit_check":
-                    answer = (await p.credit_check(CreditCheck(**body))).model_dump()
-                elif op == "release":
-                    answer = (await p.release(Release(**body))).model_dump()
-                elif op == "invoice":
-                    answer = (await p.invoice(InvoiceRequest(**body))).model_dump()
-                else:
-                    raise PayloadError("op", f"unknown outbox call {op!r}")
+                answer = await self.partners.perform(call["op"], call["body"])
             except PayloadError as exc:  # refused for good: the saga hears a refusal
                 self.engine.publish_reply(call, None, str(exc))
                 return

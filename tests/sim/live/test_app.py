@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from integration_core.engine.partners import (
+    OPERATIONS,
+    CreditAnswer,
     CreditCheck,
     InvoiceLine,
     InvoiceRequest,
@@ -80,6 +82,20 @@ async def test_orders_side_calls_are_idempotent(tmp_path: Path) -> None:
         rel = Release(order_id="O1", lines=[ReleaseLine(line_no=1, sku="SKU-1",
                                                         quantity_base=2)])
         assert (await p.release(rel)).accepted and (await p.release(rel)).accepted
+
+
+async def test_outbox_operations_are_performed_from_the_ports_table(tmp_path: Path) -> None:
+    async with partners(tmp_path / "t.db") as p:
+        answer = await p.perform("credit_check", {"order_id": "O2", "customer_id": "C",
+                                                  "amount": "3"})
+        assert CreditAnswer.model_validate(answer).approved
+        with pytest.raises(PayloadError) as unknown:
+            await p.perform("teleport", {})
+        assert unknown.value.field == "op"
+        with pytest.raises(PayloadError) as bad:
+            await p.perform("release", {"order_id": "O2"})  # no lines
+        assert bad.value.field == "body" and "lines" in str(bad.value)
+    assert set(OPERATIONS) == {"credit_check", "release", "invoice"}
 
 
 async def test_down_is_retryable_and_reads_are_refused_too(tmp_path: Path) -> None:
