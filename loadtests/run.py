@@ -389,11 +389,13 @@ def main(argv: list[str] | None = None) -> int:
                 drain_s = time.monotonic() - load_ended
                 attempted, acked = read_log(load_log)
                 counts: dict[str, int] = {}
+                received: dict[str, int] = {}  # deliveries the ERP got, redeliveries included
                 for i in range(0, len(attempted), 10_000):
                     r = api.post("/v1/erp/applied-counts",
                                  json={"movement_ids": attempted[i:i + 10_000]})
                     r.raise_for_status()
                     counts.update(r.json()["counts"])
+                    received.update(r.json()["received"])
                 rec = api.post("/v1/reconcile").json()
                 dead = api.get("/v1/dead-letters").json()["total"]
                 link_stats = {link: ProxyControl(control).stats()
@@ -427,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
         "offered_rate_per_s": plan.mean_rate_per_s, "peak_rate_per_s": plan.peak_rate_per_s,
         "workers": args.workers, "plan": {"source": str(args.plan), **plan.model_dump()},
         "checker": result.summary(),
+        "erp_deliveries": {  # redelivered after a lost answer: the ERP booked them once
+            "received": sum(received.values()), "booked": sum(counts.values()),
+            "received_more_than_once": sum(1 for n in received.values() if n > 1)},
         "reconcile": {k: rec[k] for k in ("divergence_units", "in_flight_units",
                                           "unexplained_units", "skus_out_of_sync")},
         "dead_letters": dead, "bus_counters": status["counters"], "service": over_time,
