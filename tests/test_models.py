@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -10,16 +12,28 @@ from pydantic import ValidationError
 
 from integration_core.errors import UnknownSku, UnknownUnit
 from integration_core.models import (
+    ID_PATTERN,
     MAX_QUANTITY,
+    TEXT_PATTERN,
+    Canonical,
     Catalog,
+    Customer,
     InventoryBalance,
+    Invoice,
+    InvoiceLine,
     Item,
+    Location,
     Movement,
     MovementKind,
     OrderLine,
+    ReturnAuthorization,
+    ReturnLine,
     SalesOrder,
+    Shipment,
     ShipmentLine,
+    ShipmentMilestone,
     UnitConversion,
+    Warehouse,
 )
 
 ITEM = Item(
@@ -180,3 +194,156 @@ def test_absurd_quantities_are_refused_by_field(quantity: str, unit: str | None)
     m = cat.parse(Movement, {"movement_id": "m", "kind": "receipt", "sku": "S1", "location": "A",
                              "quantity": "1e12", "occurred_at": "2026-01-01T00:00:00Z"})
     assert m.quantity_base == MAX_QUANTITY
+
+
+# --- untrusted input: identifiers, free text, numbers -------------------------------------------
+
+VALID: dict[type[Canonical], dict[str, Any]] = {
+    UnitConversion: {"unit": "CS", "factor": "12", "of": "EA"},
+    Item: {"sku": "BOLT-10", "description": "bolt", "base_uom": "EA", "unit_value": "1.5"},
+    Warehouse: {"warehouse_id": "WH1", "name": "North"},
+    Location: {"location_id": "WH1-A01", "warehouse_id": "WH1", "zone": "A"},
+    Customer: {"customer_id": "C-1", "name": "Acme", "credit_limit": "100", "currency": "EUR"},
+    OrderLine: {"line_no": 1, "sku": "BOLT-10", "quantity": "2", "unit_price": "2.50"},
+    SalesOrder: {"order_id": "SO-0000001", "customer_id": "C-1", "ship_from": "WH1",
+                 "placed_at": "2026-01-05T08:00:00Z",
+                 "lines": [{"line_no": 1, "sku": "BOLT-10", "quantity": "2"}]},
+    Movement: {"movement_id": "mv-1", "kind": "receipt", "sku": "BOLT-10", "location": "WH1",
+               "quantity": "1", "quantity_base": 1, "lot": "L42", "serials": ["S-1"],
+               "reason_code": "DMG",
+               "references": ["ASN-7"], "occurred_at": "2026-01-05T08:00:00Z"},
+    InventoryBalance: {"sku": "BOLT-10", "location": "WH1", "lot": "L42", "on_hand": 3},
+    ShipmentLine: {"order_line_no": 1, "sku": "BOLT-10", "quantity_base": 1, "lot": "L42",
+                   "serials": ["S-1"]},
+    Shipment: {"shipment_id": "SH-1", "order_id": "SO-1", "warehouse_id": "WH1",
+               "tracking": "TRK-SO-1-express", "carrier": "DHL Express", "service": "next day",
+               "lines": [{"order_line_no": 1, "sku": "BOLT-10", "quantity_base": 1}],
+               "shipped_at": "2026-01-05T12:00:00Z"},
+    ShipmentMilestone: {"shipment_id": "SH-1", "tracking": "1Z999", "milestone": "delivered",
+                        "at": "2026-01-06T12:00:00Z", "detail": "left at the door"},
+    InvoiceLine: {"sku": "BOLT-10", "quantity_base": 1, "unit_price": "2.50"},
+    Invoice: {"invoice_id": "INV-1", "order_id": "SO-1", "shipment_id": "SH-1",
+              "customer_id": "C-1", "lines": [{"sku": "BOLT-10", "quantity_base": 1}],
+              "issued_at": "2026-01-06T12:00:00Z"},
+    ReturnLine: {"sku": "BOLT-10", "quantity_base": 1, "reason": "damaged"},
+    ReturnAuthorization: {"rma_id": "RMA-1", "order_id": "SO-1",
+                          "lines": [{"sku": "BOLT-10", "quantity_base": 1}],
+                          "authorized_at": "2026-01-07T12:00:00Z"},
+}
+
+
+def _fields_with(pattern: str) -> list[tuple[type[Canonical], str, bool]]:
+    """(model, field, is a list) for every field whose schema carries `pattern`."""
+    out = []
+    for model in VALID:
+        for name, prop in model.model_json_schema()["properties"].items():
+            text = json.dumps(prop)
+            if json.dumps(pattern) in text:
+                out.append((model, name, '"array"' in text))
+    return out
+
+
+ID_FIELDS = _fields_with(ID_PATTERN)
+TEXT_FIELDS = _fields_with(TEXT_PATTERN)
+
+
+def _with(model: type[Canonical], field: str, is_list: bool, value: str) -> dict[str, Any]:
+    return {**VALID[model], field: [value] if is_list else value}
+
+
+def test_valid_bodies_are_valid() -> None:
+    for model, data in VALID.items():
+        model.model_validate(data)
+
+
+def test_every_identifier_field_follows_the_id_rule() -> None:
+    names = {name for _, name, _ in ID_FIELDS}
+    assert names >= {"movement_id", "sku", "location", "lot", "order_id", "customer_id",
+                     "shipment_id", "warehouse_id", "tracking", "location_id", "invoice_id",
+                     "rma_id", "unit", "of", "base_uom", "serials", "references",
+                     "reason_code", "ship_from"}
+    assert {name for _, name, _ in TEXT_FIELDS} == {
+        "description", "name", "zone", "carrier", "service", "detail", "reason"}
+
+
+BAD_IDS = ["", " ", "a b", "B\x0001", "\x00", "a\tb", "a\nb", "\x7f", "a/b", "/", "O-1/",
+           "a?b", "a#b", "a%2Fb", "%", "a\\b", "é", "日本", "\ud800", "a\udfffb", ".", "..",
+           "..."]
+
+
+@pytest.mark.parametrize(("model", "field", "is_list"), ID_FIELDS,
+                         ids=[f"{m.__name__}.{f}" for m, f, _ in ID_FIELDS])
+def test_an_id_that_a_url_path_cannot_carry_is_refused_naming_the_field(
+        model: type[Canonical], field: str, is_list: bool) -> None:
+    for bad in [*BAD_IDS, "x" * (513 if field == "references" else 129)]:
+        with pytest.raises(ValidationError) as err:
+            model.model_validate(_with(model, field, is_list, bad))
+        assert err.value.errors()[0]["loc"][0] == field, (bad, err.value.errors())
+    for good in ["SKU-00001", "mv-1", "3PL-EAST", "TRK-SO-0000001-express", "recon:0a1b",
+                 "a.b", ".a", "W1@L2", "A_B(1)~", "x" * 128, "  padded  "]:
+        model.model_validate(_with(model, field, is_list, good))
+
+
+@pytest.mark.parametrize(("model", "field", "is_list"), TEXT_FIELDS,
+                         ids=[f"{m.__name__}.{f}" for m, f, _ in TEXT_FIELDS])
+def test_free_text_refuses_control_characters_and_is_bounded(
+        model: type[Canonical], field: str, is_list: bool) -> None:
+    for bad in ["B\x0001", "\x00", "a\x1bb", "a\x7f", "a\x85b", "\ud800", "x" * 1001]:
+        with pytest.raises(ValidationError) as err:
+            model.model_validate(_with(model, field, is_list, bad))
+        assert err.value.errors()[0]["loc"][0] == field, (bad, err.value.errors())
+    for good in ["", "DHL Express", "line 1\nline 2\tend", "Müller & Söhne 日本", "x" * 1000]:
+        model.model_validate(_with(model, field, is_list, good))
+
+
+def test_currency_is_three_capital_letters() -> None:
+    for bad in ["eur", "E\x00R", "EURO", "€€€"]:
+        with pytest.raises(ValidationError):
+            Customer.model_validate({**VALID[Customer], "currency": bad})
+
+
+NUMBER_FIELDS = [(OrderLine, "quantity"), (OrderLine, "unit_price"), (Movement, "quantity"),
+                 (Item, "unit_value"), (Customer, "credit_limit"), (UnitConversion, "factor"),
+                 (InvoiceLine, "unit_price")]
+BAD_NUMBERS = ["1e-6000000", "1E+999999999", "0e-6000000", "0.1e-2147483648", "9" * 41,
+               "0." + "0" * 40 + "1", "1e-41", "NaN", "-Infinity", "sNaN", "1_000", "١٢", "１２",
+               "0x10", "1e", ""]
+
+
+@pytest.mark.parametrize(("model", "field"), NUMBER_FIELDS,
+                         ids=[f"{m.__name__}.{f}" for m, f in NUMBER_FIELDS])
+def test_numeric_strings_are_bounded_before_any_arithmetic(
+        model: type[Canonical], field: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each refusal names the field, and comes before a Fraction is built (Fraction of
+    "1e-6000000" is a six-million-digit integer: seconds of CPU)."""
+    cat = Catalog([Item(sku="BOLT-10", conversions=(UnitConversion(unit="CS", factor=12),))])
+    def data(value: str) -> dict[str, Any]:
+        if field != "quantity":
+            return {**VALID[model], field: value}
+        derived = {"quantity_base", "serials"}  # derived from the quantity in cases
+        return {**{k: v for k, v in VALID[model].items() if k not in derived},
+                field: value, "unit": "CS"}
+
+    for good in ["12", " 12 ", "1.5000", "1e3", "+2"]:
+        cat.parse(model, data(good))
+
+    def guarded(*args: Any) -> Fraction:
+        if any(isinstance(a, Decimal) and not -40 <= a.adjusted() <= 40 for a in args):
+            raise AssertionError(f"a Fraction of {args} was built")
+        return Fraction(*args)
+
+    monkeypatch.setattr("integration_core.models.Fraction", guarded)
+    for bad in BAD_NUMBERS:
+        with pytest.raises(ValidationError) as err:
+            cat.parse(model, data(bad))
+        assert err.value.errors()[0]["loc"][0] == field, (bad, err.value.errors())
+        assert "Fraction" not in str(err.value)
+
+
+def test_decimals_from_python_callers_are_bounded_too() -> None:
+    for bad in [Decimal("1e-6000000"), Decimal("NaN"), Decimal("Infinity")]:
+        with pytest.raises(ValidationError) as err:
+            OrderLine.model_validate({**VALID[OrderLine], "quantity": bad})
+        assert err.value.errors()[0]["loc"] == ("quantity",)
+    assert OrderLine.model_validate({**VALID[OrderLine], "quantity": Decimal("1.5")}
+                                    ).quantity == Decimal("1.5")
