@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench schema clean loadtest loadtest-faults
+.PHONY: demo test lint typecheck bench schema clean loadtest loadtest-faults fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,7 +35,21 @@ loadtest: $(STAMP)
 	$(BIN)/python -m loadtests.run --out results/loadtest
 
 loadtest-faults: $(STAMP)
-	$(BIN)/python -m loadtests.run --plan loadtests/shapes/faults.toml --out results/loadtest-faults
+	$(BIN)/python -m loadtests.run --plan loadtests/shapes/faults.toml \
+	    --thresholds loadtests/thresholds-faults.toml --out results/loadtest-faults
+
+# Outside CI's time: the service's fuzz suite and schemathesis with big budgets (randomized;
+# a failure prints its reproduction; every failing request is logged in
+# results/fuzz/failures.jsonl). CI runs both with small budgets.
+FUZZ_EXAMPLES ?= 1000
+SCHEMATHESIS_EXAMPLES ?= 100
+
+fuzz: $(STAMP)
+	rm -f results/fuzz/failures.jsonl
+	TWIN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TWIN_SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) \
+	  TWIN_FUZZ_LOG=results/fuzz/failures.jsonl \
+	  $(BIN)/python -m pytest -p no:cacheprovider tests/service/test_fuzz.py \
+	  tests/service/test_schemathesis.py
 
 schema: $(STAMP)
 	$(BIN)/python -m integration_core.schema docs/schema/canonical.json

@@ -37,6 +37,7 @@ from loadtests.proxy import (
     ToxicStats,
 )
 from loadtests.run import link_checks, link_seeds
+from loadtests.thresholds import DEFAULT_THRESHOLDS, load_thresholds
 
 REPO = Path(__file__).parents[2]
 
@@ -394,3 +395,15 @@ def test_every_planned_toxic_must_have_fired() -> None:
                                                  ("link wms: reset_peer fired", False)]
     assert checks[1].measured == "0 (taken 0 of 4 draws)"
     assert [c.ok for c in link_checks(p, {})] == [False, False]  # no proxy: nothing fired
+
+
+def test_the_faults_run_keeps_the_correctness_limits() -> None:
+    """`make loadtest-faults` holds its own latency limits, never looser correctness ones."""
+    make = (REPO / "Makefile").read_text()
+    target = make[make.index("\nloadtest-faults:"):].split("\n\n")[0]
+    assert "loadtests/shapes/faults.toml" in target
+    assert "--thresholds loadtests/thresholds-faults.toml" in target
+    faults = load_thresholds(REPO / "loadtests" / "thresholds-faults.toml").overall
+    default = load_thresholds(DEFAULT_THRESHOLDS).overall
+    for field in ("max_error_rate", "max_5xx", "max_exceptions", "min_requests"):
+        assert getattr(faults, field) == getattr(default, field), field
