@@ -79,9 +79,17 @@ class Partners:
         headers = {"Content-Type": "application/json"} if content is not None else {}
         try:
             r = await self.http.request(method, url, content=content, headers=headers)
-        except httpx.HTTPError as exc:  # refused, reset, timed out: the partner may be back
+        except (httpx.HTTPError, OSError) as exc:  # refused, reset, timed out: it may be back
             raise TransientError(f"{system}: no answer from {method} {path}: "
                                  f"{type(exc).__name__} {exc}") from exc
+        except AttributeError as exc:
+            # httpcore races a connection reset right after connect: its socket wrapper
+            # reads the peer of a socket that is already gone. Seen under the fault proxy's
+            # `down` toxic; it is a reset like any other.
+            if "getpeername" not in str(exc):
+                raise
+            raise TransientError(f"{system}: connection reset on connect ({method} {path})"
+                                 ) from exc
         if r.status_code == 429 or r.status_code >= 500:
             raise TransientError(f"{system}: {method} {path} answered {r.status_code}: "
                                  f"{r.text[:200]}")
