@@ -35,6 +35,7 @@ from integration_core.engine import Accepted, divergence
 from integration_core.envelope import Envelope
 from integration_core.errors import InteropError, NotFound, PayloadError, StorageError
 from integration_core.models import (
+    ID_PATTERN,
     Movement,
     SalesOrder,
     Shipment,
@@ -43,7 +44,8 @@ from integration_core.models import (
 from integration_core.service.auth import Gatekeeper, Principal
 from integration_core.service.config import Settings
 from integration_core.service.idempotency import MAX_KEY_LENGTH, fingerprint
-from integration_core.service.intake import Intake, parse_json, parse_model
+from integration_core.service.intake import Intake, parse_body, parse_model
+from integration_core.service.limits import BodyLimit, read_json
 from integration_core.service.live import LiveEngine
 from integration_core.service.metrics import CONTENT_TYPE, Labels, Registry
 from integration_core.service.partners import Fault, FaultState, PartnerName, Partners
@@ -133,6 +135,8 @@ def _problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
               403: "Outside the key's scopes", 404: "Not found",
               409: "Conflict: an Idempotency-Key or a business id reused for different "
                    "content",
+              413: "Request body over the size limit (refused before it is read whole)",
+              415: "Request body is not application/json (UTF-8)",
               422: "Invalid request: the problem names the field", 429: "Rate limited",
               503: "Not ready"}
     out: dict[int | str, dict[str, Any]] = {}
@@ -147,11 +151,17 @@ def _problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 _AUTH = (401, 403, 429)
+_BODY = (413, 415)
+"""What `BodyLimit` may answer on any POST or PUT."""
 
 
-def _json_body(model_name: str) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {
+def _json_body(model_name: str, required: bool = True) -> dict[str, Any]:
+    return {"requestBody": {"required": required, "content": {"application/json": {
         "schema": {"$ref": f"#/components/schemas/{model_name}"}}}}}
+
+
+_PATH_ID = {"max_length": 128, "pattern": ID_PATTERN}
+"""A canonical id in a path: one that cannot exist is a 422 naming it, not a 404."""
 
 
 def _json(body: BaseModel | bytes) -> bytes:
@@ -252,7 +262,12 @@ def create_app(settings: Settings, clock: Clock | None = None,
         version="1",
         summary="The integration core in real time: durable bus, ERP twin, order-to-ship saga.",
         lifespan=lifespan,
+        redirect_slashes=False,  # a 4xx is a problem, never a bare 307 to another path
     )
+    json_limits = settings.json_limits()
+    # Added first, so it runs inside the metrics middleware: its refusals are counted too.
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes,
+                       by_path={"/v1/movements:batch": settings.batch_body_limit})
     app.add_middleware(MetricsMiddleware, registry=registry)
 
     def run_() -> Runner:
@@ -353,7 +368,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
     ack_responses: dict[int | str, dict[str, Any]] = {
         200: {"model": Acknowledgement, "description": "A duplicate: already stored."},
         202: {"model": Acknowledgement, "description": "Stored durably and queued."},
-        **_problem_responses(*_AUTH, 409, 422),
+        **_problem_responses(*_AUTH, *_BODY, 409, 422),
     }
 
     # -- WMS ---------------------------------------------------------------------------------
@@ -367,7 +382,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
 
         def run() -> tuple[int, BaseModel]:
             engine = eng()
-            m = parse_model(engine.catalog, Movement, parse_json(body))
+            m = parse_model(engine.catalog, Movement, read_json(body, json_limits))
             (a,) = engine.accept_movements([m], who.system)
             return _ack(a, m.movement_id, "movement_id")
 
@@ -377,7 +392,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
         "/v1/movements:batch", status_code=202, tags=["wms"],
         responses={202: {"model": BatchResult,
                          "description": "Per-item results; the accepted ones are durable."},
-                   **_problem_responses(*_AUTH, 409, 422)},
+                   **_problem_responses(*_AUTH, *_BODY, 409, 422)},
         openapi_extra=_json_body("MovementBatch"),
         summary=f"Post up to {settings.batch_max} movements in one transaction",
     )
@@ -426,7 +441,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
 
         def run() -> tuple[int, BaseModel]:
             engine = eng()
-            s = parse_model(engine.catalog, Shipment, parse_json(body))
+            s = parse_model(engine.catalog, Shipment, read_json(body, json_limits))
             return _ack(engine.accept_shipment(s, who.system), s.shipment_id, "shipment_id")
 
         return idempotent(request, who, body, run)
@@ -443,15 +458,16 @@ def create_app(settings: Settings, clock: Clock | None = None,
 
         def run() -> tuple[int, BaseModel]:
             engine = eng()
-            o = parse_model(engine.catalog, SalesOrder, parse_json(body))
+            o = parse_model(engine.catalog, SalesOrder, read_json(body, json_limits))
             return _ack(engine.accept_order(o, who.system), o.order_id, "order_id")
 
         return idempotent(request, who, body, run)
 
     @app.get("/v1/orders/{order_id}", tags=["shop"], response_model=OrderView,
-             responses=_problem_responses(*_AUTH, 404), summary="Order status and trace")
+             responses=_problem_responses(*_AUTH, 404, 422), summary="Order status and trace")
     async def get_order(
-        order_id: str, who: Annotated[Principal, Depends(need("orders:read"))]
+        order_id: Annotated[str, Path(**_PATH_ID)],
+        who: Annotated[Principal, Depends(need("orders:read"))],
     ) -> OrderView:
         """Status in the saga, who it waits on, and its trace: every message (with its
         correlation id and times), every command the saga issued and every event it got."""
@@ -469,7 +485,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
 
         def run() -> tuple[int, BaseModel]:
             engine = eng()
-            m = parse_model(engine.catalog, ShipmentMilestone, parse_json(body))
+            m = parse_model(engine.catalog, ShipmentMilestone, read_json(body, json_limits))
             return _ack(engine.accept_milestone(m, who.system), m.shipment_id,
                         "shipment_id")
 
@@ -478,23 +494,28 @@ def create_app(settings: Settings, clock: Clock | None = None,
     # -- reads -------------------------------------------------------------------------------
 
     @app.get("/v1/inventory/{sku}", tags=["inventory"], response_model=InventoryView,
-             responses=_problem_responses(*_AUTH, 404, 503),
+             responses=_problem_responses(*_AUTH, 404, 422, 503),
              summary="ERP view, WMS view, in flight")
     async def get_inventory(
-        sku: str, who: Annotated[Principal, Depends(need("inventory:read"))]
+        sku: Annotated[str, Path(**_PATH_ID)],
+        who: Annotated[Principal, Depends(need("inventory:read"))],
     ) -> InventoryView:
         """ERP: the ERP's stock, asked over HTTP (503 while the ERP does not answer). WMS:
         the sum of acknowledged movements. In flight: movements the ERP has not booked."""
         return InventoryView.model_validate(await run_().inventory(sku))
 
+    # The bodies below are read like the others (read_json's limits), not by FastAPI.
+
     @app.post("/v1/erp/applied-counts", tags=["audit"], response_model=AppliedCounts,
-              responses=_problem_responses(*_AUTH, 422, 503),
+              responses=_problem_responses(*_AUTH, *_BODY, 422, 503),
+              openapi_extra=_json_body("AppliedCountsBody"),
               summary="How many times the ERP applied each movement")
     async def applied_counts(
-        body: AppliedCountsBody, who: Annotated[Principal, Depends(need("audit:read"))]
+        request: Request, who: Annotated[Principal, Depends(need("audit:read"))]
     ) -> AppliedCounts:
         """For checkers: asked of the ERP itself (its bookings, 0 for never booked, and its
         deliveries received, redeliveries included)."""
+        body = parse_body(AppliedCountsBody, read_json(await request.body(), json_limits))
         answer = await run_().partners.applied(body.movement_ids)
         return AppliedCounts(counts=answer.counts, received=answer.received)
 
@@ -528,16 +549,18 @@ def create_app(settings: Settings, clock: Clock | None = None,
 
     @app.post("/v1/dead-letters/{dead_letter_id:path}/requeue", status_code=202,
               tags=["operations"], response_model=Requeued,
-              responses=_problem_responses(*_AUTH, 404, 422), summary="Deliver a dead letter "
-              "again")
+              responses=_problem_responses(*_AUTH, *_BODY, 404, 422),
+              openapi_extra=_json_body("RequeueBody", required=False),
+              summary="Deliver a dead letter again")
     async def requeue(
-        dead_letter_id: str,
+        dead_letter_id: str, request: Request,
         who: Annotated[Principal, Depends(need("dead_letters:write"))],
-        body: RequeueBody | None = None,
     ) -> Requeued:
         """A consumer's dead letter is redelivered as it was (fix the cause first); the
         consumer's inbox still guarantees it is applied once. An ingress dead letter needs
         the corrected envelope in the body."""
+        raw = await request.body()
+        body = parse_body(RequeueBody, read_json(raw, json_limits)) if raw else None
         engine = eng()
         fixed = None
         if body is not None and body.envelope is not None:
@@ -554,7 +577,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
         return Requeued(id=dead_letter_id, status="requeued")
 
     @app.post("/v1/reconcile", tags=["operations"], response_model=ReconcileView,
-              responses=_problem_responses(*_AUTH, 503),
+              responses=_problem_responses(*_AUTH, *_BODY, 503),
               summary="Reconcile ERP against WMS now")
     async def reconcile(
         who: Annotated[Principal, Depends(need("reconcile:write"))]
@@ -574,16 +597,18 @@ def create_app(settings: Settings, clock: Clock | None = None,
         )
 
     @app.put("/v1/admin/faults/{system}", tags=["operations"], response_model=FaultState,
-             responses=_problem_responses(*_AUTH, 422, 503),
+             responses=_problem_responses(*_AUTH, *_BODY, 422, 503),
+             openapi_extra=_json_body("Fault"),
              summary="Flip a partner twin's fault switch: up, down, slow, flaky")
     async def put_fault(
-        system: Annotated[PartnerName, Path(description="erp or wms")], body: Fault,
+        system: Annotated[PartnerName, Path(description="erp or wms")], request: Request,
         who: Annotated[Principal, Depends(need("faults:write"))],
     ) -> FaultState:
         """Forwarded to the partner (a `twin twins` server, or the twins in process). down:
         every call refused; slow: each call waits latency_s; flaky: a failure_rate share of
         calls fail, half after the work was done. The core keeps accepting, retries with
         backoff, and dead-letters what outlasts its attempts."""
+        body = parse_body(Fault, read_json(await request.body(), json_limits))
         state = await run_().partners.set_fault(system, body)
         eng().on_publish()
         return state
@@ -630,7 +655,8 @@ def create_app(settings: Settings, clock: Clock | None = None,
             doc = get_openapi(title=app.title, version=app.version, summary=app.summary,
                               routes=app.routes)
             schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-            for model in (Movement, SalesOrder, Shipment, ShipmentMilestone, ProblemBody):
+            for model in (Movement, SalesOrder, Shipment, ShipmentMilestone, ProblemBody,
+                          AppliedCountsBody, RequeueBody, Fault):
                 js = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 schemas.update(js.pop("$defs", {}))
                 schemas[model.__name__] = js

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from integration_core.bus import RetryPolicy
 from integration_core.models import Catalog, Item, UnitConversion
+from integration_core.service.limits import JsonLimits
 
 System = Literal["shop", "wms", "erp", "carrier", "admin"]
 SYSTEMS: tuple[System, ...] = ("shop", "wms", "erp", "carrier", "admin")
@@ -129,6 +130,24 @@ class Settings(BaseModel):
         2, description="ERP posting calls in flight at once (ordering keys never overlap).")
     call_concurrency: Annotated[int, Field(ge=1, le=256)] = Field(
         8, description="Outbox calls (credit checks, releases, invoices) in flight at once.")
+    # Limits on request bodies, checked before they are parsed (413, 415 or 422 problems).
+    max_body_bytes: Annotated[int, Field(ge=1024)] = Field(
+        1 << 20, description="Largest request body in bytes (1 MiB), except for "
+        "POST /v1/movements:batch. These bodies are parsed on the event loop.")
+    max_batch_body_bytes: Annotated[int, Field(ge=1024)] | None = Field(
+        None, description="Largest body of POST /v1/movements:batch in bytes; null: 4 KiB "
+        "per movement of batch_max (4 MiB for 1,000). Batches are parsed in the intake "
+        "workers.")
+    max_json_depth: Annotated[int, Field(ge=4, le=256)] = Field(
+        32, description="Deepest nesting of arrays and objects in a body (a batch needs 4); "
+        "at most 256, far from the parser's recursion limit.")
+    max_json_elements: Annotated[int, Field(ge=100)] = Field(
+        100_000, description="Most JSON values in one body (a movement has about 10).")
+    max_number_chars: Annotated[int, Field(ge=16, le=1000)] = Field(
+        40, description="Longest JSON number literal. Numeric strings (quantities, prices) "
+        "follow the canonical models' own rule: 40 characters, exponent within 40.")
+    max_number_exponent: Annotated[int, Field(ge=1, le=300)] = Field(
+        40, description="Largest exponent a JSON number literal may write, either sign.")
 
     @model_validator(mode="after")
     def _unique(self) -> Settings:
@@ -139,6 +158,17 @@ class Settings(BaseModel):
         if len(set(secrets)) != len(secrets):
             raise ValueError("keys: two systems share a key")
         return self
+
+    @property
+    def batch_body_limit(self) -> int:
+        if self.max_batch_body_bytes is not None:
+            return self.max_batch_body_bytes
+        return 4096 * self.batch_max
+
+    def json_limits(self) -> JsonLimits:
+        return JsonLimits(max_depth=self.max_json_depth, max_elements=self.max_json_elements,
+                          max_number_chars=self.max_number_chars,
+                          max_exponent=self.max_number_exponent)
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -166,7 +196,9 @@ class Settings(BaseModel):
         twice that); ``TWIN_DB``, ``TWIN_SYNCHRONOUS``, ``TWIN_BATCH_MAX``,
         ``TWIN_RECONCILE_INTERVAL_S``, ``TWIN_CATALOG_SKUS``, ``TWIN_CATALOG_FILE``,
         ``TWIN_ERP_URL``, ``TWIN_WMS_URL``, ``TWIN_PARTNER_KEY``, ``TWIN_INTAKE_WORKERS``,
-        ``TWIN_CHECKPOINT_INTERVAL_S``."""
+        ``TWIN_CHECKPOINT_INTERVAL_S``, ``TWIN_MAX_BODY_BYTES``, ``TWIN_MAX_BATCH_BODY_BYTES``,
+        ``TWIN_MAX_JSON_DEPTH``, ``TWIN_MAX_JSON_ELEMENTS``, ``TWIN_MAX_NUMBER_CHARS``,
+        ``TWIN_MAX_NUMBER_EXPONENT``."""
         env = os.environ if environ is None else environ
         keys = []
         for system in SYSTEMS:
@@ -183,7 +215,9 @@ class Settings(BaseModel):
         fields: dict[str, Any] = {"keys": tuple(keys)}
         for name in ("db", "synchronous", "batch_max", "reconcile_interval_s", "catalog_skus",
                      "catalog_file", "erp_url", "wms_url", "partner_key", "intake_workers",
-                     "checkpoint_interval_s"):
+                     "checkpoint_interval_s", "max_body_bytes", "max_batch_body_bytes",
+                     "max_json_depth", "max_json_elements", "max_number_chars",
+                     "max_number_exponent"):
             value = env.get(f"TWIN_{name.upper()}")
             if value:
                 fields[name] = value

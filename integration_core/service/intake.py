@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import multiprocessing
 import pickle
@@ -31,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from integration_core.engine import MovementRecord
 from integration_core.models import Canonical, Catalog, Movement
 from integration_core.service.config import Settings
+from integration_core.service.limits import JsonLimits, read_json
 from integration_core.service.problems import (
     FieldError,
     Problem,
@@ -41,14 +41,7 @@ from integration_core.service.problems import (
 
 log = logging.getLogger("interop_twin.service")
 M = TypeVar("M", bound=Canonical)
-
-
-def parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise validation_problem([FieldError(field="body", message=f"invalid JSON: {exc}")],
-                                 "Request body is not JSON") from None
+B = TypeVar("B", bound=BaseModel)
 
 
 @functools.cache
@@ -74,6 +67,16 @@ def parse_model(catalog: Catalog, model: type[M], data: Any, prefix: str = "") -
         raise from_validation_error(exc, prefix) from None
 
 
+def parse_body(model: type[B], data: Any) -> B:
+    """A request body that needs no item master (the admin and audit bodies)."""
+    if not isinstance(data, Mapping):
+        raise validation_problem([FieldError(field="body", message="expected a JSON object")])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+
+
 @dataclass(frozen=True, slots=True)
 class BatchRead:
     """What `read_batch` found: valid movements by index, rejected items as BatchItem rows,
@@ -84,9 +87,13 @@ class BatchRead:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     problem: tuple[str, list[dict[str, str]]] | None = None
+    failure: str | None = None
+    """The worker failed on this body (our bug, not the client's): the request is a 500."""
 
     def raise_problem(self) -> None:
         """The whole body is at fault, or no item is valid: a 422 naming the fields."""
+        if self.failure is not None:
+            raise IntakeFailed(self.failure)
         if self.problem is not None:
             title, errors = self.problem
             raise validation_problem([FieldError(**e) for e in errors], title)
@@ -95,11 +102,16 @@ class BatchRead:
                                      "No movement in the batch is valid")
 
 
-def read_batch(catalog: Catalog, body: bytes, batch_max: int) -> BatchRead:
+class IntakeFailed(Exception):
+    """Reading a batch raised in the intake worker: a bug of ours, reported as a 500."""
+
+
+def read_batch(catalog: Catalog, body: bytes, batch_max: int, limits: JsonLimits) -> BatchRead:
     """A ``{"movements": [...]}`` body, item by item. Returns plain data (it crosses a process
-    boundary): a `Problem` is turned into its field errors here."""
+    boundary): a `Problem` is turned into its field errors here. JSON-level faults (limits,
+    number literals, keys twice) refuse the whole body; a field at fault rejects its item."""
     try:
-        data = parse_json(body)
+        data = read_json(body, limits)
     except Problem as p:
         return BatchRead(problem=(p.title, _errors(p)))
     items = data.get("movements") if isinstance(data, dict) else None
@@ -141,14 +153,22 @@ _HEADER = struct.Struct("!Q")
 
 
 def _serve(sock: socket.socket, settings: Settings) -> None:
-    """The worker: read a body, answer its `BatchRead`, until the service closes the socket."""
+    """The worker: read a body, answer its `BatchRead`, until the service closes the socket.
+    No input ends it: the limits refuse what would break the reader, and anything else that
+    raises is answered as a failure (the loop would only read the same body again)."""
     catalog = settings.catalog()
+    limits = settings.json_limits()
     with sock:
         while True:
             body = _recv_frame(sock)
             if body is None:
                 return
-            answer = pickle.dumps(read_batch(catalog, body, settings.batch_max), protocol=5)
+            try:
+                read = read_batch(catalog, body, settings.batch_max, limits)
+            except Exception as exc:
+                log.exception("intake worker: reading a batch of %d bytes failed", len(body))
+                read = BatchRead(failure=f"{type(exc).__name__}: {exc}"[:500])
+            answer = pickle.dumps(read, protocol=5)
             sock.sendall(_HEADER.pack(len(answer)) + answer)
 
 
@@ -252,6 +272,7 @@ class Intake:
     def __init__(self, settings: Settings, catalog: Catalog) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.limits = settings.json_limits()
         self._workers: list[_Worker] = []
         self.replaced = 0
         """Workers replaced after one died (each time, its batches in hand were read in the
@@ -266,7 +287,7 @@ class Intake:
 
     async def read_batch(self, body: bytes) -> BatchRead:
         if not self._workers:
-            return read_batch(self.catalog, body, self.settings.batch_max)
+            return read_batch(self.catalog, body, self.settings.batch_max, self.limits)
         w = min(self._workers, key=lambda w: len(w.waiting))
         try:
             return await w.read_batch(body)
@@ -276,7 +297,7 @@ class Intake:
                 self.replaced += 1
                 w.close()
                 self._workers[self._workers.index(w)] = _Worker(self.settings)
-            return read_batch(self.catalog, body, self.settings.batch_max)
+            return read_batch(self.catalog, body, self.settings.batch_max, self.limits)
 
     @property
     def pids(self) -> list[int | None]:

@@ -17,8 +17,12 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import JSONResponse
 
+from integration_core.models import ID_PATTERN, ID_RULE, TEXT_PATTERN, TEXT_RULE
+
 MEDIA_TYPE = "application/problem+json"
 _TYPE = "urn:interop-twin:problem:"
+_RULES = {ID_PATTERN: ID_RULE, TEXT_PATTERN: TEXT_RULE}
+"""The canonical models' patterns in words: pydantic's message would quote the regex."""
 
 
 class FieldError(BaseModel):
@@ -96,6 +100,8 @@ def field_errors(
         if prefix:
             path = prefix if path == "body" else f"{prefix}.{path}"
         msg = str(e.get("msg", "invalid"))
+        if e.get("type") == "string_pattern_mismatch":
+            msg = _RULES.get(str((e.get("ctx") or {}).get("pattern")), msg)
         out.append(FieldError(field=path, message=msg.removeprefix("Value error, ")))
     return out
 
@@ -128,6 +134,20 @@ def not_found(detail: str, field: str | None = None) -> Problem:
 def conflict(detail: str, field: str | None = None) -> Problem:
     errors = [FieldError(field=field, message=detail)] if field else []
     return Problem(409, "conflict", "Conflict", detail, errors)
+
+
+def too_large(what: str, limit: int) -> Problem:
+    """413: the body was not read (or not to its end), so the connection is not reused."""
+    detail = f"request body too large: {what}; at most {limit:,} bytes are accepted here"
+    return Problem(413, "too-large", "Request body is too large", detail,
+                   [FieldError(field="body", message=detail)], headers={"Connection": "close"})
+
+
+def unsupported_media_type(content_type: str | None) -> Problem:
+    detail = (f"Content-Type {content_type!r} is not JSON" if content_type else
+              "a body needs a Content-Type") + ": send application/json (UTF-8)"
+    return Problem(415, "unsupported-media-type", "Request body is not JSON", detail,
+                   [FieldError(field="Content-Type", message=detail)])
 
 
 def rate_limited(retry_after_s: int, system: str) -> Problem:

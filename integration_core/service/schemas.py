@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from integration_core.models import Id
 from integration_core.service.problems import ProblemBody
 
 
@@ -131,7 +132,7 @@ class ReconcileView(BaseModel):
 
 
 class AppliedCountsBody(BaseModel):
-    movement_ids: list[str] = Field(max_length=10_000)
+    movement_ids: list[Id] = Field(max_length=10_000)
 
 
 class AppliedCounts(BaseModel):

@@ -47,3 +47,21 @@ def test_bad_tuning_values_name_the_setting(name: str, value: str) -> None:
     field = name.removeprefix("TWIN_").lower()
     with pytest.raises(ValidationError, match=field):
         Settings.from_env({"TWIN_API_KEY_ADMIN": "a" * 20, name: value})
+
+
+def test_body_limits_from_env_with_documented_defaults() -> None:
+    s = Settings.from_env({"TWIN_API_KEY_ADMIN": "a" * 20})
+    assert (s.max_body_bytes, s.batch_body_limit) == (1 << 20, 4096 * 1000)
+    assert (s.max_json_depth, s.max_json_elements, s.max_number_chars,
+            s.max_number_exponent) == (32, 100_000, 40, 40)
+    env = {"TWIN_API_KEY_ADMIN": "a" * 20, "TWIN_MAX_BODY_BYTES": "65536",
+           "TWIN_MAX_BATCH_BODY_BYTES": "2097152", "TWIN_MAX_JSON_DEPTH": "8",
+           "TWIN_MAX_JSON_ELEMENTS": "5000", "TWIN_MAX_NUMBER_CHARS": "20",
+           "TWIN_MAX_NUMBER_EXPONENT": "12"}
+    s = Settings.from_env(env)
+    assert (s.max_body_bytes, s.batch_body_limit) == (65536, 2097152)
+    limits = s.json_limits()
+    assert (limits.max_depth, limits.max_elements, limits.max_number_chars,
+            limits.max_exponent) == (8, 5000, 20, 12)
+    with pytest.raises(ValidationError, match="max_json_depth"):
+        Settings.from_env({**env, "TWIN_MAX_JSON_DEPTH": "5000"})  # past the parser's reach

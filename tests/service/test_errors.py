@@ -100,7 +100,8 @@ async def test_422_names_the_field(tmp_path: Path, body: Any, field: str, words:
 async def test_422_other_sources(tmp_path: Path) -> None:
     async with running(make_settings(tmp_path / "t.db", batch_max=3)) as api:
         r = await api.http.post("/v1/movements", content=b"{not json",
-                                headers={"X-API-Key": KEYS["wms"]})
+                                headers={"X-API-Key": KEYS["wms"],
+                                         "content-type": "application/json"})
         problem(r, 422, "body")
         r = await api.http.post("/v1/dead-letters/erp/1/requeue", content=b"\xff{",
                                 headers={"X-API-Key": KEYS["admin"],

@@ -27,7 +27,7 @@ def body(items: list[Any]) -> bytes:
 async def test_the_worker_reads_a_batch_as_the_loop_does(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "t.db", intake_workers=1)
     catalog = settings.catalog()
-    here = read_batch(catalog, body(MIXED), settings.batch_max)
+    here = read_batch(catalog, body(MIXED), settings.batch_max, settings.json_limits())
     assert [i for i, _ in here.valid] == [0, 4]
     assert here.valid[1][1].payload["quantity_base"] == 36  # 3 CS of 12 EA
     assert [r["problem"]["field"] for r in here.rejected] == [
@@ -51,7 +51,7 @@ async def test_the_worker_reads_a_batch_as_the_loop_does(tmp_path: Path) -> None
 def test_a_body_at_fault_is_a_422_naming_the_field(tmp_path: Path, raw: bytes, title: str,
                                                    field: str) -> None:
     settings = make_settings(tmp_path / "t.db", batch_max=2)
-    read = read_batch(settings.catalog(), raw, settings.batch_max)
+    read = read_batch(settings.catalog(), raw, settings.batch_max, settings.json_limits())
     with pytest.raises(Problem) as caught:
         read.raise_problem()
     assert (caught.value.status, caught.value.title) == (422, title)
