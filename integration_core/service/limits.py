@@ -8,11 +8,14 @@ lone UTF-16 surrogate that no encoder will write back. Every JSON body of the AP
 
 - before `json.loads` runs, from a few passes of C-speed byte operations over the raw body
   (no Python loop over its characters): strict UTF-8, the count of values and the nesting
-  depth, computed on the body's brackets and commas outside strings;
-- while it runs, from its hooks: number literals (length, exponent), NaN and Infinity, keys
-  given twice. A hook that refuses returns a marker instead of raising, so the field can be
-  named afterwards: only a refused body is walked to find its markers (and its lone
-  surrogates, when an escape of one is in the body).
+  depth, computed on the body's brackets, commas and colons outside strings;
+- while it runs, from its hooks: number literals (length, exponent), NaN and Infinity. A hook
+  that refuses returns a marker instead of raising, so the field can be named afterwards:
+  only a refused body is walked to find its markers (and its lone surrogates, when an escape
+  of one is in the body);
+- keys given twice: the objects' sizes, counted by a hook, fall short of the colons counted
+  before; only then is the body parsed again with a hook that sees every pair (which would
+  cost twice as much for every body) to name them.
 
 `BodyLimit` is the ASGI side: a body over its size limit is refused (413) before it is read
 whole, from its Content-Length or while it is received, and a body that is not JSON (415).
@@ -23,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
@@ -59,15 +63,15 @@ class JsonLimits:
 
 # -- before parsing: the body's structure, from its bytes ---------------------------------------
 
-_MARKS = b'"[]{},'
+_MARKS = b'"[]{},:'
 _NOT_MARKS = bytes(sorted(set(range(256)) - set(_MARKS)))
 _SQUARE = bytes.maketrans(b"{}", b"[]")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _structure(body: bytes) -> tuple[bytes, bool]:
-    """The body's brackets and commas that are outside strings, and whether an escape of a
-    UTF-16 surrogate is in it (a pair is fine; a lone one is found after parsing)."""
+    """The body's brackets, commas and colons that are outside strings, and whether an escape
+    of a UTF-16 surrogate is in it (a pair is fine; a lone one is found after parsing)."""
     surrogates = False
     if b"\\" in body:
         # Pairs of backslashes first, then escaped quotes: what is left of the quotes are the
@@ -86,12 +90,14 @@ def _structure(body: bytes) -> tuple[bytes, bool]:
     return marks, surrogates
 
 
-def _check_structure(marks: bytes, limits: JsonLimits) -> None:
-    brackets = marks.translate(_SQUARE, b",")
+def _check_structure(marks: bytes, limits: JsonLimits) -> int:
+    """Refuses too many values or too deep a nesting; returns the number of object members
+    (one colon each)."""
+    brackets = marks.translate(_SQUARE, b",:")
     containers = brackets.count(b"[")
     # Each value but the document is the first of its container or follows a comma (an empty
     # container counts once more: a bound, not a count).
-    values = 1 + (len(marks) - len(brackets)) + containers
+    values = 1 + marks.count(b",") + containers
     if values > limits.max_elements:
         raise _over_limit(f"{values:,} JSON values (an empty array or object counts twice); "
                           f"at most {limits.max_elements:,} are accepted")
@@ -106,6 +112,7 @@ def _check_structure(marks: bytes, limits: JsonLimits) -> None:
         if depth > limits.max_depth:
             raise _over_limit(f"nested deeper than {limits.max_depth} levels")
         brackets = inner
+    return marks.count(b":")
 
 
 # -- while parsing: json.loads' hooks ------------------------------------------------------------
@@ -135,16 +142,33 @@ class _KeysTwice(dict[str, Any]):
             seen.add(key)
 
 
-class _Hooks:
-    """json.loads' hooks for one body; `refused` once one of them returned a marker."""
+class _Reader:
+    """A JSON decoder with the limits' hooks. `refused` once a hook returned a marker; `keys`
+    counts the members of the objects read (`count`), or `pairs` sees each pair."""
 
-    __slots__ = ("limits", "refused")
+    __slots__ = ("decoder", "keys", "limits", "refused")
 
-    def __init__(self, limits: JsonLimits) -> None:
+    def __init__(self, limits: JsonLimits, pairs: bool = False) -> None:
         self.limits = limits
         self.refused = False
+        self.keys = 0
+        objects: dict[str, Any] = ({"object_pairs_hook": self.pairs} if pairs else
+                                   {"object_hook": self.count})
+        self.decoder = json.JSONDecoder(parse_int=self.integer, parse_float=self.real,
+                                        parse_constant=self.constant, **objects)
 
-    def object(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    def parse(self, text: str) -> Any:
+        self.refused, self.keys = False, 0
+        try:
+            return self.decoder.decode(text)
+        except ValueError as exc:  # JSONDecodeError
+            raise _not_json(str(exc)) from None
+
+    def count(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.keys += len(obj)
+        return obj
+
+    def pairs(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         obj = dict(pairs)
         if len(obj) != len(pairs):
             self.refused = True
@@ -229,18 +253,29 @@ def read_json(body: bytes, limits: JsonLimits) -> Any:
     except UnicodeDecodeError as exc:
         raise _not_json(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
     marks, surrogates = _structure(body)
-    _check_structure(marks, limits)
-    hooks = _Hooks(limits)
-    try:
-        data = json.loads(text, object_pairs_hook=hooks.object, parse_int=hooks.integer,
-                          parse_float=hooks.real, parse_constant=hooks.constant)
-    except ValueError as exc:  # JSONDecodeError
-        raise _not_json(str(exc)) from None
-    if hooks.refused or surrogates:
+    members = _check_structure(marks, limits)
+    reader = _reader(limits)
+    data = reader.parse(text)
+    if reader.keys != members:  # a key was given twice (a later one replaced it): find it
+        reader = _Reader(limits, pairs=True)
+        data = reader.parse(text)
+    if reader.refused or surrogates:
         errors = list(islice(_faults(data, "", surrogates), _MAX_REPORTED))
         if errors:
             raise validation_problem(errors)
     return data
+
+
+_readers = threading.local()
+
+
+def _reader(limits: JsonLimits) -> _Reader:
+    """This thread's reader for `limits`: making a decoder costs more than parsing a small
+    body (json.loads makes one per call when given hooks)."""
+    reader: _Reader | None = getattr(_readers, "reader", None)
+    if reader is None or reader.limits != limits:
+        reader = _readers.reader = _Reader(limits)
+    return reader
 
 
 def _not_json(message: str) -> Problem:
