@@ -21,6 +21,7 @@ thread; the fixture stops it at the end.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,9 @@ from integration_core.service import Settings, create_app
 from sim.live import create_twins_app
 from tests.service.helpers import KEYS, PARTNER_KEY, make_settings, movement, running, twins_db
 
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = int(os.environ.get("TWIN_SCHEMATHESIS_EXAMPLES", "15"))
 """Generated cases per operation, on top of the coverage phase's (about 60 s in all on a
-slow 2-core machine with 15)."""
+slow 2-core machine with 15). ``make fuzz`` sets a bigger budget."""
 
 FAST = (1e6, 1_000_000)
 """Rate and burst of the keys used: the fuzzer must not meet 429 by running fast."""
