@@ -28,7 +28,15 @@ import pytest
 
 from integration_core.checker import check
 from tests.service.helpers import KEYS, expand, movement
-from tests.service.test_sigkill import drain, free_port, start_server, start_twins, wait_ready
+from tests.service.test_sigkill import (
+    applied_counts,
+    drain,
+    free_port,
+    kill_all,
+    start_server,
+    start_twins,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.anyio
 TMPFS_MB = 48
@@ -130,13 +138,8 @@ async def test_a_full_disk_is_an_outage_and_loses_nothing(small_disk: Path,
             status = await drain(base, timeout_s=60.0)
             async with httpx.AsyncClient(base_url=base, timeout=30.0,
                                          headers={"X-API-Key": KEYS["admin"]}) as c:
-                counts: dict[str, int] = {}
                 attempted = acked + refused
-                for start in range(0, len(attempted), 10_000):
-                    r = await c.post("/v1/erp/applied-counts",
-                                     json={"movement_ids": attempted[start:start + 10_000]})
-                    assert r.status_code == 200, r.text
-                    counts.update(r.json()["counts"])
+                counts = await applied_counts(c, attempted)
                 rec = (await c.post("/v1/reconcile")).json()
         result = check(attempted=attempted, acknowledged=acked, applied=expand(counts))
         assert result.ok, result.summary()
@@ -149,7 +152,4 @@ async def test_a_full_disk_is_an_outage_and_loses_nothing(small_disk: Path,
               f"{seen['503']} batches refused with 503 ({len(refused)} movements, none "
               f"booked), background store failures {status['background_failures']}")
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
+        kill_all(procs)

@@ -141,6 +141,23 @@ async def drain(base: str, timeout_s: float = 20.0) -> dict[str, Any]:
             await asyncio.sleep(0.05)
 
 
+async def applied_counts(c: httpx.AsyncClient, ids: list[str]) -> dict[str, int]:
+    """The ERP's bookings of `ids` (admin client), asked 10,000 at a time."""
+    counts: dict[str, int] = {}
+    for start in range(0, len(ids), 10_000):
+        r = await c.post("/v1/erp/applied-counts", json={"movement_ids": ids[start:start + 10_000]})
+        assert r.status_code == 200, r.text
+        counts.update(r.json()["counts"])
+    return counts
+
+
+def kill_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
+
+
 async def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
     db = tmp_path / "twin.db"
     attempted: list[str] = []
@@ -173,11 +190,7 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path) -> 
             assert status["consumers"]["erp"]["recovered_at_start"] > 0  # the ERP was down
             async with httpx.AsyncClient(base_url=base, timeout=10.0,
                                          headers={"X-API-Key": KEYS["admin"]}) as c:
-                counts: dict[str, int] = {}
-                for start in range(0, len(attempted), 10_000):
-                    r = await c.post("/v1/erp/applied-counts",
-                                     json={"movement_ids": attempted[start:start + 10_000]})
-                    counts.update(r.json()["counts"])
+                counts = await applied_counts(c, attempted)
                 rec = (await c.post("/v1/reconcile")).json()
         result = check(attempted=attempted, acknowledged=acked, applied=expand(counts))
         summary = result.summary()
@@ -190,7 +203,4 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path) -> 
               f"{len(result.recovered)}, redelivered after restart: "
               f"{status['consumers']['erp']['recovered_at_start']}")
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
+        kill_all(procs)
