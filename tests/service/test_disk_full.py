@@ -34,7 +34,7 @@ from tests.service.test_sigkill import (
     free_port,
     kill_all,
     start_server,
-    start_twins,
+    twins_ready,
     wait_ready,
 )
 
@@ -104,9 +104,7 @@ async def test_a_full_disk_is_an_outage_and_loses_nothing(small_disk: Path,
     refused: list[str] = []
     try:
         with log_path.open("wb") as log:
-            twins = f"http://127.0.0.1:{free_port()}"
-            procs.append(start_twins(tmp_path / "twins.db", int(twins.rsplit(":", 1)[1]), log))
-            await wait_ready(twins, procs[0], log_path, probe="/healthz")
+            twins = await twins_ready(tmp_path, procs, log, log_path)
             port = free_port()
             procs.append(start_server(small_disk / "twin.db", port, twins, log))
             base = f"http://127.0.0.1:{port}"

@@ -141,6 +141,15 @@ async def drain(base: str, timeout_s: float = 20.0) -> dict[str, Any]:
             await asyncio.sleep(0.05)
 
 
+async def twins_ready(tmp_path: Path, procs: list[subprocess.Popen[bytes]], log: IO[bytes],
+                      log_path: Path) -> str:
+    """`twin twins` started (its file in `tmp_path`, appended to `procs`); its base URL."""
+    twins = f"http://127.0.0.1:{free_port()}"
+    procs.append(start_twins(tmp_path / "twins.db", int(twins.rsplit(":", 1)[1]), log))
+    await wait_ready(twins, procs[-1], log_path, probe="/healthz")
+    return twins
+
+
 async def applied_counts(c: httpx.AsyncClient, ids: list[str]) -> dict[str, int]:
     """The ERP's bookings of `ids` (admin client), asked 10,000 at a time."""
     counts: dict[str, int] = {}
@@ -166,9 +175,7 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path) -> 
     log_path = tmp_path / "server.log"
     try:
         with log_path.open("wb") as log:
-            twins = f"http://127.0.0.1:{free_port()}"
-            procs.append(start_twins(tmp_path / "twins.db", int(twins.rsplit(":", 1)[1]), log))
-            await wait_ready(twins, procs[0], log_path, probe="/healthz")
+            twins = await twins_ready(tmp_path, procs, log, log_path)
             port = free_port()
             procs.append(start_server(db, port, twins, log))
             base = f"http://127.0.0.1:{port}"
