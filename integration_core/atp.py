@@ -110,13 +110,24 @@ def allocate(
 
     Quantities are converted to base units with the item's exact factors: UnknownSku or
     UnknownUnit if the catalog cannot, ValueError for a fraction of a base unit."""
+    return allocate_base(
+        ((ln.line_no, ln.sku, catalog.item(ln.sku).to_base(ln.quantity, ln.unit)) for ln in lines),
+        atp_table, preferred_location,
+    )
+
+
+def allocate_base(
+    lines: Iterable[tuple[int, str, int]],
+    atp_table: AtpTable,
+    preferred_location: str | None = None,
+) -> list[LineAllocation]:
+    """`allocate` for lines already in base units: (line_no, sku, quantity_base)."""
     left: dict[str, dict[str, int]] = {}
     out = []
-    for line in lines:
-        requested = catalog.item(line.sku).to_base(line.quantity, line.unit)
-        stock = left.get(line.sku)
+    for line_no, sku, requested in lines:
+        stock = left.get(sku)
         if stock is None:
-            stock = left[line.sku] = atp_table.available(line.sku)
+            stock = left[sku] = atp_table.available(sku)
         picks = []
         need = requested
         for loc in sorted(stock, key=lambda loc: (loc != preferred_location, -stock[loc], loc)):
@@ -127,5 +138,5 @@ def allocate(
                 picks.append(Pick(loc, take))
                 stock[loc] -= take
                 need -= take
-        out.append(LineAllocation(line.line_no, line.sku, requested, tuple(picks), need))
+        out.append(LineAllocation(line_no, sku, requested, tuple(picks), need))
     return out

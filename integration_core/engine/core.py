@@ -9,7 +9,11 @@ Consumers:
   them, retried or dead-lettered when it did not. The ERP books a message id once, so a
   redelivery is harmless;
 - ``orders``: the order desk, which drives the order-to-ship saga (its partner calls go
-  through the outbox, see `desk`).
+  through the outbox, see `desk`; drivers take them from `calls_due`, make them through their
+  partner adapter and report back with `answer` or `call_failed`).
+
+A driver may add remote consumers of its own (`subscribe_remote`: the twin's item sync, say)
+and deliver them like the ERP's: `due`, then `settle`.
 
 Drivers (the live service's asyncio runner; the twin) supply time, storage and partners.
 Every method is synchronous and must be called one at a time: a request's read-check-write
@@ -27,8 +31,18 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from integration_core.bus import Bus, DeadLetter, Delivery, PublishResult, RetryPolicy, Store, Tx
+from integration_core.bus import (
+    Bus,
+    DeadLetter,
+    Delivery,
+    Outcome,
+    PublishResult,
+    RetryPolicy,
+    Store,
+    Tx,
+)
 from integration_core.clock import Clock
+from integration_core.engine.calls import Call, CallSchedule
 from integration_core.engine.desk import (
     REPLY_TYPE,
     SHIPMENT_ORDER,
@@ -47,6 +61,7 @@ from integration_core.models import (
     Shipment,
     ShipmentMilestone,
 )
+from integration_core.orchestrator import DEFAULT_CONFIG, OrchestratorConfig
 from integration_core.reconciler import BalanceTable, Keyspace, Reconciler, ReconcileResult
 
 WMS_ON_HAND = "wms_on_hand"
@@ -91,16 +106,21 @@ class Accepted:
 class Engine:
     def __init__(self, store: Store, clock: Clock, catalog: Catalog, *,
                  policy: RetryPolicy | None = None, rng: np.random.Generator | None = None,
-                 deliver_batch: int = 250) -> None:
+                 deliver_batch: int = 250, orders: OrchestratorConfig = DEFAULT_CONFIG,
+                 call_rng: np.random.Generator | None = None) -> None:
         """`store` is the engine's only state: an engine built again on the same store
-        resumes each consumer where its inbox says it was (a restart)."""
+        resumes each consumer where its inbox says it was (a restart). `rng` draws the bus's
+        retry jitter, `call_rng` the outbox calls'."""
         self.store = store
         self.clock = clock
         self.catalog = catalog
         self.deliver_batch = deliver_batch
         self.bus = Bus(store, policy, rng if rng is not None else np.random.default_rng(0))
         self.wms = Ledger(WMS_ON_HAND)
-        self.desk = OrderDesk(self.catalog, self.clock)
+        self.desk = OrderDesk(self.catalog, self.clock, orders, stock=self._on_hand)
+        self.calls = CallSchedule(self.bus.policy, call_rng if call_rng is not None
+                                  else np.random.default_rng(1))
+        self.remote: list[str] = ["erp"]
         self.bus.subscribe("wms", [MOVEMENT], from_beginning=True)
         self.bus.subscribe("erp", [MOVEMENT], from_beginning=True)
         self.bus.subscribe("orders", TYPES, from_beginning=True)
@@ -110,7 +130,8 @@ class Engine:
         }
         self.recovered = {c: self.bus.backlog(c) for c in CONSUMERS}
         self.desk.load_timers(self.store)
-        self.desk.load_calls(self.store)
+        self.calls.add(self.desk.load_calls(self.store), self.clock.now())
+        self.desk.take_new_calls()
         self.reconciler = Reconciler(self.catalog, epoch=EPOCH)
         self.keys = Keyspace()
         self.last_reconcile: ReconcileResult | None = None
@@ -171,6 +192,27 @@ class Engine:
         _, sku, location, lot, delta = movement_fields(envelope)
         self.wms.apply(tx, sku, location, lot, delta)
 
+    def _on_hand(self, tx: Tx, sku: str, location: str | None) -> dict[str, int]:
+        """The WMS view of one SKU by location (lots summed), for the desk's allocation."""
+        item = self.catalog.items.get(sku)
+        if location is not None and (item is None or not item.lot_tracked):
+            return {location: self.wms.get(tx, sku, location, None)}  # one key, no scan
+        out: dict[str, int] = {}
+        for (_, loc, _lot), qty in self.wms.rows(self.store, sku).items():
+            if location is None or loc == location:
+                out[loc] = out.get(loc, 0) + qty
+        return out
+
+    def open_balances(self, rows: dict[RowKey, int], load_id: str = "1") -> bool:
+        """Load the WMS view's opening balance (an initial load from the WMS's own stock
+        report, before its movements flow): the rows replace what the view held, in one
+        transaction, once per `load_id` (False: loaded before)."""
+        def write(tx: Tx) -> None:
+            for (sku, location, lot), qty in rows.items():
+                self.wms.put(tx, sku, location, lot, qty)
+
+        return self.store.apply("wms-opening", f"opening-balance:{load_id}", write)
+
     def pump(self, now: float) -> int:
         """Handle what is due, up to `deliver_batch` deliveries, in one transaction."""
         outcomes = self.bus.process(self.handlers, now, limit=self.deliver_batch)
@@ -194,11 +236,22 @@ class Engine:
     def next_due_at(self) -> float | None:
         return self.bus.next_due_at()
 
-    # -- the remote ERP consumer --------------------------------------------------------------
+    # -- remote consumers: the ERP's, and any a driver adds ---------------------------------
+
+    def subscribe_remote(self, consumer: str, types: Sequence[str]) -> None:
+        """A consumer whose partner the driver calls itself (`due`, then `settle`)."""
+        self.bus.subscribe(consumer, list(types), from_beginning=True)
+        self.remote.append(consumer)
+
+    def due(self, consumers: Sequence[str], now: float, limit: int | None = None
+            ) -> list[Delivery]:
+        """Deliveries due to remote consumers, marked in flight (at most one per ordering
+        key and consumer)."""
+        return self.bus.due(now, limit, consumers=consumers)
 
     def erp_due(self, now: float, limit: int) -> list[Delivery]:
         """Movements due to the ERP, marked in flight (at most one per ordering key)."""
-        return self.bus.due(now, limit, consumers=["erp"])
+        return self.due(["erp"], now, limit)
 
     @staticmethod
     def posting(d: Delivery) -> dict[str, Any]:
@@ -207,19 +260,55 @@ class Engine:
         return {"message_id": d.envelope.message_id, "movement_id": mid, "sku": sku,
                 "location": location, "lot": lot, "delta": delta}
 
-    def settle_erp(self, deliveries: Sequence[Delivery], error: Exception | None,
-                   now: float) -> None:
-        """Ack what the ERP booked (or had booked before); retry or dead-letter on `error`,
+    def settle(self, deliveries: Sequence[Delivery], error: Exception | None,
+               now: float) -> list[Outcome]:
+        """Ack what the partner took (or had taken before); retry or dead-letter on `error`,
         in one transaction."""
         with self.bus.transaction(now, deliveries):  # all due again if it does not commit
             if error is None:
                 self.bus.ack_many(deliveries, now)
-                outcomes = ["applied"] * len(deliveries)
+                outcomes = [Outcome.APPLIED] * len(deliveries)
             else:
-                outcomes = [self.bus.nack(d, error, now).value for d in deliveries]
-        self.outcomes.update(outcomes)
+                outcomes = [self.bus.nack(d, error, now) for d in deliveries]
+        self.outcomes.update(o.value for o in outcomes)
         if error is not None:
             self.on_publish()  # retries are due later: the delivery loop recomputes its sleep
+        return outcomes
+
+    def settle_erp(self, deliveries: Sequence[Delivery], error: Exception | None,
+                   now: float) -> None:
+        self.settle(deliveries, error, now)
+
+    # -- the outbox ---------------------------------------------------------------------------
+
+    @property
+    def has_new_calls(self) -> bool:
+        return bool(self.desk.new_calls)
+
+    def calls_due(self, now: float) -> list[Call]:
+        """Outbox calls to make now: new ones, and failed ones whose backoff is over."""
+        self.calls.add(self.desk.take_new_calls(), now)
+        out = []
+        for call_id, attempt in self.calls.due(now):
+            record = self.desk.open_call(self.store, call_id)
+            if record is not None:  # answered meanwhile (made twice around a restart)
+                out.append(Call(record, attempt))
+        return out
+
+    def call_failed(self, call: Call, now: float, delay: float | None = None) -> float:
+        """The partner did not answer (down, slow, lost): make the call again later; returns
+        when."""
+        return self.calls.retry(call, now, delay)
+
+    def answer(self, call: Call, answer: dict[str, Any] | None, error: str | None) -> None:
+        """The partner answered (`error`: it refused for good)."""
+        self.publish_reply(call.record, answer, error)
+
+    def next_wake_at(self) -> float | None:
+        """The earliest of: a delivery due, a saga timer, an outbox call's retry."""
+        times = [t for t in (self.bus.next_due_at(), self.desk.next_timer_at(),
+                             self.calls.next_at()) if t is not None]
+        return min(times, default=None)
 
     def publish_reply(self, call: dict[str, Any], answer: dict[str, Any] | None,
                       error: str | None) -> None:

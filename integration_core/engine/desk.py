@@ -16,10 +16,19 @@ publishes its answer as a ``partner.reply`` message, which comes back here throu
 and feeds the saga. A call is therefore made at least once and its answer applied once; the
 partners are idempotent per order or shipment id.
 
-Answers the saga gets at once: validation (the API checked the item master), allocation in
-full, and the carrier's label (tracking from the WMS's confirmation: a confirmation for an
-order still in fulfilment implies it was packed). A carrier "delivered" milestone feeds
-`Delivered`.
+Answers the saga gets at once: validation (the API checked the item master), allocation
+against available-to-promise, and the carrier's label (tracking from the WMS's confirmation:
+a confirmation for an order still in fulfilment implies it was packed; the WMS books labels).
+A carrier "delivered" milestone feeds `Delivered`.
+
+Allocation: ATP per (SKU, location) is the core's WMS view (`stock`, handed in by the engine)
+less what open orders hold, kept in the ``reserved`` namespace in the same transactions as the
+orders. An order with a ``ship_from`` is allocated at that location only (that warehouse gets
+the release). A reservation is given back when the order's shipment is confirmed (the pick's
+movement has taken the units off the WMS view by then: between the two, ATP is understated,
+never overstated) and when the saga compensates (`ReleaseReservation`). Commands with no
+partner behind them in this core (cancelling a release, credit memos) are traced, not carried
+out.
 """
 
 from __future__ import annotations
@@ -28,9 +37,10 @@ import copy
 import dataclasses
 import heapq
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from integration_core.atp import AtpRow, AtpTable, allocate_base
 from integration_core.bus import Store, Tx
 from integration_core.clock import Clock
 from integration_core.engine.partners import OPERATIONS
@@ -60,6 +70,7 @@ from integration_core.orchestrator import (
     PostInvoice,
     ReleaseAccepted,
     ReleaseRejected,
+    ReleaseReservation,
     ReleaseToWms,
     RequestCreditCheck,
     RequestLabel,
@@ -81,9 +92,16 @@ SHIPMENT_ORDER = "shipment_order"
 OUTBOX = "outbox"
 TIMEOUT_TYPE = "saga.timeout"
 REPLY_TYPE = "partner.reply"
+RESERVED = "reserved"
 TYPES = ("order.placed", "shipment.confirmed", "shipment.milestone", TIMEOUT_TYPE, REPLY_TYPE)
 
 Record = dict[str, Any]
+Stock = Callable[[Tx, str, str | None], dict[str, int]]
+"""(tx, sku, location or None) -> on-hand by location in the core's WMS view, lots summed."""
+
+
+def _no_stock(tx: Tx, sku: str, location: str | None) -> dict[str, int]:
+    return {}
 
 
 def encode_event(event: Event, at: float) -> dict[str, Any]:
@@ -114,10 +132,12 @@ class OrderDesk:
         catalog: Catalog,
         clock: Clock,
         config: OrchestratorConfig = DEFAULT_CONFIG,
+        stock: Stock = _no_stock,
     ) -> None:
         self.catalog = catalog
         self.clock = clock
         self.config = config
+        self.stock = stock
         self.timers: list[tuple[float, str, str]] = []
         """Heap of (due_at, order_id, timeout_id); `due_timers` skips the stale ones, and
         the saga ignores a TimeoutFired that is not its pending timer anyway."""
@@ -166,6 +186,10 @@ class OrderDesk:
             self.open_calls.discard(call_id)
             return None
         return dict(entry)
+
+    def next_timer_at(self) -> float | None:
+        """When the earliest timer is due (it may be stale: `due_timers` then skips it)."""
+        return self.timers[0][0] if self.timers else None
 
     def due_timers(self, store: Store, now: float) -> list[tuple[str, str]]:
         """(order_id, timeout_id) of the timers due that are still their order's pending
@@ -220,6 +244,8 @@ class OrderDesk:
             record["tracking"] = shipment.tracking
             state = self._feed(state, Packed(state.order_id), record, tx, now)
         state = self._feed(state, ShipmentConfirmed(shipment), record, tx, now)
+        # The goods left: what they were reserved by is now off the WMS view.
+        self._free(tx, record, {ln.order_line_no for ln in shipment.lines})
         tx.put(SHIPMENT_ORDER, shipment.shipment_id, shipment.order_id)
         self._save(tx, state, record)
 
@@ -311,7 +337,7 @@ class OrderDesk:
                 "order_id": oid, "customer_id": c.customer_id, "amount": str(c.amount)}, now)
             return None
         if isinstance(c, ReserveInventory):
-            lines = tuple(LineQuantity(ln.line_no, ln.quantity_base) for ln in c.lines)
+            lines = self._reserve(tx, record, c)
             if state.status is Status.BACKORDERED:
                 return BackorderFilled(oid, lines)
             return Allocated(oid, lines)
@@ -341,9 +367,42 @@ class OrderDesk:
             known = record["exceptions"].get(c.exception_id)
             if known is not None:
                 known["closed_at"] = c.at
+        elif isinstance(c, ReleaseReservation):
+            self._free(tx, record, None)
         # NotifyCustomer, CancelTimeout: the trace is the record. Cancellations and returns
         # have no endpoint in this slice, so their commands never come up.
         return None
+
+    def _reserve(self, tx: Tx, record: Record, c: ReserveInventory
+                 ) -> tuple[LineQuantity, ...]:
+        """Allocate against ATP and hold what was allocated."""
+        rows = [
+            AtpRow(sku, loc, on_hand, int(tx.get(RESERVED, _held(sku, loc)) or 0))
+            for sku in sorted({ln.sku for ln in c.lines})
+            for loc, on_hand in self.stock(tx, sku, c.ship_from).items()
+        ]
+        allocations = allocate_base(((ln.line_no, ln.sku, ln.quantity_base) for ln in c.lines),
+                                    AtpTable(rows), c.ship_from)
+        held = record.setdefault("reserved", [])
+        for a in allocations:
+            for p in a.picks:
+                key = _held(a.sku, p.location)
+                tx.put(RESERVED, key, int(tx.get(RESERVED, key) or 0) + p.quantity_base)
+                held.append([a.line_no, a.sku, p.location, p.quantity_base])
+        return tuple(LineQuantity(a.line_no, a.allocated_base) for a in allocations)
+
+    @staticmethod
+    def _free(tx: Tx, record: Record, line_nos: set[int] | None) -> None:
+        """Give back what the order holds (for these lines only, when given)."""
+        keep = []
+        for entry in record.get("reserved", []):
+            line_no, sku, loc, qty = entry
+            if line_nos is not None and line_no not in line_nos:
+                keep.append(entry)
+                continue
+            key = _held(sku, loc)
+            tx.put(RESERVED, key, max(0, int(tx.get(RESERVED, key) or 0) - qty))
+        record["reserved"] = keep
 
     def _save(self, tx: Tx, state: OrderState, record: Record) -> None:
         record["status"] = state.status.value
@@ -385,6 +444,10 @@ class OrderDesk:
             {"timeout_id": record["timer"][0], "due_at": record["timer"][1]},
             "trace": record["trace"] + waiting,
         }
+
+
+def _held(sku: str, location: str) -> str:
+    return f"{sku}\t{location}"  # canonical ids never hold a tab
 
 
 def _reply_event(entry: dict[str, Any], reply: dict[str, Any]) -> Event | None:

@@ -47,6 +47,12 @@ class Ledger:
         tx.put(self.ns, key, new)
         return new
 
+    def put(self, tx: Tx, sku: str, location: str, lot: str | None, on_hand: int) -> None:
+        tx.put(self.ns, _key(sku, location, lot), on_hand)
+
+    def get(self, tx: Tx, sku: str, location: str, lot: str | None) -> int:
+        return int(tx.get(self.ns, _key(sku, location, lot)) or 0)
+
     def rows(self, store: Store, sku: str) -> dict[RowKey, int]:
         return {_row(k): int(v) for k, v in store.state(self.ns, sku + _SEP).items()}
 

@@ -38,6 +38,7 @@ class LiveEngine(Engine):
         super().__init__(store, clock if clock is not None else SystemClock(),
                          settings.catalog(), policy=settings.retry_policy(),
                          rng=np.random.default_rng(settings.seed),
+                         call_rng=np.random.default_rng(settings.seed + 1),
                          deliver_batch=settings.deliver_batch)
         if self.checkpointer is not None:  # last: a failed start leaves no thread behind
             self.checkpointer.start()

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 from collections.abc import Coroutine
 from typing import Any
 
-import numpy as np
-
+from integration_core.engine.calls import Call
 from integration_core.engine.ledger import RowKey
 from integration_core.engine.partners import Stock
 from integration_core.envelope import Envelope
@@ -52,7 +50,6 @@ class Runner:
         self._posting = 0  # ERP posting calls on the wire
         self._quiet = asyncio.Event()
         self._quiet.set()
-        self._call_rng = np.random.default_rng(engine.settings.seed + 1)
         self._call_slots = asyncio.Semaphore(engine.settings.call_concurrency)
         self._call_tasks: set[asyncio.Task[None]] = set()
         self.erp_posts = self.erp_post_failures = self.call_failures = 0
@@ -115,7 +112,7 @@ class Runner:
             try:
                 engine.pump(clock.now())
                 self.storage_error = None
-                if engine.desk.new_calls:
+                if engine.has_new_calls:
                     self._calls_wake.set()
             except Exception as exc:  # e.g. disk full: keep the loop alive, report, retry
                 # The bus settles deliveries only after their transaction committed: those of
@@ -220,48 +217,38 @@ class Runner:
     # -- the outbox --------------------------------------------------------------------------
 
     async def _calls(self) -> None:
-        """Make the order desk's outbox calls, retrying each with backoff until the partner
-        answers (a 4xx is an answer too: a refusal)."""
-        engine, clock, desk = self.engine, self.engine.clock, self.engine.desk
-        queue: list[tuple[float, str, int]] = []  # (due_at, call_id, attempt)
+        """Make the order desk's outbox calls the engine says are due (it keeps their retry
+        schedule), a bounded number at a time."""
+        engine, clock = self.engine, self.engine.clock
         while not self._stopping:
             self._calls_wake.clear()
-            now = clock.now()
-            for call_id in desk.take_new_calls():
-                heapq.heappush(queue, (now, call_id, 1))
-            while queue and queue[0][0] <= now:
-                _, call_id, attempt = heapq.heappop(queue)
-                call = desk.open_call(engine.store, call_id)
-                if call is None:
-                    continue
+            for call in engine.calls_due(clock.now()):
                 await self._call_slots.acquire()
-                task = asyncio.get_running_loop().create_task(self._call(call, attempt, queue))
+                task = asyncio.get_running_loop().create_task(self._call(call))
                 self._call_tasks.add(task)
                 task.add_done_callback(self._call_tasks.discard)
-            timeout = self.settings.idle_poll_s if not queue else queue[0][0] - clock.now()
-            await self._sleep(self._calls_wake, min(timeout, self.settings.idle_poll_s))
+            nxt, idle = engine.calls.next_at(), self.settings.idle_poll_s
+            wait = idle if nxt is None else min(idle, nxt - clock.now())
+            await self._sleep(self._calls_wake, wait)
 
-    async def _call(self, call: dict[str, Any], attempt: int,
-                    queue: list[tuple[float, str, int]]) -> None:
+    async def _call(self, call: Call) -> None:
+        engine = self.engine
         try:
             try:
-                answer = await self.partners.perform(call["op"], call["body"])
+                answer = await self.partners.perform(call.op, call.body)
             except PayloadError as exc:  # refused for good: the saga hears a refusal
-                self.engine.publish_reply(call, None, str(exc))
+                engine.answer(call, None, str(exc))
                 return
             except Exception as exc:  # down, slow, flaky or a bug: try again later
                 self.call_failures += 1
                 if not isinstance(exc, InteropError):
-                    log.exception("outbox call %s failed unexpectedly", call["call_id"])
-                delay = self.settings.retry_policy().delay(attempt, self._call_rng)
-                heapq.heappush(queue, (self.engine.clock.now() + delay, call["call_id"],
-                                       attempt + 1))
+                    log.exception("outbox call %s failed unexpectedly", call.call_id)
+                engine.call_failed(call, engine.clock.now())
                 return
-            self.engine.publish_reply(call, answer, None)
+            engine.answer(call, answer, None)
         except Exception:  # publishing the answer failed (the store): make the call again
             self._failed("outbox reply")
-            heapq.heappush(queue, (self.engine.clock.now() + self.settings.idle_poll_s,
-                                   call["call_id"], attempt + 1))
+            engine.call_failed(call, engine.clock.now(), self.settings.idle_poll_s)
         finally:
             self._call_slots.release()
             self._calls_wake.set()

@@ -87,6 +87,18 @@ class Api:
         doc: dict[str, Any] = r.json()
         return doc
 
+    async def stock(self, quantity: int = 100, sku: str = SKU, location: str = "A-01") -> None:
+        """Receive `quantity` units, so that orders find stock to allocate: the WMS view holds
+        them once its consumer applied the receipt (the ERP need not be up)."""
+        r = await self.post("/v1/movements", movement(f"stock-{sku}-{location}-{quantity}",
+                                                      quantity=quantity, sku=sku,
+                                                      location=location))
+        assert r.status_code in (200, 202), r.text
+        deadline = time.monotonic() + 5.0
+        while (await self.status())["consumers"]["wms"]["backlog"]:
+            assert time.monotonic() < deadline, "the receipt was not applied within 5 s"
+            await asyncio.sleep(0.01)
+
     async def drain(self, timeout_s: float = 5.0) -> dict[str, Any]:
         """Wait until every consumer's backlog and the outbox are empty (bounded)."""
         deadline = time.monotonic() + timeout_s

@@ -100,6 +100,7 @@ async def test_batch_path_with_a_colon_routes_to_the_batch_endpoint(tmp_path: Pa
 
 async def test_order_to_ship_flow_and_its_trace(tmp_path: Path) -> None:
     async with running(make_settings(tmp_path / "t.db")) as api:
+        await api.stock()
         r = await api.post("/v1/orders", order("O-1"), as_="shop")
         assert r.status_code == 202 and r.json()["message_id"] == "order.placed:O-1"
         await api.drain()

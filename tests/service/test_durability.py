@@ -101,6 +101,7 @@ async def test_shipment_for_an_unknown_order_waits_in_dead_letters(tmp_path: Pat
         (dl,) = await wait_for_dead_letters(api, 1)
         assert (dl["consumer"], dl["cause_type"], dl["attempts"]) == ("orders", "NotFound", 1)
         assert "O-9" in dl["cause_message"] and dl["correlation_id"] == "O-9"
+        await api.stock()
         await api.post("/v1/orders", order("O-9"), as_="shop")
         await api.drain()
         r = await api.post(f"/v1/dead-letters/{dl['id']}/requeue", as_="admin")
@@ -166,6 +167,7 @@ async def test_saga_timeouts_fire_once_also_after_a_restart(tmp_path: Path) -> N
             await asyncio.sleep(0.02)
 
     async with running(settings, clock) as api:
+        await api.stock()
         await api.post("/v1/orders", order("O-1"), as_="shop")
         await api.post("/v1/orders", order("O-2"), as_="shop")
         await api.drain()

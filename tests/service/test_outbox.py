@@ -35,6 +35,7 @@ async def wait_for_failed_calls(api: Api, n: int) -> dict[str, Any]:
 async def test_a_release_waits_for_the_wms_and_goes_out_once(tmp_path: Path) -> None:
     async with running(make_settings(tmp_path / "t.db")) as api:
         await api.put("/v1/admin/faults/wms", {"mode": "down"})
+        await api.stock()
         await api.post("/v1/orders", order("O-1"), as_="shop")
         doc = await wait_for_failed_calls(api, 2)
         assert doc["outbox"]["open_calls"] == 1 and not doc["drained"]
@@ -54,6 +55,7 @@ async def test_an_open_call_is_made_again_after_a_restart(tmp_path: Path) -> Non
     settings = make_settings(tmp_path / "t.db")
     async with running(settings) as api:
         await api.put("/v1/admin/faults/erp", {"mode": "down"})
+        await api.stock()
         await api.post("/v1/orders", order("O-1"), as_="shop")
         await wait_for_failed_calls(api, 1)
         v = await view(api, "O-1")
