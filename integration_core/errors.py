@@ -7,10 +7,21 @@ from __future__ import annotations
 
 
 class InteropError(Exception):
-    """Base of every error raised by the integration core."""
+    """Base of every error raised by the integration core.
+
+    `field` names the field at fault, when one is (``"order_id"``, ``"lines[0].sku"``); it
+    travels as data, so an adapter never parses it back out of the text. The text still
+    reads ``"field: message"``, for logs and dead letters' causes."""
 
     status_hint: int = 500
     retryable: bool = True
+    field: str | None = None
+    message: str = ""
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        self.message = message
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
 
 
 class PayloadError(InteropError):
@@ -18,12 +29,11 @@ class PayloadError(InteropError):
 
     status_hint = 422
     retryable = False
+    field: str
 
     def __init__(self, field: str, message: str, value: object = None) -> None:
-        self.field = field
-        self.message = message
         self.value = value
-        super().__init__(f"{field}: {message}")
+        super().__init__(message, field=field)
 
 
 class UnknownSku(PayloadError):
@@ -77,7 +87,8 @@ class StorageError(InteropError):
 
 
 class NotFound(InteropError):
-    """A referenced record (order, dead letter, shipment) does not exist."""
+    """A referenced record (order, dead letter, shipment) does not exist: `field` names the
+    id that referenced it, e.g. ``NotFound(f"no order {order_id!r}", field="order_id")``."""
 
     status_hint = 404
     retryable = False

@@ -10,7 +10,6 @@ single SQLite connection needs and what makes an idempotency check-then-write at
 acknowledgement (202) is sent only after the message's transaction committed.
 """
 
-import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +22,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from integration_core.clock import Clock
-from integration_core.errors import InteropError, NotFound, PayloadError
+from integration_core.errors import InteropError, NotFound
 from integration_core.service.auth import Gatekeeper
 from integration_core.service.config import Settings
 from integration_core.service.intake import Intake
@@ -51,7 +50,6 @@ from integration_core.service.routes.context import RETRY_AFTER_S, Context, Hold
 from integration_core.service.routes.openapi import schema_builder
 from integration_core.service.runner import Runner
 
-_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 _GROUPS = (wms, shop, carrier, inventory, audit, operations, probes)
 """The route groups, in the order the OpenAPI document lists them."""
 
@@ -95,20 +93,17 @@ class MetricsMiddleware:
 
 
 def _interop_problem(exc: InteropError) -> Problem:
-    text = str(exc)
-    field = exc.field if isinstance(exc, PayloadError) else None
-    if field is None:
-        match = _FIELD_PREFIX.match(text)
-        if match:
-            field, text = match.group(1), text[match.end():]
+    """`exc.field`, when the core set it, is the field the problem names. A 404's detail is
+    the bare message (the field is named beside it); other statuses keep the whole text."""
+    field, message = exc.field, exc.message or str(exc)
     if isinstance(exc, NotFound):
-        return not_found(text, field)
+        return not_found(message, field)
     status = exc.status_hint if 400 <= exc.status_hint < 600 else 500
-    errors = [FieldError(field=field, message=text)] if field else []
+    errors = [FieldError(field=field, message=message)] if field else []
     slug = {409: "conflict", 422: "validation", 503: "unavailable"}.get(status, "error")
     # 503: our store or a partner is away for now; the client's retry is safe (deduped).
     headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
-    return Problem(status, slug, type(exc).__name__, text, errors, headers)
+    return Problem(status, slug, type(exc).__name__, str(exc), errors, headers)
 
 
 # -- the app ------------------------------------------------------------------------------------

@@ -63,7 +63,10 @@ async def test_403_outside_the_keys_scopes(tmp_path: Path) -> None:
 
 async def test_404s(tmp_path: Path) -> None:
     async with running(make_settings(tmp_path / "t.db")) as api:
-        problem(await api.get("/v1/orders/O-404", as_="shop"), 404, "order_id")
+        doc = problem(await api.get("/v1/orders/O-404", as_="shop"), 404, "order_id")
+        # The field is named beside the message, not repeated in front of it.
+        assert "'O-404'" in doc["detail"] and not doc["detail"].startswith("order_id")
+        assert doc["errors"] == [{"field": "order_id", "message": doc["detail"]}]
         problem(await api.get("/v1/inventory/NO-SUCH-SKU", as_="wms"), 404, "sku")
         problem(await api.post("/v1/dead-letters/erp/99/requeue", as_="admin"), 404,
                 "dead_letter_id")
