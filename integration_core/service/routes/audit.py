@@ -13,7 +13,6 @@ from integration_core.service.schemas import AppliedCounts, AppliedCountsBody
 
 
 def add_routes(app: FastAPI, ctx: Context) -> None:
-
     # The body is read like the others (read_json's limits), not by FastAPI.
 
     @app.post("/v1/erp/applied-counts", tags=["audit"], response_model=AppliedCounts,

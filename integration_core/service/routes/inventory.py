@@ -11,7 +11,6 @@ from integration_core.service.schemas import InventoryView
 
 
 def add_routes(app: FastAPI, ctx: Context) -> None:
-
     @app.get("/v1/inventory/{sku}", tags=["inventory"], response_model=InventoryView,
              responses=problem_responses(*AUTH, 404, 422, 503),
              summary="ERP view, WMS view, in flight")

@@ -32,7 +32,6 @@ from integration_core.service.schemas import (
 
 
 def add_routes(app: FastAPI, ctx: Context) -> None:
-
     @app.get("/v1/dead-letters", tags=["operations"], response_model=DeadLetterList,
              responses=problem_responses(*AUTH, 422), summary="Dead letters, oldest first")
     async def get_dead_letters(

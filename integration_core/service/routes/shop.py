@@ -3,35 +3,25 @@
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Path, Request, Response
-from pydantic import BaseModel
 
 from integration_core.models import SalesOrder
 from integration_core.service.auth import Principal
-from integration_core.service.intake import parse_model
-from integration_core.service.limits import read_json
-from integration_core.service.routes.acks import ACK_RESPONSES, ack
+from integration_core.service.live import LiveEngine
+from integration_core.service.routes.acks import ACK_RESPONSES, post_one
 from integration_core.service.routes.context import Context
-from integration_core.service.routes.idempotent import idempotent
 from integration_core.service.routes.openapi import AUTH, PATH_ID, json_body, problem_responses
 from integration_core.service.schemas import OrderView
 
 
 def add_routes(app: FastAPI, ctx: Context) -> None:
-
     @app.post("/v1/orders", status_code=202, tags=["shop"], responses=ACK_RESPONSES,
               openapi_extra=json_body("SalesOrder"), summary="Place an order (shop)")
     async def post_order(
         request: Request, who: Annotated[Principal, Depends(ctx.need("orders:write"))]
     ) -> Response:
         """A canonical SalesOrder; SKUs and units are checked against the item master."""
-        body = await request.body()
-
-        def run() -> tuple[int, BaseModel]:
-            engine = ctx.engine()
-            o = parse_model(engine.catalog, SalesOrder, read_json(body, ctx.json_limits))
-            return ack(engine.accept_order(o, who.system), o.order_id, "order_id")
-
-        return idempotent(ctx, request, who, body, run)
+        return await post_one(ctx, request, who, SalesOrder, LiveEngine.accept_order,
+                              "order_id")
 
     @app.get("/v1/orders/{order_id}", tags=["shop"], response_model=OrderView,
              responses=problem_responses(*AUTH, 404, 422), summary="Order status and trace")

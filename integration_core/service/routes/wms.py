@@ -6,11 +6,11 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request, Response
 from pydantic import BaseModel
 
+from integration_core.engine import Accepted
 from integration_core.models import Movement, Shipment
 from integration_core.service.auth import Principal
-from integration_core.service.intake import parse_model
-from integration_core.service.limits import read_json
-from integration_core.service.routes.acks import ACK_RESPONSES, ack, conflicting
+from integration_core.service.live import LiveEngine
+from integration_core.service.routes.acks import ACK_RESPONSES, conflicting, post_one
 from integration_core.service.routes.context import Context
 from integration_core.service.routes.idempotent import idempotent
 from integration_core.service.routes.openapi import AUTH, BODY, json_body, problem_responses
@@ -25,15 +25,7 @@ def add_routes(app: FastAPI, ctx: Context) -> None:
     async def post_movement(request: Request, who: Wms) -> Response:
         """A canonical Movement, validated against the item master. 202 once it is durably in
         the bus store; the same movement_id again is a duplicate (200) and applied once."""
-        body = await request.body()
-
-        def run() -> tuple[int, BaseModel]:
-            engine = ctx.engine()
-            m = parse_model(engine.catalog, Movement, read_json(body, ctx.json_limits))
-            (a,) = engine.accept_movements([m], who.system)
-            return ack(a, m.movement_id, "movement_id")
-
-        return idempotent(ctx, request, who, body, run)
+        return await post_one(ctx, request, who, Movement, _accept_movement, "movement_id")
 
     @app.post(
         "/v1/movements:batch", status_code=202, tags=["wms"],
@@ -82,12 +74,10 @@ def add_routes(app: FastAPI, ctx: Context) -> None:
     ) -> Response:
         """A canonical Shipment. The order desk feeds it to the order's saga: the invoice is
         posted by the ERP twin; an unknown order dead-letters it until requeued."""
-        body = await request.body()
+        return await post_one(ctx, request, who, Shipment, LiveEngine.accept_shipment,
+                              "shipment_id")
 
-        def run() -> tuple[int, BaseModel]:
-            engine = ctx.engine()
-            s = parse_model(engine.catalog, Shipment, read_json(body, ctx.json_limits))
-            return ack(engine.accept_shipment(s, who.system), s.shipment_id, "shipment_id")
 
-        return idempotent(ctx, request, who, body, run)
-
+def _accept_movement(engine: LiveEngine, m: Movement, system: str) -> Accepted:
+    (a,) = engine.accept_movements([m], system)
+    return a
