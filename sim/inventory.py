@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Generator
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from integration_core.bus import Delivery
-from integration_core.envelope import Envelope, trusted_envelope
-from integration_core.errors import PayloadError, TransientError
-from sim.calls import call, direct_call
+from integration_core.engine import MOVEMENT, Engine, MovementRecord
+from integration_core.envelope import Envelope
+from sim.calls import direct_call
+from sim.core import when
 from sim.distributions import sampler
 from sim.kernel import at
 from sim.scenario import Pattern
@@ -27,8 +27,8 @@ from sim.systems.wms import KINDS
 if TYPE_CHECKING:
     from sim.twin import Twin
 
-EPOCH = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday: simulated second 0
-CONSUMER = "erp-inventory"
+CONSUMER = "erp"
+"""The engine's ERP consumer: the twin posts what it delivers to its ERP."""
 OUTBOX_RESEND_S = (5.0, 10.0, 20.0, 40.0, 60.0)
 
 
@@ -59,7 +59,7 @@ class InventoryFlow:
         """First sends awaiting the core's acknowledgement, oldest first (see `_sweep`)."""
         if self.pattern is not Pattern.DIRECT:
             twin.env.process(self._sweep())
-            twin.core.subscribe(CONSUMER, ["inventory.movement"], self._deliver)
+            twin.core.subscribe(CONSUMER, [MOVEMENT], self._deliver)
             twin.core.on_dead_letter = self._dead
         for w, cfg in enumerate(sc.warehouses):
             if cfg.batch_minutes:
@@ -143,8 +143,8 @@ class InventoryFlow:
             done()
         if t.ledger.acked(idx, t.env.now):
             return
-        env = self._envelope(idx)
-        t.links["wms_core"].send_after(after, self._ingress, idx, env)
+        rec = self._record(idx)
+        t.links["wms_core"].send_after(after, self._ingress, idx, rec)
         if resends == 0:
             self.unacked.append((t.env.now + after, idx))
         else:
@@ -170,32 +170,28 @@ class InventoryFlow:
             self.outbox_resends += 1
             self._handoff(idx, resends, None)
 
-    def _ingress(self, idx: int, env: Envelope) -> None:
+    def _ingress(self, idx: int, rec: MovementRecord) -> None:
         t = self.t
-        if t.core.publish(env):
+        if t.core.accept_movement(rec, self._names(int(t.ledger.row[idx]))[3]):
             arrives = t.links["wms_core"].arrival()
             if arrives is not None and arrives < t.ledger.ack_at[idx]:
                 t.ledger.ack_at[idx] = arrives
 
-    def _envelope(self, idx: int) -> Envelope:
+    def _record(self, idx: int) -> MovementRecord:
         t = self.t
         ledger = t.ledger
         row, delta = int(ledger.row[idx]), int(ledger.delta[idx])
-        sku, wh, key, source = self._names(row)
+        sku, wh, key, _ = self._names(row)
         kind = KINDS[int(t.kinds[idx])]
-        occurred = EPOCH + timedelta(seconds=float(ledger.occurred_at[idx]))
+        occurred = when(float(ledger.occurred_at[idx]))
         mid = movement_id(idx)
         # Built without validation: the simulator is a trusted producer whose payloads are
         # canonical Movement documents (tests/sim/test_inventory.py checks that they validate).
-        return trusted_envelope(
-            message_id=mid, type="inventory.movement", schema_version=2, source=source,
-            occurred_at=occurred, correlation_id=mid, causation_id=None, key=key,
-            payload={
-                "movement_id": mid, "kind": kind.value, "sku": sku, "location": wh,
-                "quantity": str(abs(delta) if kind in _DIRECTIONAL else delta),
-                "quantity_base": delta, "occurred_at": occurred.isoformat(),
-            },
-        )
+        return MovementRecord(mid, key, occurred, {
+            "movement_id": mid, "kind": kind.value, "sku": sku, "location": wh,
+            "quantity": str(abs(delta) if kind in _DIRECTIONAL else delta),
+            "quantity_base": delta, "occurred_at": occurred.isoformat(),
+        })
 
     def _names(self, row: int) -> tuple[str, str, str, str]:
         """(sku, warehouse, ordering key, source) of a row, built once per row."""
@@ -213,22 +209,18 @@ class InventoryFlow:
 
     def _deliver(self, d: Delivery, ack: Callable[[], None],
                  nack: Callable[[BaseException], None]) -> None:
-        """The core's ERP consumer: validate, then call the ERP with the idempotency key."""
-        t = self.t
-        idx = movement_index(d.envelope.message_id)
+        """The engine's ERP consumer: post to the ERP with the idempotency key, one movement
+        a call (the twin's ERP has no bulk endpoint yet)."""
 
-        def result(status: Status, value: object) -> None:
-            if status is Status.OK:
-                ack()
-            elif status is Status.REJECTED:
-                nack(value if isinstance(value, BaseException) else PayloadError("payload", "?"))
-            else:
-                nack(TransientError(f"ERP {status.value}"))
+        def result(_answer: object, error: BaseException | None) -> None:
+            ack() if error is None else nack(error)
 
-        t.api_calls["erp"] += 1
-        link = t.links["core_erp"]
-        call(t.env, link, t.erp_api, link, lambda: t.erp.post_movement(idx),
-             t.scenario.bus.call_timeout_s, result)
+        self.t.partners.post(Engine.posting(d), result)
+
+    def post(self, posting: dict[str, object]) -> str:
+        """The ERP twin's posting operation (served through the partner port)."""
+        self.t.erp.post_movement(movement_index(str(posting["movement_id"])))
+        return "applied"
 
 
 _DIRECTIONAL = {k for k in KINDS if k.value not in ("adjustment", "cycle_count")}

@@ -15,7 +15,6 @@ Measured: `items_out_of_sync` over time and the `master_data_sync` latency (chan
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from integration_core.envelope import trusted_envelope
 from integration_core.errors import TransientError
 from sim.calls import call, direct_call
 from sim.columns import Column
-from sim.inventory import EPOCH
+from sim.core import when
 from sim.scenario import Pattern
 from sim.systems.endpoint import Status
 
@@ -89,7 +88,7 @@ class MasterDataFlow:
         mid = f"item:{sku}:{version}"
         t.core.publish(trusted_envelope(
             message_id=mid, type="item.upserted", schema_version=1, source="erp",
-            occurred_at=EPOCH + timedelta(seconds=t.env.now), correlation_id=mid,
+            occurred_at=when(t.env.now), correlation_id=mid,
             causation_id=None, key=f"SKU-{sku:05d}",
             payload={"sku": f"SKU-{sku:05d}", "version": version},
         ))

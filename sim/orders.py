@@ -3,22 +3,25 @@ shipment confirmation and invoice.
 
 Order release by pattern:
 - direct: the ERP calls the WMS itself, blocking with a timeout and a few retries, then gives
-  up (the order is stuck until someone notices);
-- orchestrated / event_driven: the core's order-to-ship saga (`integration_core.orchestrator`)
-  drives every step; this module only carries out its commands and feeds back the answers,
-  including its timeouts, which is how it retries.
+  up (the order is stuck until someone notices). No core in the path: this pattern exists in
+  the twin only, as the baseline the others are measured against;
+- orchestrated / event_driven: the shop places the order with the core, whose order desk
+  (`integration_core.engine`, the one the live service runs) drives the saga: it allocates
+  against available-to-promise, asks the ERP twin for credit, releases to the WMS twin and has
+  the ERP invoice, through the SimPy partner adapter (`sim.partners`). This module plays the
+  shop, the warehouse and the carrier, and serves the partners' side of those calls.
 
-Shipment confirmation by pattern: direct, a warehouse worker calls the ERP and waits (blocking
-the warehouse); otherwise the confirmation is queued on the bus and the core delivers it.
+The warehouse books the carrier's label itself (trying the next service when the carrier
+fails), ships, and confirms the shipment: directly to the ERP (a worker calls and waits,
+blocking the warehouse) or to the core through its outbox, which resends until the core
+acknowledges.
 """
-
 from __future__ import annotations
 
 import csv
 from collections import Counter, deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 from itertools import pairwise
@@ -27,55 +30,37 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from integration_core.bus import Delivery
-from integration_core.envelope import Envelope, trusted_envelope, wrap
-from integration_core.errors import IllegalTransition, TransientError
-from integration_core.models import OrderLine, SalesOrder, Shipment, ShipmentLine
-from integration_core.orchestrator import (
-    TERMINAL,
-    Allocated,
-    BackorderFilled,
-    CreditApproved,
-    Delivered,
-    Event,
-    ExceptionQueue,
-    InvalidEvent,
-    Invoiced,
-    LabelCreated,
-    LineQuantity,
-    OrchestratorConfig,
-    OrderState,
-    Packed,
-    Picked,
-    ReleaseAccepted,
-    ShipmentConfirmed,
-    TimeoutFired,
-    Validated,
-    handle,
-    start,
+from integration_core.engine.desk import ORDERS
+from integration_core.engine.partners import (
+    CreditAnswer,
+    CreditCheck,
+    InvoiceAnswer,
+    InvoiceRequest,
+    Release,
+    ReleaseAnswer,
+)
+from integration_core.envelope import Envelope, wrap
+from integration_core.errors import TransientError
+from integration_core.models import (
+    Milestone,
+    OrderLine,
+    SalesOrder,
+    Shipment,
+    ShipmentLine,
+    ShipmentMilestone,
 )
 from integration_core.orchestrator import (
-    CarrierFailed as CarrierFailedEvent,
+    EXCEPTION_SPECS,
+    TERMINAL,
+    ExceptionType,
+    OrchestratorConfig,
 )
 from integration_core.orchestrator import Status as Status_
-from integration_core.orchestrator.commands import (
-    CancelTimeout,
-    CloseException,
-    Command,
-    NotifyCustomer,
-    OpenException,
-    PostInvoice,
-    ReleaseReservation,
-    ReleaseToWms,
-    RequestCreditCheck,
-    RequestLabel,
-    ReserveInventory,
-    ScheduleTimeout,
-    ValidateOrder,
-)
 from sim.calls import call, direct_call
 from sim.columns import Column
+from sim.core import when
 from sim.distributions import sampler
-from sim.inventory import EPOCH, OUTBOX_RESEND_S
+from sim.inventory import OUTBOX_RESEND_S
 from sim.kernel import at
 from sim.scenario import ApiConfig, Pattern
 from sim.systems.endpoint import Endpoint, Status
@@ -86,22 +71,8 @@ if TYPE_CHECKING:
 
 PICK = KINDS.index(next(k for k in KINDS if k.value == "pick"))
 SHIPMENTS = "erp-shipments"
-COMMANDS = "saga-commands"
-COMMANDS_TYPE = "saga.command"
-
-
-@dataclass(frozen=True)
-class _Ask:
-    """A saga command waiting on the bus: what to call and how to read the answer."""
-
-    link: Any
-    endpoint: Endpoint
-    op: Callable[[], Any]
-    timeout: float
-    rec: _Order
-    answer: Callable[[Any], Event]
-    system: str
-    on_ok: Callable[[_Order, Event], None] | None
+SERVICES = ("standard", "express", "economy")
+"""The carrier services the warehouse tries in turn when the carrier fails."""
 
 
 @dataclass
@@ -114,10 +85,10 @@ class _Order:
     shipped_at: float | None = None
     invoiced: bool = False
     stuck: bool = False
-    state: OrderState | None = None
-    timer: str | None = None
     picked: dict[int, int] = field(default_factory=dict)
     confirmation_acked: bool = False
+    accepted: bool = False
+    """The core acknowledged the order (saga patterns)."""
 
 
 class OrderFlow:
@@ -127,12 +98,11 @@ class OrderFlow:
         self.release_pattern = sc.patterns.resolved("order_release")
         self.confirm_pattern = sc.patterns.resolved("shipment_confirmation")
         self.saga = self.release_pattern is not Pattern.DIRECT
-        # Re-ask ATP for backorders hourly (the default is daily: longer than most runs).
-        self.config = OrchestratorConfig(timeouts={Status_.BACKORDERED: 3600.0})
         carrier = ApiConfig(workers=8, service_time_s=sc.carrier.label_latency_s)
         self.carrier_api = Endpoint(twin.env, "carrier", carrier, twin.streams.get("api/carrier"),
                                     record=False)
         self._carrier_fail = sc.carrier.failure_probability
+        self._carrier_rng = twin.streams.get("carrier/failures")
         self._rng = twin.streams.get("orders")
         self._lookup_rng = twin.streams.get("orders/status-lookups")
         self._lines = sampler(sc.shop.lines_per_order, twin.streams.get("orders/lines"))
@@ -145,22 +115,30 @@ class OrderFlow:
         self._sku_p = zipf_probabilities(sc.catalog.skus, sc.catalog.zipf_s)
         self.orders: dict[str, _Order] = {}
         self.released: list[deque[str]] = [deque() for _ in sc.warehouses]
-        self.reserved = np.zeros(twin.n_rows, dtype=np.int64)
-        self.exceptions = ExceptionQueue()
         self.blocked_s = 0.0
-        self.notifications = 0
-        self.stale_events = 0
         self.release_given_up = 0
         self.lookup_failures = 0
         self.lat = {f: Column(np.float64) for f in ("order_release", "order_to_ship",
                                                      "ship_to_invoice")}
         self.lat_at = {f: Column(np.float64) for f in self.lat}
-        self._commands: dict[str, _Ask] = {}
-        self._cmd_seq = 0
         if self.saga:
-            twin.core.subscribe(COMMANDS, [COMMANDS_TYPE], self._deliver_command)
-        if self.confirm_pattern is not Pattern.DIRECT:
+            self._serve(twin)
+        elif self.confirm_pattern is not Pattern.DIRECT:
             twin.core.subscribe(SHIPMENTS, ["shipment.confirmed"], self._deliver_confirmation)
+
+    @staticmethod
+    def desk_config() -> OrchestratorConfig:
+        """The order desk's saga settings in the twin: backorders are asked again hourly (the
+        default is daily: longer than most runs)."""
+        return OrchestratorConfig(timeouts={Status_.BACKORDERED: 3600.0})
+
+    def _serve(self, twin: Twin) -> None:
+        """The partners' side of the order desk's calls, through the partner port."""
+        p, erp_link, wms_link = twin.partners, twin.links["core_erp"], twin.links["wms_core"]
+        p.serve("credit_check", erp_link, lambda _r: twin.erp_api, self._credit)
+        p.serve("invoice", erp_link, lambda _r: twin.erp_api, self._invoice)
+        p.serve("release", wms_link, lambda r: twin.wms_apis[self.orders[r.order_id].warehouse],
+                self._release)
 
     # -- shop --------------------------------------------------------------------------------
 
@@ -216,8 +194,7 @@ class OrderFlow:
             for i, s in enumerate(skus)
         )
         order = SalesOrder(order_id=order_id, customer_id="C-1", lines=lines,
-                           placed_at=EPOCH + timedelta(seconds=t.env.now),
-                           ship_from=t.warehouse_ids[w])
+                           placed_at=when(t.env.now), ship_from=t.warehouse_ids[w])
         rec = _Order(order, w, [t.row_of(ln.sku, t.warehouse_ids[w]) for ln in lines], t.env.now)
         self.orders[order_id] = rec
         lookups = t.scenario.shop.status_lookups_per_order
@@ -226,10 +203,17 @@ class OrderFlow:
             for delay in rng.uniform(0, 48 * 3600, rng.poisson(lookups)):
                 at(t.env, float(delay), self._status_lookup, rec)
         if self.saga:
-            rec.state, commands = start(order, t.env.now, self.config)
-            self._execute(rec, commands)
+            self._send_order(rec, 0)
         else:
             self._direct_release(rec)
+
+    def _send_order(self, rec: _Order, resends: int) -> None:
+        """The shop's outbox: place the order with the core, again later while it is down."""
+        if self.t.core.accept_order(rec.order):
+            rec.accepted = True
+            return
+        at(self.t.env, OUTBOX_RESEND_S[min(resends, len(OUTBOX_RESEND_S) - 1)],
+           self._send_order, rec, resends + 1)
 
     def _status_lookup(self, rec: _Order) -> None:
         """A customer asks where the order is. The core answers from the saga's state; without
@@ -262,6 +246,20 @@ class OrderFlow:
                     lambda: self._wms_accept(rec), t.scenario.direct, final,
                     t.count_call("wms"))
 
+    # -- the partners' side of the order desk's calls ----------------------------------------
+
+    def _credit(self, request: CreditCheck) -> CreditAnswer:
+        """The ERP twin's credit check: no credit model, every customer is good (as the live
+        ERP twin answers)."""
+        return CreditAnswer(approved=True)
+
+    def _release(self, request: Release) -> ReleaseAnswer:
+        self._wms_accept(self.orders[request.order_id])
+        return ReleaseAnswer(accepted=True)
+
+    def _invoice(self, request: InvoiceRequest) -> InvoiceAnswer:
+        return InvoiceAnswer(invoice_id=self._erp_invoice(self.orders[request.order_id]))
+
     # -- WMS ---------------------------------------------------------------------------------
 
     def _wms_accept(self, rec: _Order) -> bool:
@@ -293,25 +291,20 @@ class OrderFlow:
             rec.picked[ln.line_no] = took
             if took:
                 t.inventory.on_movement(rec.warehouse, row, PICK, -took)
-            self.reserved[row] -= min(self.reserved[row], int(ln.quantity))
         done()
-        if self.saga:
-            self._feed(rec, Picked(rec.order.order_id))
-            self._feed(rec, Packed(rec.order.order_id))
-        else:
-            self._label(rec, "standard", 0)
+        self._label(rec, 0)
 
-    def _label(self, rec: _Order, service: str, attempt: int) -> None:
-        """Without the saga the WMS books the label itself, trying the next service on
-        failure."""
+    def _label(self, rec: _Order, attempt: int) -> None:
+        """The WMS books the label, trying the next service 30 s after a failure; after the
+        last it gives up and the order is stuck."""
         t = self.t
+        service = SERVICES[attempt % len(SERVICES)]
 
         def result(status: Status, value: object) -> None:
             if status is Status.OK and value:
                 self._ship(rec, str(value))
             elif attempt < 3:
-                nxt = self.config.carrier_services[(attempt + 1) % 3]
-                at(t.env, 30.0, self._label, rec, nxt, attempt + 1)
+                at(t.env, 30.0, self._label, rec, attempt + 1)
             else:
                 rec.stuck = True
 
@@ -321,7 +314,7 @@ class OrderFlow:
              t.scenario.direct.timeout_s, result)
 
     def _carrier_book(self, rec: _Order, service: str) -> str | None:
-        if self._carrier_fail and self._rng.random() < self._carrier_fail:
+        if self._carrier_fail and self._carrier_rng.random() < self._carrier_fail:
             return None
         return f"TRK-{rec.order.order_id}-{service}"
 
@@ -329,40 +322,42 @@ class OrderFlow:
         t = self.t
         if rec.shipped_at is not None:
             return
-        rec.shipped_at = t.env.now
-        self._record("order_to_ship", t.env.now - rec.placed_at)
-        self._milestones(rec)
         lines = tuple(ShipmentLine(order_line_no=ln.line_no, sku=ln.sku,
                                    quantity_base=rec.picked[ln.line_no])
                       for ln in rec.order.lines if rec.picked.get(ln.line_no))
         if not lines:  # nothing on the shelf for any line: nothing to ship
             rec.stuck = True
             return
+        rec.shipped_at = t.env.now
+        self._record("order_to_ship", t.env.now - rec.placed_at)
         shipment = Shipment(
             shipment_id=f"SH-{rec.order.order_id}", order_id=rec.order.order_id,
             warehouse_id=t.warehouse_ids[rec.warehouse], carrier="carrier", tracking=tracking,
-            shipped_at=EPOCH + timedelta(seconds=t.env.now), lines=lines,
+            shipped_at=when(t.env.now), lines=lines,
         )
+        self._milestones(rec, shipment)
         if self.confirm_pattern is Pattern.DIRECT:
             self.t.wms_pools[rec.warehouse].submit(
                 lambda done: self._confirm_direct(rec, shipment, done))
         else:
             env = wrap(shipment, source=f"wms-{shipment.warehouse_id}",
                        occurred_at=shipment.shipped_at, correlation_id=rec.order.order_id)
-            self._send_confirmation(rec, env, 0)
+            self._send_confirmation(rec, shipment, env, 0)
 
-    def _send_confirmation(self, rec: _Order, env: Envelope, resends: int) -> None:
+    def _send_confirmation(self, rec: _Order, shipment: Shipment, env: Envelope,
+                           resends: int) -> None:
         """The WMS's outbox: send, and resend until the core acknowledges (the bus drops the
         duplicate copies)."""
         t = self.t
         if rec.confirmation_acked:
             return
-        t.links["wms_core"].send(self._confirmation_arrives, rec, env)
+        t.links["wms_core"].send(self._confirmation_arrives, rec, shipment, env)
         at(t.env, OUTBOX_RESEND_S[min(resends, len(OUTBOX_RESEND_S) - 1)],
-           self._send_confirmation, rec, env, resends + 1)
+           self._send_confirmation, rec, shipment, env, resends + 1)
 
-    def _confirmation_arrives(self, rec: _Order, env: Envelope) -> None:
-        if self.t.core.publish(env):
+    def _confirmation_arrives(self, rec: _Order, shipment: Shipment, env: Envelope) -> None:
+        core = self.t.core
+        if core.accept_shipment(shipment) if self.saga else core.publish(env):
             self.t.links["wms_core"].send(self._confirmation_acked, rec)
 
     def _confirmation_acked(self, rec: _Order) -> None:
@@ -379,23 +374,25 @@ class OrderFlow:
             if status is not Status.OK:
                 rec.stuck = True  # the warehouse gave up: the ERP never hears of the shipment
             elif self.saga:
-                self._feed(rec, ShipmentConfirmed(shipment))
+                self._tell_core(rec, shipment, 0)
 
         op = (lambda: True) if self.saga else (lambda: self._erp_invoice(rec))
         direct_call(t.env, t.links["wms_erp"], t.erp_api, op, t.scenario.direct, final,
                     t.count_call("erp"))
 
+    def _tell_core(self, rec: _Order, shipment: Shipment, resends: int) -> None:
+        """After a direct confirmation the ERP relays it to the core (again while it is
+        down), so the saga hears the goods left."""
+        if not self.t.core.accept_shipment(shipment):
+            at(self.t.env, OUTBOX_RESEND_S[min(resends, len(OUTBOX_RESEND_S) - 1)],
+               self._tell_core, rec, shipment, resends + 1)
+
     def _deliver_confirmation(self, d: Delivery, ack: Callable[[], None],
                               nack: Callable[[BaseException], None]) -> None:
-        """The core's consumer of shipment confirmations: to the saga, or (without one)
-        straight to the ERP, which invoices."""
+        """Without a saga, the core's consumer of shipment confirmations posts them straight
+        to the ERP, which invoices."""
         t = self.t
         rec = self.orders[d.envelope.correlation_id]
-        if self.saga:
-            ack()
-            shipment = Shipment.model_validate(d.envelope.payload)
-            self._feed(rec, ShipmentConfirmed(shipment))
-            return
 
         def result(status: Status, _v: object) -> None:
             ack() if status is Status.OK else nack(TransientError(f"ERP {status.value}"))
@@ -413,131 +410,27 @@ class OrderFlow:
             self._record("ship_to_invoice", self.t.env.now - rec.shipped_at)
         return f"INV-{rec.order.order_id}"
 
-    # -- the saga ----------------------------------------------------------------------------
+    # -- the carrier -------------------------------------------------------------------------
 
-    def _feed(self, rec: _Order, event: Event) -> None:
-        assert rec.state is not None
-        try:
-            rec.state, commands = handle(rec.state, event, self.t.env.now, self.config)
-        except (IllegalTransition, InvalidEvent):
-            self.stale_events += 1  # a late answer to a request the saga already gave up on
-            return
-        self._execute(rec, commands)
-
-    def _execute(self, rec: _Order, commands: tuple[Command, ...] | list[Command]) -> None:
-        t = self.t
-        oid = rec.order.order_id
-        erp_link, wms_link = t.links["core_erp"], t.links["wms_core"]
-        timeout = t.scenario.bus.call_timeout_s
-        for c in commands:
-            if isinstance(c, ValidateOrder):
-                at(t.env, 0.0, self._feed, rec, Validated(oid))
-            elif isinstance(c, RequestCreditCheck):
-                self._ask(erp_link, t.erp_api, lambda: True, timeout, rec,
-                          lambda _v: CreditApproved(oid), "erp")
-            elif isinstance(c, ReserveInventory):
-                self._ask(erp_link, t.erp_api, partial(self._allocate, rec, c), timeout, rec,
-                          partial(_allocation_answer, rec), "erp")
-            elif isinstance(c, ReleaseToWms):
-                self._ask(wms_link, t.wms_apis[rec.warehouse], lambda: self._wms_accept(rec),
-                          timeout, rec, lambda _v: ReleaseAccepted(oid), "wms")
-            elif isinstance(c, RequestLabel):
-                self._ask(wms_link, self.carrier_api,
-                          partial(self._carrier_book, rec, c.service), timeout, rec,
-                          partial(_label_answer, oid), "carrier", on_ok=self._after_label)
-            elif isinstance(c, PostInvoice):
-                self._ask(erp_link, t.erp_api, lambda: self._erp_invoice(rec), timeout, rec,
-                          partial(_invoiced, oid, c.shipment_id), "erp")
-            elif isinstance(c, ScheduleTimeout):
-                rec.timer = c.timeout_id
-                at(t.env, c.due_at - t.env.now, self._timer, rec, c.timeout_id)
-            elif isinstance(c, NotifyCustomer):
-                self.notifications += 1
-            elif isinstance(c, OpenException):
-                self.exceptions.open(c.record)
-            elif isinstance(c, CloseException):
-                self.exceptions.close(c.exception_id, c.at)
-            elif isinstance(c, ReleaseReservation):
-                for ln in c.lines:
-                    row = t.row_of(ln.sku, t.warehouse_ids[rec.warehouse])
-                    self.reserved[row] -= min(self.reserved[row], ln.quantity_base)
-            elif isinstance(c, CancelTimeout):
-                if c.timeout_id == rec.timer:
-                    rec.timer = None
-            else:  # cancellations and returns: the twin's shop sends neither
-                raise NotImplementedError(f"the twin does not carry out {type(c).__name__}")
-
-    def _ask(self, link: Any, endpoint: Endpoint, op: Callable[[], Any], timeout: float,
-             rec: _Order, answer: Callable[[Any], Event], system: str,
-             on_ok: Callable[[_Order, Event], None] | None = None) -> None:
-        """Carry out one command through the bus: published as a message, delivered to the
-        partner with the bus's retry policy, its answer fed back to the saga. If the core is
-        down the command is not sent; the saga's own timeout notices and asks again."""
-        self._cmd_seq += 1
-        oid = rec.order.order_id
-        mid = f"cmd:{oid}:{self._cmd_seq}"
-        self._commands[mid] = _Ask(link, endpoint, op, timeout, rec, answer, system, on_ok)
-        self.t.core.publish(trusted_envelope(
-            message_id=mid, type=COMMANDS_TYPE, schema_version=1, source="core",
-            occurred_at=EPOCH + timedelta(seconds=self.t.env.now), correlation_id=oid,
-            causation_id=None, key=oid, payload={"order_id": oid, "system": system},
-        ))
-
-    def _deliver_command(self, d: Delivery, ack: Callable[[], None],
-                         nack: Callable[[BaseException], None]) -> None:
-        ask = self._commands.get(d.envelope.message_id)
-        if ask is None:  # its closure died with a crashed core: the saga's timeout resends
-            ack()
-            return
-        self.t.api_calls[ask.system] += 1
-
-        def result(status: Status, value: object) -> None:
-            if status is not Status.OK:
-                nack(TransientError(f"{ask.system} {status.value}"))
-                return
-            ack()
-            self._commands.pop(d.envelope.message_id, None)
-            event = ask.answer(value)
-            self._feed(ask.rec, event)
-            if ask.on_ok is not None:
-                ask.on_ok(ask.rec, event)
-
-        call(self.t.env, ask.link, ask.endpoint, ask.link, ask.op, ask.timeout, result)
-
-    def _after_label(self, rec: _Order, event: Event) -> None:
-        if isinstance(event, LabelCreated):
-            self._ship(rec, event.tracking)
-
-    def _milestones(self, rec: _Order) -> None:
-        """The carrier's tracking: picked up, in transit, delivered (the saga hears the
-        last one)."""
+    def _milestones(self, rec: _Order, shipment: Shipment) -> None:
+        """The carrier's tracking: picked up, in transit, delivered (the core hears each)."""
         env = self.t.env
         pickup = self._pickup() * 3600
-        at(env, pickup, self._milestone, rec, "picked_up")
-        at(env, pickup + 60.0, self._milestone, rec, "in_transit")
-        at(env, pickup + self._transit() * 3600, self._milestone, rec, "delivered")
+        at(env, pickup, self._milestone, shipment, Milestone.PICKED_UP, 0)
+        at(env, pickup + 60.0, self._milestone, shipment, Milestone.IN_TRANSIT, 0)
+        at(env, pickup + self._transit() * 3600, self._milestone, shipment,
+           Milestone.DELIVERED, 0)
 
-    def _milestone(self, rec: _Order, what: str) -> None:
-        self.milestones[what] += 1
-        if what == "delivered" and self.saga:
-            self._feed(rec, Delivered(rec.order.order_id, f"SH-{rec.order.order_id}"))
-
-    def _timer(self, rec: _Order, timeout_id: str) -> None:
-        if rec.timer == timeout_id:
-            rec.timer = None
-            self._feed(rec, TimeoutFired(rec.order.order_id, timeout_id))
-
-    def _allocate(self, rec: _Order, c: ReserveInventory) -> tuple[LineQuantity, ...]:
-        """The ERP's allocation against available-to-promise (its on-hand less reservations)."""
-        t = self.t
-        out = []
-        for ln in c.lines:
-            row = t.row_of(ln.sku, t.warehouse_ids[rec.warehouse])
-            atp = max(0, int(t.erp.on_hand[row] - self.reserved[row]))
-            take = min(atp, ln.quantity_base)
-            self.reserved[row] += take
-            out.append(LineQuantity(ln.line_no, take))
-        return tuple(out)
+    def _milestone(self, shipment: Shipment, what: Milestone, resends: int) -> None:
+        if resends == 0:
+            self.milestones[what.value] += 1
+        if not self.saga:
+            return
+        m = ShipmentMilestone(shipment_id=shipment.shipment_id, tracking=shipment.tracking,
+                              milestone=what, at=when(self.t.env.now))
+        if not self.t.core.accept_milestone(m):  # the carrier's webhook retries
+            at(self.t.env, OUTBOX_RESEND_S[min(resends, len(OUTBOX_RESEND_S) - 1)],
+               self._milestone, shipment, what, resends + 1)
 
     # -- results -----------------------------------------------------------------------------
 
@@ -551,17 +444,25 @@ class OrderFlow:
     def latency_at(self) -> dict[str, np.ndarray]:
         return {f: c.values.copy() for f, c in self.lat_at.items()}
 
+    def _desk(self) -> dict[str, dict[str, Any]]:
+        """The order desk's records (the core's state: what the service's API shows)."""
+        return self.t.core.engine.store.state(ORDERS) if self.saga else {}
+
     def settled(self) -> bool:
         """Every order invoiced, stuck, or (saga) terminal or waiting on a person. An order
         waiting on its own timer is not settled: a partner still owes it an answer."""
-        return all(
-            r.invoiced or r.stuck or (r.state is not None and (
-                r.state.status in TERMINAL or bool(r.state.open_exceptions)))
-            for r in self.orders.values()
-        )
+        open_ = [r for r in self.orders.values() if not (r.invoiced or r.stuck)]
+        if not open_:
+            return True
+        if not self.saga:
+            return False
+        store = self.t.core.engine.store
+        return all(_waits_on_nobody(store.get_state(ORDERS, r.order.order_id)) for r in open_)
 
     def counts(self) -> dict[str, int]:
         recs = self.orders.values()
+        desk = self._desk()
+        traces = [e for d in desk.values() for e in d["trace"]]
         return {
             "orders_placed": len(self.orders),
             "orders_released": sum(r.released_at is not None for r in recs),
@@ -569,30 +470,26 @@ class OrderFlow:
             "orders_invoiced": sum(r.invoiced for r in recs),
             "orders_release_given_up": self.release_given_up,
             "orders_stuck": sum(r.stuck for r in recs),
-            "order_exceptions_open": len(self.exceptions.by_age()),
-            "customer_notifications": self.notifications,
-            "saga_stale_answers": self.stale_events,
+            "order_exceptions_open": sum(x["closed_at"] is None for d in desk.values()
+                                         for x in d["exceptions"].values()),
+            "customer_notifications": sum(e["kind"] == "command"
+                                          and e["name"] == "notify_customer" for e in traces),
+            "saga_stale_answers": sum(e["kind"] == "note" and e["name"] == "answer not used"
+                                      for e in traces),
             "status_lookup_failures": self.lookup_failures,
             **{f"carrier_{k}": v for k, v in sorted(self.milestones.items())},
             **{f"orders_status_{k}": v for k, v in sorted(Counter(
-                r.state.status.value for r in recs if r.state is not None).items())},
+                d["status"] for d in desk.values()).items())},
         }
 
 
-def _label_answer(order_id: str, tracking: object) -> Event:
-    return LabelCreated(order_id, str(tracking)) if tracking else CarrierFailedEvent(order_id)
-
-
-def _invoiced(order_id: str, shipment_id: str, invoice_id: object) -> Event:
-    return Invoiced(order_id, shipment_id, str(invoice_id))
-
-
-def _allocation_answer(rec: _Order, lines: tuple[LineQuantity, ...]) -> Event:
-    """The same ATP answer is news of a first allocation or of a backorder filled."""
-    assert rec.state is not None
-    if rec.state.status is Status_.BACKORDERED:
-        return BackorderFilled(rec.order.order_id, lines)
-    return Allocated(rec.order.order_id, lines)
+def _waits_on_nobody(record: dict[str, Any] | None) -> bool:
+    if record is None:
+        return False  # not taken in by the desk yet (or lost with a core that crashed)
+    if Status_(record["status"]) in TERMINAL:
+        return True
+    return any(x["closed_at"] is None and EXCEPTION_SPECS[ExceptionType(x["type"])].blocking
+               for x in record["exceptions"].values())
 
 
 def read_arrivals(path: str) -> list[float]:

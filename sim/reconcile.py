@@ -22,7 +22,8 @@ from integration_core.reconciler import (
     RepairGate,
 )
 from sim.calls import call
-from sim.inventory import CONSUMER, EPOCH
+from sim.core import START
+from sim.inventory import CONSUMER
 from sim.systems.endpoint import Status
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class SimReconciler:
         sc = twin.scenario
         self.every_s = sc.reconciler.interval_min * 60
         self.repair_after_s = sc.reconciler.repair_after_min * 60
-        self.core = Reconciler(system_of_record=sc.system_of_record.inventory, epoch=EPOCH)
+        self.core = Reconciler(system_of_record=sc.system_of_record.inventory, epoch=START)
         self.keys = Keyspace()
         n = sc.catalog.skus
         sku_codes = self.keys.skus.encode([f"SKU-{i:05d}" for i in range(n)])

@@ -17,14 +17,17 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sim.bridge import CoreBridge
+from integration_core.engine import RowKey
+from integration_core.models import Catalog, Item
 from sim.columns import Column
+from sim.core import TwinCore
 from sim.faults import FaultPlan
 from sim.inventory import InventoryFlow, movement_index
 from sim.ledger import MovementLedger
 from sim.master_data import MasterDataFlow
 from sim.network import Link
 from sim.orders import OrderFlow
+from sim.partners import POST, SimPartners
 from sim.reconcile import SimReconciler
 from sim.rng import Streams
 from sim.scenario import DOMAINS, Pattern, Scenario
@@ -89,9 +92,17 @@ class Twin:
             name: Link(self.env, name, getattr(sc.links, name), self.streams.get(f"link/{name}"))
             for name in ("wms_core", "core_erp", "wms_erp")
         }
-        self.core = CoreBridge(self.env, sc.bus, self.streams.get("bus"))
         self.api_calls: Counter[str] = Counter()
+        self._sku_names = [f"SKU-{i:05d}" for i in range(n_skus)]
+        self.partners = SimPartners(self.env, sc.bus.call_timeout_s, self.api_calls)
+        desk = (OrderFlow.desk_config()
+                if sc.patterns.resolved("order_release") is not Pattern.DIRECT else None)
+        self.core = TwinCore(self.env, sc.bus, self.streams.get("bus"),
+                             Catalog(Item(sku=s) for s in self._sku_names), self.partners,
+                             desk, self._stock_report)
         self.inventory = InventoryFlow(self)
+        self.partners.serve(POST, self.links["core_erp"], lambda _p: self.erp_api,
+                            self.inventory.post)
         self.orders = OrderFlow(self)
         self.master = MasterDataFlow(self)
         self.reconciler = (
@@ -106,7 +117,11 @@ class Twin:
         self._series: dict[str, Column] = {k: Column(np.float64) for k in SERIES}
         for consumer in self.core.backlog():  # one backlog column per consumer of the bus
             self._series[f"backlog_{consumer}"] = Column(np.float64)
-        self._sku_names = [f"SKU-{i:05d}" for i in range(n_skus)]
+
+    def _stock_report(self) -> dict[RowKey, int]:
+        """The WMS's stock by row, as it reports it for the core's opening balance."""
+        return {(self.sku_name(r), self.warehouse_name(r), None): int(q)
+                for r, q in enumerate(self.wms.on_hand)}
 
     def count_call(self, system: str) -> Callable[[], None]:
         """A counter of API calls to `system`, for callers that retry."""

@@ -20,8 +20,8 @@ from __future__ import annotations
 import heapq
 import json
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -60,6 +60,49 @@ class _Tx:
 
     after: list[Callable[[], object]] = field(default_factory=list)
     settling: list[Delivery] = field(default_factory=list)
+
+
+class _Transaction:
+    """`Bus.transaction`: a class, not a generator, because the twin opens several per
+    message."""
+
+    __slots__ = ("_batch", "_bus", "_now", "_settling", "_tx")
+
+    def __init__(self, bus: Bus, now: float, settling: Iterable[Delivery]) -> None:
+        self._bus = bus
+        self._now = now
+        self._settling = settling
+        self._tx: _Tx | None = None
+        self._batch: AbstractContextManager[None] | None = None
+
+    def __enter__(self) -> None:
+        bus = self._bus
+        if bus._tx is not None:  # nested: the outermost transaction decides
+            bus._tx.settling.extend(self._settling)
+            return
+        self._tx = bus._tx = _Tx(settling=list(self._settling))
+        self._batch = bus.store.batch()
+        self._batch.__enter__()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: Any) -> None:
+        tx, batch, bus = self._tx, self._batch, self._bus
+        if tx is None or batch is None:
+            return
+        try:
+            batch.__exit__(kind, exc, tb)  # commits, or rolls back when `kind` is set
+        except BaseException:
+            bus._tx = None
+            for d in tx.settling:
+                bus._unmark(d, self._now)
+            raise
+        bus._tx = None
+        if kind is not None:
+            for d in tx.settling:
+                bus._unmark(d, self._now)
+            return
+        for then in tx.after:
+            then()
 
 
 @dataclass
@@ -101,28 +144,13 @@ class Bus:
 
     # -- transactions ------------------------------------------------------------------------
 
-    @contextmanager
-    def transaction(self, now: float, settling: Iterable[Delivery] = ()) -> Iterator[None]:
+    def transaction(self, now: float, settling: Iterable[Delivery] = ()
+                    ) -> AbstractContextManager[None]:
         """One store transaction for every bus operation inside. Their effects on the bus's
         memory happen when it commits; if it does not, the deliveries they settled (and
         `settling`, the ones the caller means to settle inside) are due again at `now`,
         nothing else changed, and the error propagates."""
-        if self._tx is not None:  # nested: the outermost transaction decides
-            self._tx.settling.extend(settling)
-            yield
-            return
-        tx = self._tx = _Tx(settling=list(settling))
-        try:
-            with self.store.batch():
-                yield
-        except BaseException:
-            self._tx = None
-            for d in tx.settling:
-                self._unmark(d, now)
-            raise
-        self._tx = None
-        for then in tx.after:
-            then()
+        return _Transaction(self, now, settling)
 
     def _commit(self, now: float, settling: list[Delivery], write: Callable[[], object] | None,
                 then: Callable[[], object]) -> None:
@@ -435,7 +463,7 @@ class Bus:
 
     def handle(self, delivery: Delivery, handler: Handler, now: float) -> Outcome:
         """Run `handler` through the consumer's durable inbox, then ack or nack."""
-        return self._run([delivery], {delivery.consumer: handler}, now)[0]
+        return self.run([delivery], {delivery.consumer: handler}, now)[0]
 
     def process(
         self, handlers: Mapping[str, Handler], now: float, limit: int | None = None
@@ -443,14 +471,20 @@ class Bus:
         """Handle everything due for these consumers through their inboxes, in one store
         transaction; outcomes in delivery order. If the store fails, nothing was applied,
         every delivery is due again and the error propagates."""
-        return self._run(self.due(now, limit, consumers=handlers.keys()), handlers, now)
+        return self.run(self.due(now, limit, consumers=handlers.keys()), handlers, now)
 
-    def _run(self, deliveries: list[Delivery], handlers: Mapping[str, Handler], now: float
-             ) -> list[Outcome]:
+    def run(self, deliveries: list[Delivery], handlers: Mapping[str, Handler], now: float
+            ) -> list[Outcome]:
+        """`process` for deliveries already taken from `due` (each consumer's in `handlers`)."""
+        if not deliveries:
+            return []
         with self.transaction(now, deliveries):
             results: dict[int, bool | Exception] = {}
-            for consumer, handler in handlers.items():
-                mine = [d for d in deliveries if d.consumer == consumer]
+            by_consumer: dict[str, list[Delivery]] = {}
+            for d in deliveries:
+                by_consumer.setdefault(d.consumer, []).append(d)
+            for consumer, mine in by_consumer.items():
+                handler = handlers[consumer]
                 got = self.store.apply_many(
                     consumer,
                     [(d.envelope.message_id, partial(handler, d.envelope)) for d in mine],

@@ -8,7 +8,7 @@ bus's failure contract holds for this store too.
 from __future__ import annotations
 
 import bisect
-import copy
+import json
 from collections import deque
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -20,6 +20,12 @@ from integration_core.envelope import Envelope
 from integration_core.errors import StorageError
 
 _ATOMIC = frozenset({int, float, str, bool, type(None)})
+
+
+def _copy(value: Any) -> Any:
+    """A detached copy of a state value, through JSON: what the SQLite store would hand
+    back (tuples read back as lists), and several times faster than `copy.deepcopy`."""
+    return value if type(value) in _ATOMIC else json.loads(json.dumps(value))
 _ABSENT = object()
 
 
@@ -36,11 +42,11 @@ class _MemTx:
             value = self._staged[(ns, key)]
         else:
             value = self._state.get(ns, {}).get(key)
-        return value if type(value) in _ATOMIC else copy.deepcopy(value)
+        return _copy(value)
 
     def put(self, ns: str, key: str, value: Any) -> None:
         # Copy so the caller cannot change committed state behind the store's back.
-        self._staged[(ns, key)] = value if type(value) in _ATOMIC else copy.deepcopy(value)
+        self._staged[(ns, key)] = _copy(value)
 
     def commit(self, undo: list[tuple[Any, ...]] | None) -> None:
         for (ns, key), value in self._staged.items():
@@ -198,13 +204,13 @@ class MemoryStore:
         return message_id in self._inbox.get(consumer, ())
 
     def get_state(self, ns: str, key: str) -> Any:
-        return copy.deepcopy(self._state.get(ns, {}).get(key))
+        return _copy(self._state.get(ns, {}).get(key))
 
     def state(self, ns: str, prefix: str = "") -> dict[str, Any]:
         found = self._state.get(ns, {})
         if prefix:
             found = {k: v for k, v in found.items() if k.startswith(prefix)}
-        return copy.deepcopy(found)
+        return {k: _copy(v) for k, v in found.items()}
 
     def last_position(self) -> int:
         return self._next - 1

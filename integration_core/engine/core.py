@@ -106,29 +106,31 @@ class Accepted:
 class Engine:
     def __init__(self, store: Store, clock: Clock, catalog: Catalog, *,
                  policy: RetryPolicy | None = None, rng: np.random.Generator | None = None,
-                 deliver_batch: int = 250, orders: OrchestratorConfig = DEFAULT_CONFIG,
+                 deliver_batch: int = 250, orders: OrchestratorConfig | None = DEFAULT_CONFIG,
                  call_rng: np.random.Generator | None = None) -> None:
         """`store` is the engine's only state: an engine built again on the same store
         resumes each consumer where its inbox says it was (a restart). `rng` draws the bus's
-        retry jitter, `call_rng` the outbox calls'."""
+        retry jitter, `call_rng` the outbox calls'. `orders=None`: no order desk (a landscape
+        whose orders do not pass through the core)."""
         self.store = store
         self.clock = clock
         self.catalog = catalog
         self.deliver_batch = deliver_batch
         self.bus = Bus(store, policy, rng if rng is not None else np.random.default_rng(0))
         self.wms = Ledger(WMS_ON_HAND)
-        self.desk = OrderDesk(self.catalog, self.clock, orders, stock=self._on_hand)
+        self.desk = OrderDesk(self.catalog, self.clock, orders or DEFAULT_CONFIG,
+                              stock=self._on_hand)
         self.calls = CallSchedule(self.bus.policy, call_rng if call_rng is not None
                                   else np.random.default_rng(1))
         self.remote: list[str] = ["erp"]
         self.bus.subscribe("wms", [MOVEMENT], from_beginning=True)
         self.bus.subscribe("erp", [MOVEMENT], from_beginning=True)
-        self.bus.subscribe("orders", TYPES, from_beginning=True)
-        self.handlers: dict[str, Callable[[Envelope, Tx], None]] = {
-            "wms": self._wms_apply,
-            "orders": self.desk.handle,
-        }
-        self.recovered = {c: self.bus.backlog(c) for c in CONSUMERS}
+        self.handlers: dict[str, Callable[[Envelope, Tx], None]] = {"wms": self._wms_apply}
+        if orders is not None:
+            self.bus.subscribe("orders", TYPES, from_beginning=True)
+            self.handlers["orders"] = self.desk.handle
+        self.consumers = [c for c in CONSUMERS if c in self.handlers or c == "erp"]
+        self.recovered = {c: self.bus.backlog(c) for c in self.consumers}
         self.desk.load_timers(self.store)
         self.calls.add(self.desk.load_calls(self.store), self.clock.now())
         self.desk.take_new_calls()
@@ -218,6 +220,17 @@ class Engine:
         outcomes = self.bus.process(self.handlers, now, limit=self.deliver_batch)
         self.outcomes.update(o.value for o in outcomes)
         return len(outcomes)
+
+    def deliver(self, now: float, remote: Sequence[str]) -> list[Delivery]:
+        """`pump` without its limit, in one pass with the remote consumers: handles what is
+        due to the local ones and hands back what is due to `remote`, marked in flight (for
+        a driver on an in-memory store, where one `due` a step counts)."""
+        due = self.bus.due(now, None, consumers=[*self.handlers, *remote])
+        local = [d for d in due if d.consumer in self.handlers]
+        if local:
+            self.outcomes.update(o.value for o in self.bus.run(local, self.handlers, now))
+            return [d for d in due if d.consumer not in self.handlers]
+        return due
 
     def fire_timers(self, now: float) -> int:
         """Publish the saga's due timeouts as messages: the bus dedupes them by timeout id
@@ -326,7 +339,7 @@ class Engine:
 
     def check_sku(self, sku: str) -> None:
         if sku not in self.catalog.items:
-            raise NotFound(f"sku: unknown SKU {sku!r}")
+            raise NotFound(f"unknown SKU {sku!r}", field="sku")
 
     def snapshot(self, sku: str | None = None) -> tuple[dict[RowKey, int], list[Envelope]]:
         """The WMS view (what its consumer applied plus what it has queued) and the movements
@@ -384,12 +397,12 @@ class Engine:
         dead = Counter(d.consumer for d in self.bus.dead_letters())
         return {
             # Nothing left to do: no consumer has a message waiting, no partner call is open.
-            "drained": (all(self.bus.backlog(c) == 0 for c in CONSUMERS)
+            "drained": (all(self.bus.backlog(c) == 0 for c in self.consumers)
                         and not self.desk.open_calls),
             "consumers": {
                 c: {"backlog": self.bus.backlog(c), "lag_s": self.bus.lag(c, now),
                     "dead_letters": dead.get(c, 0), "recovered_at_start": self.recovered[c]}
-                for c in CONSUMERS
+                for c in self.consumers
             },
             "ingress_dead_letters": dead.get("ingress", 0),
             "outbox": {"open_calls": len(self.desk.open_calls)},

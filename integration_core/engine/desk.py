@@ -33,7 +33,6 @@ out.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import heapq
 from collections import deque
@@ -50,6 +49,7 @@ from integration_core.models import Catalog, SalesOrder, Shipment, ShipmentMiles
 from integration_core.orchestrator import (
     DEFAULT_CONFIG,
     EVENT_TYPES,
+    TERMINAL,
     Allocated,
     BackorderFilled,
     CloseException,
@@ -89,6 +89,9 @@ from integration_core.orchestrator import (
 
 ORDERS = "orders"
 SHIPMENT_ORDER = "shipment_order"
+TIMERS = "order_timers"
+"""Order id -> its pending timer [timeout_id, due_at] (or None), beside the order's record:
+small to read when a timer comes due."""
 OUTBOX = "outbox"
 TIMEOUT_TYPE = "saga.timeout"
 REPLY_TYPE = "partner.reply"
@@ -146,10 +149,20 @@ class OrderDesk:
         rolled back: `open_call` checks the store, like `due_timers` does."""
         self.new_calls: list[str] = []
         """Calls written since the runner last looked."""
+        self._folded: dict[str, tuple[list[dict[str, Any]], OrderState]] = {}
+        """Order id -> (events, the saga state they fold to) as last saved: spares the fold
+        on the order's next message. `OrderState` is immutable."""
 
     # -- state -------------------------------------------------------------------------------
 
     def rebuild(self, record: Record) -> OrderState:
+        """The saga state of a record: the fold of its events, or the state last saved when
+        the record's events are the ones it was folded from (a transaction that rolled back
+        leaves other events in the store, and the fold runs again)."""
+        oid = record["order"]["order_id"]
+        cached = self._folded.get(oid)
+        if cached is not None and cached[0] == record["events"]:
+            return cached[1]
         order = SalesOrder.model_validate(record["order"])
         state, _ = start(order, record["placed_at"], self.config, self.catalog)
         for ev in record["events"]:
@@ -158,14 +171,13 @@ class OrderDesk:
 
     @staticmethod
     def _record(tx: Tx, order_id: str) -> Record | None:
-        found = tx.get(ORDERS, order_id)
-        # A copy: inside a batch `get` may return an object an earlier effect staged.
-        return None if found is None else copy.deepcopy(found)
+        found: Record | None = tx.get(ORDERS, order_id)
+        return found  # a copy: every store's `get` hands one out, also of staged values
 
     def load_timers(self, store: Store) -> int:
         """After a restart: the pending timer of every order, from the store."""
-        self.timers = [(r["timer"][1], oid, r["timer"][0])
-                       for oid, r in store.state(ORDERS).items() if r.get("timer")]
+        self.timers = [(timer[1], oid, timer[0])
+                       for oid, timer in store.state(TIMERS).items() if timer]
         heapq.heapify(self.timers)
         return len(self.timers)
 
@@ -197,8 +209,8 @@ class OrderDesk:
         out = []
         while self.timers and self.timers[0][0] <= now:
             _, order_id, timeout_id = heapq.heappop(self.timers)
-            record = store.get_state(ORDERS, order_id)
-            if record is not None and record.get("timer") and record["timer"][0] == timeout_id:
+            timer = store.get_state(TIMERS, order_id)
+            if timer and timer[0] == timeout_id:
                 out.append((order_id, timeout_id))
         return out
 
@@ -234,8 +246,9 @@ class OrderDesk:
         shipment = Shipment.model_validate(envelope.payload)
         record = self._record(tx, shipment.order_id)
         if record is None:
-            raise NotFound(f"order_id: no order {shipment.order_id!r} for shipment "
-                           f"{shipment.shipment_id!r}; requeue once the order is placed")
+            raise NotFound(f"no order {shipment.order_id!r} for shipment "
+                           f"{shipment.shipment_id!r}; requeue once the order is placed",
+                           field="order_id")
         _trace_message(record, envelope, now)
         state = self.rebuild(record)
         if state.status is Status.IN_FULFILMENT:
@@ -254,7 +267,8 @@ class OrderDesk:
         order_id = tx.get(SHIPMENT_ORDER, m.shipment_id)
         if order_id is None:
             # The confirmation travels under another ordering key and may still be queued.
-            raise TransientError(f"shipment_id: shipment {m.shipment_id!r} is not confirmed yet")
+            raise TransientError(f"shipment {m.shipment_id!r} is not confirmed yet",
+                                 field="shipment_id")
         record = self._record(tx, order_id)
         assert record is not None  # the mapping is written with the order's record
         _trace_message(record, envelope, now)
@@ -409,6 +423,11 @@ class OrderDesk:
         pending = state.pending_timeout
         record["timer"] = None if pending is None else [pending.timeout_id, pending.due_at]
         tx.put(ORDERS, state.order_id, record)
+        tx.put(TIMERS, state.order_id, record["timer"])
+        if state.status in TERMINAL:
+            self._folded.pop(state.order_id, None)
+        else:
+            self._folded[state.order_id] = (list(record["events"]), state)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -423,7 +442,7 @@ class OrderDesk:
         ]
         if record is None:
             if not waiting:
-                raise NotFound(f"order_id: no order {order_id!r}")
+                raise NotFound(f"no order {order_id!r}", field="order_id")
             return {"order_id": order_id, "status": "received", "waiting_on": "integration",
                     "lines": [], "shipments": [], "exceptions": [], "pending_timeout": None,
                     "trace": waiting}

@@ -17,7 +17,7 @@ def test_the_twins_movement_messages_are_canonical() -> None:
     twin.run()
     assert len(twin.ledger) > 100
     for idx in range(0, len(twin.ledger), 37):
-        env = twin.inventory._envelope(idx)
+        env = twin.core.engine.movement_envelope(twin.inventory._record(idx), "wms-WH1")
         m = open_payload(env)
         assert isinstance(m, Movement)
         assert m.delta == int(twin.ledger.delta[idx])

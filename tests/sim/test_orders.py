@@ -55,11 +55,12 @@ def test_carrier_failures_are_rebooked_with_another_service() -> None:
     sc = scenario("orchestrated", carrier={"failure_probability": 0.3})
     s = summary(run(sc))
     c = s["counts"]
-    # Three services each failing 30% of bookings: about 2.7% of orders exhaust them all and
-    # wait for a person with a carrier_failed exception; the rest ship.
+    # The warehouse books labels: four tries over three services each failing 30% of the
+    # time leave about 0.8% of orders at the warehouse, which the core's saga sees still in
+    # fulfilment (waiting on the WMS); the rest ship.
     unshipped = c["orders_placed"] - c["orders_shipped"]
-    assert 0 < unshipped < 0.06 * c["orders_placed"]
-    assert c["order_exceptions_open"] == unshipped
+    assert 0 < unshipped < 0.03 * c["orders_placed"]
+    assert c["orders_stuck"] == unshipped == c["orders_status_in_fulfilment"]
     assert s["api_calls"]["carrier"] > 1.2 * c["orders_placed"]
 
 

@@ -1,0 +1,305 @@
+"""The integration engine in SimPy time: `integration_core.engine.Engine` with a virtual clock.
+
+This driver does for the twin what the live service's runner does in real time, and nothing
+more: it wakes when the engine says something is due (a delivery, a saga timer, an outbox
+call's retry) or at once when a publish makes something ready; lets the engine handle its
+local consumers (`pump`: the WMS view, the order desk) through the durable inbox; hands the
+remote consumers' deliveries (the ERP's postings, and consumers the twin adds) to their
+handlers and settles their answers; makes the order desk's outbox calls through the SimPy
+partner adapter. A crash throws the engine away; with a durable store the restarted engine
+recovers every unfinished message, timer and call from it, as the SQLite store does after a
+kill.
+
+Time: the engine's clock reads Unix seconds (`START` + simulated seconds), the same epoch the
+live service runs on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import simpy
+
+from integration_core.bus import INGRESS, Bus, Counters, Delivery, MemoryStore, Outcome, RetryPolicy
+from integration_core.engine import Engine, MovementRecord, RowKey
+from integration_core.engine.calls import Call
+from integration_core.envelope import Envelope
+from integration_core.errors import PayloadError
+from integration_core.models import Catalog, SalesOrder, Shipment, ShipmentMilestone
+from integration_core.orchestrator import OrchestratorConfig
+from sim.kernel import at
+from sim.partners import SimPartners
+from sim.scenario import BusConfig
+
+START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday: simulated second 0
+START_S = START.timestamp()
+
+Ack = Callable[[], None]
+Nack = Callable[[BaseException], None]
+AsyncHandler = Callable[[Delivery, Ack, Nack], None]
+"""Starts handling a delivery; calls ack() or nack(error) exactly once, whenever it is done."""
+
+
+class SimClock:
+    """The engine's clock under SimPy: Unix seconds, `START` at simulated second 0."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+
+    def now(self) -> float:
+        return START_S + self.env.now
+
+
+class TwinCore:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        cfg: BusConfig,
+        rng: np.random.Generator,
+        catalog: Catalog,
+        partners: SimPartners,
+        orders: OrchestratorConfig | None,
+        opening: Callable[[], dict[RowKey, int]],
+        retain_log_s: float | None = 6 * 3600,
+    ) -> None:
+        """`opening()` reads the WMS's stock for the engine's opening balance: at the start,
+        and again after a crash that lost the store (the core reloads what it forgot; a
+        movement the WMS's outbox resends after the reload then counts twice in the view).
+        `orders=None`: the orders do not pass through the core (no order desk)."""
+        self.env = env
+        self.cfg = cfg
+        self.rng = rng
+        self.clock = SimClock(env)
+        self.catalog = catalog
+        self.partners = partners
+        self.orders_config = orders
+        self.opening = opening
+        self.retain_log_s = retain_log_s
+        self.policy = RetryPolicy(
+            max_attempts=cfg.max_attempts, initial_delay=cfg.initial_delay_s,
+            multiplier=cfg.multiplier, max_delay=cfg.max_delay_s, jitter=cfg.jitter,
+        )
+        self.store = MemoryStore(retain_log_s)
+        self.up = True
+        self.crashes = 0
+        self.loads = 0
+        self._past = Counters()
+        self._remote: dict[str, tuple[frozenset[str], AsyncHandler]] = {}
+        self._generation = 0
+        self._wake_at: float | None = None
+        self._running = False
+        self.lost_in_crash: list[Envelope] = []
+        self.redriven = 0
+        self.on_dead_letter: Callable[[Envelope], None] | None = None
+        """Told when the bus gives up on a message (for the simulator's ground truth)."""
+        self.engine = self._build()
+
+    def _build(self) -> Engine:
+        engine = Engine(self.store, self.clock, self.catalog, policy=self.policy,
+                        rng=self.rng, orders=self.orders_config, call_rng=self.rng)
+        assert engine.remote[0] == "erp"
+        for consumer, (types, _) in self._remote.items():
+            if consumer not in engine.remote:
+                engine.subscribe_remote(consumer, sorted(types))
+        engine.on_publish = self.poke
+        self.loads += engine.open_balances(self.opening(), "twin-start")
+        return engine
+
+    @property
+    def bus(self) -> Bus:
+        return self.engine.bus
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def subscribe(self, consumer: str, types: Sequence[str], handler: AsyncHandler) -> None:
+        """A remote consumer and its handler; the engine's own ``erp`` consumer takes a
+        handler too (the twin posts to its ERP through it)."""
+        self._remote[consumer] = (frozenset(types), handler)
+        if consumer not in self.engine.remote:
+            self.engine.subscribe_remote(consumer, list(types))
+
+    # -- ingress: False when the core is down (the producer must try again) -------------------
+
+    def publish(self, envelope: Envelope) -> bool:
+        if not self.up:
+            return False
+        self.engine.bus.publish(envelope, self.clock.now())
+        self.poke()
+        return True
+
+    def accept_movement(self, record: MovementRecord, source: str) -> bool:
+        if not self.up:
+            return False
+        self.engine.accept_movements([record], source)
+        return True
+
+    def accept_order(self, order: SalesOrder) -> bool:
+        if not self.up:
+            return False
+        self.engine.accept_order(order, "shop")
+        return True
+
+    def accept_shipment(self, shipment: Shipment) -> bool:
+        if not self.up:
+            return False
+        self.engine.accept_shipment(shipment, f"wms-{shipment.warehouse_id}")
+        return True
+
+    def accept_milestone(self, milestone: ShipmentMilestone) -> bool:
+        if not self.up:
+            return False
+        self.engine.accept_milestone(milestone, "carrier")
+        return True
+
+    def redrive(self, every_s: float) -> Generator[Any, Any, None]:
+        """Requeue dead letters with a transient cause every `every_s` (the partner was down for
+        longer than the retry policy lasts); the idempotency key makes a requeue safe. Bad
+        payloads stay dead until someone fixes them."""
+        while True:
+            yield self.env.timeout(every_s)
+            if not self.up:
+                continue
+            for d in self.engine.dead_letters():
+                if d.consumer != INGRESS and d.transient:
+                    self.engine.requeue(d.id)
+                    self.redriven += 1
+            self.poke()
+
+    def poke(self) -> None:
+        """Something became ready (a publish, a requeue): look now."""
+        self._wake(self.env.now)
+
+    # -- the driver --------------------------------------------------------------------------
+
+    def _wake(self, t: float) -> None:
+        if t <= self.env.now and not self._running:
+            # Due now: deliver inline rather than through a scheduled event (same simulated
+            # time, one event fewer per message on the hot path).
+            self._step()
+            return
+        if self._wake_at is not None and self._wake_at <= t:
+            return
+        self._wake_at = t
+        at(self.env, t - self.env.now, self._run, t, self._generation)
+
+    def _run(self, t: float, generation: int) -> None:
+        if generation != self._generation or self._wake_at != t:
+            return  # superseded by an earlier wake, or by a crash
+        self._wake_at = None
+        self._step()
+
+    def _step(self) -> None:
+        if not self.up:
+            return
+        self._running = True
+        try:
+            self._step_now()
+        finally:
+            self._running = False
+
+    def _step_now(self) -> None:
+        engine, generation = self.engine, self._generation
+        now = self.clock.now()
+        timer = engine.desk.next_timer_at()
+        if timer is not None and timer <= now:
+            engine.fire_timers(now)
+        remote = self._remote
+        for d in engine.deliver(now, remote):
+            remote[d.consumer][1](d, self._acker(d, generation), self._nacker(d, generation))
+        if engine.has_new_calls or (engine.calls.next_at() or float("inf")) <= now:
+            for call in engine.calls_due(now):
+                self.partners.perform(call.op, call.body, self._answerer(call, generation))
+        nxt = engine.next_wake_at()
+        if nxt is not None:
+            self._wake(max(nxt - START_S, self.env.now))
+
+    def _answerer(self, call: Call, generation: int) -> Callable[[Any, BaseException | None],
+                                                                   None]:
+        def answered(answer: Any, error: BaseException | None) -> None:
+            if generation != self._generation or not self.up:
+                return  # the core crashed meanwhile: the restarted desk makes the call again
+            if error is None:
+                self.engine.answer(call, answer, None)
+            elif isinstance(error, PayloadError):
+                self.engine.answer(call, None, str(error))  # refused for good
+            else:
+                self.engine.call_failed(call, self.clock.now())
+            self.poke()
+
+        return answered
+
+    def _acker(self, d: Delivery, generation: int) -> Ack:
+        def ack() -> None:
+            if generation == self._generation and self.up:
+                self.engine.settle([d], None, self.clock.now())
+                self.poke()
+
+        return ack
+
+    def _nacker(self, d: Delivery, generation: int) -> Nack:
+        def nack(error: BaseException) -> None:
+            if generation == self._generation and self.up:
+                exc = error if isinstance(error, Exception) else RuntimeError(str(error))
+                (outcome,) = self.engine.settle([d], exc, self.clock.now())
+                if outcome is Outcome.DEAD and self.on_dead_letter is not None:
+                    self.on_dead_letter(d.envelope)
+
+        return nack
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def crash(self) -> None:
+        """The core process dies: in-flight work and (unless durable) the store are gone."""
+        if not self.up:
+            return
+        self.up = False
+        self.crashes += 1
+        self._generation += 1
+        self._wake_at = None
+        self._accumulate()
+        if not self.cfg.durable:
+            self.lost_in_crash.extend(
+                e for name in self.consumers() for e in self.engine.bus.in_flight(name)
+            )
+            self.store = MemoryStore(self.retain_log_s)
+
+    def restart(self) -> None:
+        if self.up:
+            return
+        self.up = True
+        self.engine = self._build()  # a durable store hands back what was unfinished
+        self.poke()
+
+    def _accumulate(self) -> None:
+        for k, v in self.engine.bus.counters.as_dict().items():
+            setattr(self._past, k, getattr(self._past, k) + v)
+
+    def counters(self) -> dict[str, int]:
+        now = self.engine.bus.counters.as_dict()
+        return {k: v + getattr(self._past, k) for k, v in now.items()}
+
+    def consumers(self) -> list[str]:
+        return [*self.engine.consumers, *self.engine.remote[1:]]
+
+    def backlog(self) -> dict[str, int]:
+        return {name: self.engine.bus.backlog(name) for name in self.consumers()}
+
+    def lag(self) -> dict[str, float]:
+        now = self.clock.now()
+        return {name: self.engine.bus.lag(name, now) for name in self.consumers()}
+
+    def in_flight_calls(self) -> int:
+        return len(self.engine.desk.open_calls)
+
+
+def sim_time(unix_s: float) -> float:
+    """Simulated seconds of an engine time."""
+    return unix_s - START_S
+
+
+def when(seconds: float) -> datetime:
+    """The datetime of a simulated second."""
+    return datetime.fromtimestamp(START_S + seconds, UTC)

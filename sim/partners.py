@@ -1,0 +1,110 @@
+"""The SimPy adapter of the partner port: the core's calls to the ERP and the WMS twins.
+
+The records are the port's (`integration_core.engine.partners`), as over HTTP
+(`integration_core.service.partners`). A call crosses the partner's link, waits for its
+endpoint (workers, service time, outages) and comes back, within the caller's timeout. The
+caller hears once: the answer record, a `PayloadError` (refused: the partner will never take
+it), or a `TransientError` (down, timed out, the answer lost: a timeout may hide work the
+partner did, so every request carries its idempotency handle).
+
+The partners' business (how the ERP books, invoices, answers a credit check; how the WMS takes
+a release) is served by the twin's systems through `serve`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import simpy
+from pydantic import ValidationError
+
+from integration_core.engine.partners import OPERATIONS, Posting, Wire
+from integration_core.errors import PayloadError, TransientError
+from sim.calls import call
+from sim.network import Link
+from sim.systems.endpoint import Endpoint, Status
+
+OnAnswer = Callable[[Any, BaseException | None], None]
+"""(answer, None) or (None, error), exactly once."""
+POST = "post_movement"
+
+
+@dataclass(frozen=True)
+class _Service:
+    link: Link
+    endpoint: Callable[[Any], Endpoint]
+    handler: Callable[[Any], Any]
+
+
+class SimPartners:
+    def __init__(self, env: simpy.Environment, timeout_s: float,
+                 api_calls: Counter[str] | None = None) -> None:
+        self.env = env
+        self.timeout_s = timeout_s
+        self.api_calls: Counter[str] = api_calls if api_calls is not None else Counter()
+        self._services: dict[str, _Service] = {}
+
+    def serve(self, op: str, link: Link, endpoint: Callable[[Any], Endpoint],
+              handler: Callable[[Any], Any]) -> None:
+        """`handler(request)` answers `op` at `endpoint(request)`, reached over `link`."""
+        if op != POST and op not in OPERATIONS:
+            raise ValueError(f"{op!r} is not an operation of the partner port")
+        self._services[op] = _Service(link, endpoint, handler)
+
+    def _service(self, op: str) -> _Service:
+        try:
+            return self._services[op]
+        except KeyError:
+            raise PayloadError("op", f"no partner serves {op!r} in this twin") from None
+
+    def perform(self, op: str, body: dict[str, Any], on_answer: OnAnswer) -> None:
+        """An outbox call (`OPERATIONS[op]`): the answer as the port's record, dumped."""
+        operation = OPERATIONS.get(op)
+        if operation is None:
+            on_answer(None, PayloadError("op", f"unknown outbox call {op!r}"))
+            return
+        try:
+            request = operation.request.model_validate(body)
+            service = self._service(op)
+        except ValidationError as exc:
+            on_answer(None, PayloadError("body", f"{op}: {exc}"))
+            return
+        except PayloadError as exc:
+            on_answer(None, exc)
+            return
+
+        def answered(value: Any) -> Any:
+            return operation.answer.model_validate(value).model_dump()
+
+        self._call(operation.system, service, request, answered, on_answer)
+
+    def post(self, posting: dict[str, Any], on_answer: OnAnswer) -> None:
+        """One movement to the ERP (`Posting`'s fields; a plain dict on the hot path): the
+        answer is "applied" or "duplicate"."""
+        self._call("erp", self._service(POST), posting, _same, on_answer)
+
+    def _call(self, system: str, service: _Service, request: Wire | dict[str, Any],
+              read: Callable[[Any], Any], on_answer: OnAnswer) -> None:
+        self.api_calls[system] += 1
+
+        def result(status: Status, value: Any) -> None:
+            if status is Status.OK:
+                on_answer(read(value), None)
+            elif status is Status.REJECTED:
+                on_answer(None, value if isinstance(value, PayloadError)
+                          else PayloadError(system, str(value)))
+            else:
+                on_answer(None, TransientError(f"{system} {status.value}"))
+
+        call(self.env, service.link, service.endpoint(request), service.link,
+             lambda: service.handler(request), self.timeout_s, result)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+__all__ = ["POST", "Posting", "SimPartners"]
