@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -221,7 +221,7 @@ class Engine:
         self.outcomes.update(o.value for o in outcomes)
         return len(outcomes)
 
-    def deliver(self, now: float, remote: Sequence[str]) -> list[Delivery]:
+    def deliver(self, now: float, remote: Iterable[str]) -> list[Delivery]:
         """`pump` without its limit, in one pass with the remote consumers: handles what is
         due to the local ones and hands back what is due to `remote`, marked in flight (for
         a driver on an in-memory store, where one `due` a step counts)."""

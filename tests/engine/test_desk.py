@@ -29,10 +29,10 @@ def answer_all(e: Engine, **answers: dict[str, Any]) -> list[str]:
     made = []
     for call in e.calls_due(e.clock.now()):
         made.append(call.op)
-        e.answer(call, answers.get(call.op, {"credit_check": {"approved": True},
-                                             "release": {"accepted": True},
-                                             "invoice": {"invoice_id": "INV-1"}}[call.op]),
-                 None)
+        usual: dict[str, Any] = {"credit_check": {"approved": True},
+                                 "release": {"accepted": True},
+                                 "invoice": {"invoice_id": "INV-1"}}[call.op]
+        e.answer(call, answers.get(call.op, usual), None)
         run(e)
     return made
 

@@ -68,7 +68,7 @@ class HttpHarness(PartnerHarness):
             self.transport.losing.add(system)
 
     def booked(self, movement_id: str) -> int:
-        return self.app.state.erp.applied([movement_id]).counts[movement_id]
+        return int(self.app.state.erp.applied([movement_id]).counts[movement_id])
 
     def released(self, order_id: str) -> bool:
         return bool(self.app.state.wms.released(order_id))
