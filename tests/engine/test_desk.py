@@ -24,7 +24,7 @@ def run(e: Engine) -> None:
         pass
 
 
-def answer_all(e: Engine, **answers: dict[str, Any]) -> list[str]:
+def answer_all(e: Engine, **answers: Any) -> list[str]:
     """Answer every due outbox call (credit approved, release accepted, invoiced)."""
     made = []
     for call in e.calls_due(e.clock.now()):
