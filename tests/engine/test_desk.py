@@ -24,14 +24,17 @@ def run(e: Engine) -> None:
         pass
 
 
+USUAL: dict[str, dict[str, Any]] = {"credit_check": {"approved": True},
+                                    "release": {"accepted": True},
+                                    "invoice": {"invoice_id": "INV-1"}}
+
+
 def answer_all(e: Engine, **answers: Any) -> list[str]:
     """Answer every due outbox call (credit approved, release accepted, invoiced)."""
     made = []
     for call in e.calls_due(e.clock.now()):
         made.append(call.op)
-        usual: dict[str, Any] = {"credit_check": {"approved": True},
-                                 "release": {"accepted": True},
-                                 "invoice": {"invoice_id": "INV-1"}}[call.op]
+        usual = USUAL[call.op]
         e.answer(call, answers.get(call.op, usual), None)
         run(e)
     return made
