@@ -61,7 +61,7 @@ from integration_core.models import (
     Warehouse,
     WarehouseOperator,
 )
-from integration_core.reconciler import (
+from integration_core.reconcile import (
     AdjustmentRepair,
     AuditRecord,
     BalanceTable,

@@ -204,7 +204,7 @@ class InventoryFlow:
     def _dead(self, env: Envelope) -> None:
         """A dead letter reaches the ERP only if someone requeues it: until then it is lost
         (unexplained divergence), not in flight."""
-        if env.type == "inventory.movement":
+        if env.type == MOVEMENT:
             self.t.ledger.abandon(movement_index(env.message_id))
 
     def _deliver(self, d: Delivery, ack: Callable[[], None],

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from integration_core.bus import Delivery
-from integration_core.envelope import trusted_envelope
+from integration_core.envelope import MESSAGE_TYPES, trusted_envelope
 from integration_core.errors import TransientError
 from sim.calls import call, direct_call
 from sim.columns import Column
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from sim.twin import Twin
 
 CONSUMER = "wms-items"
+ITEM = "item.upserted"
 
 
 class MasterDataFlow:
@@ -52,7 +53,7 @@ class MasterDataFlow:
         self.gave_up = 0
         self._rng = twin.streams.get("master-data")
         if self.pattern is not Pattern.DIRECT:
-            twin.core.subscribe(CONSUMER, ["item.upserted"], self._deliver)
+            twin.core.subscribe(CONSUMER, [ITEM], self._deliver)
 
     def start(self) -> None:
         env = self.t.env
@@ -87,7 +88,7 @@ class MasterDataFlow:
             return
         mid = f"item:{sku}:{version}"
         t.core.publish(trusted_envelope(
-            message_id=mid, type="item.upserted", schema_version=1, source="erp",
+            message_id=mid, type=ITEM, schema_version=MESSAGE_TYPES[ITEM].version, source="erp",
             occurred_at=when(t.env.now), correlation_id=mid,
             causation_id=None, key=f"SKU-{sku:05d}",
             payload={"sku": f"SKU-{sku:05d}", "version": version},

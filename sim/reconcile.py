@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from integration_core.models import Movement
-from integration_core.reconciler import (
+from integration_core.reconcile import (
     AdjustmentRepair,
     BalanceTable,
     Keyspace,

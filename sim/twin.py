@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from integration_core.engine import RowKey
+from integration_core.engine import MOVEMENT, RowKey
 from integration_core.models import Catalog, Item
 from sim.columns import Column
 from sim.core import TwinCore
@@ -224,7 +224,7 @@ class Twin:
     def _lost_in_crash(self) -> None:
         """Movements the core held only in memory when it crashed will never arrive."""
         for e in self.core.lost_in_crash:
-            if e.type == "inventory.movement":
+            if e.type == MOVEMENT:
                 idx = movement_index(e.message_id)
                 if not self.ledger.applied[idx]:
                     self.ledger.abandon(idx)

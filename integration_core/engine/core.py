@@ -62,7 +62,7 @@ from integration_core.models import (
     ShipmentMilestone,
 )
 from integration_core.orchestrator import DEFAULT_CONFIG, OrchestratorConfig
-from integration_core.reconciler import BalanceTable, Keyspace, Reconciler, ReconcileResult
+from integration_core.reconcile import BalanceTable, Keyspace, Reconciler, ReconcileResult
 
 WMS_ON_HAND = "wms_on_hand"
 CONSUMERS = ("wms", "erp", "orders")

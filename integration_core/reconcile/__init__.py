@@ -1,6 +1,6 @@
 """ERP <-> WMS reconciliation: the vectorized inventory diff, breaks, repairs, order breaks.
 
-The public entry is `integration_core.reconciler`, which re-exports these names."""
+Import from here: `integration_core.reconcile` is the one entry."""
 
 from integration_core.reconcile.diff import Diff, Divergence, diff_arrays
 from integration_core.reconcile.gate import RepairGate

@@ -25,7 +25,7 @@ from integration_core.engine.ledger import RowKey
 from integration_core.engine.partners import Stock
 from integration_core.envelope import Envelope
 from integration_core.errors import InteropError, PayloadError, TransientError
-from integration_core.reconciler import ReconcileResult
+from integration_core.reconcile import ReconcileResult
 from integration_core.service.live import LiveEngine
 from integration_core.service.partners import Partners
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from integration_core.models import Movement
+from integration_core.reconcile import Reconciler, ReconcileResult, RepairGate
 from integration_core.reconcile.table import RowKey
-from integration_core.reconciler import Reconciler, ReconcileResult, RepairGate
-from tests.test_reconciler import A, B, mv, tables
+from tests.reconcile.test_reconciler import A, B, mv, tables
 
 
 def run(erp: dict[RowKey, int], wms: dict[RowKey, int], now: float,

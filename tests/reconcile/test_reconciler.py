@@ -18,10 +18,7 @@ from hypothesis import strategies as st
 from integration_core.bus import Bus, MemoryStore, Tx
 from integration_core.envelope import Envelope, wrap
 from integration_core.models import Catalog, InventoryBalance, Item, Movement, MovementKind
-from integration_core.reconcile import diff as diff_module
-from integration_core.reconcile.diff import combined_keys, sort_keys
-from integration_core.reconcile.table import RowKey
-from integration_core.reconciler import (
+from integration_core.reconcile import (
     AdjustmentRepair,
     BalanceTable,
     BreakKind,
@@ -39,6 +36,9 @@ from integration_core.reconciler import (
     diff_arrays,
     order_breaks,
 )
+from integration_core.reconcile import diff as diff_module
+from integration_core.reconcile.diff import combined_keys, sort_keys
+from integration_core.reconcile.table import RowKey
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 _ids = count()
