@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from integration_core.reconciler import BalanceTable, Deltas, Diff, Keyspace, diff_arrays
+from integration_core.reconcile import BalanceTable, Deltas, Diff, Keyspace, diff_arrays
 from loadtests.bench.common import machine, median_time
 
 Key = tuple[str, str, str | None]
