@@ -62,7 +62,15 @@ from integration_core.models import (
     ShipmentMilestone,
 )
 from integration_core.orchestrator import DEFAULT_CONFIG, OrchestratorConfig
-from integration_core.reconcile import BalanceTable, Keyspace, Reconciler, ReconcileResult
+from integration_core.reconcile import (
+    AdjustmentRepair,
+    BalanceTable,
+    Keyspace,
+    Reconciler,
+    ReconcileResult,
+    Repair,
+    RepairGate,
+)
 
 WMS_ON_HAND = "wms_on_hand"
 CONSUMERS = ("wms", "erp", "orders")
@@ -107,11 +115,13 @@ class Engine:
     def __init__(self, store: Store, clock: Clock, catalog: Catalog, *,
                  policy: RetryPolicy | None = None, rng: np.random.Generator | None = None,
                  deliver_batch: int = 250, orders: OrchestratorConfig | None = DEFAULT_CONFIG,
-                 call_rng: np.random.Generator | None = None) -> None:
+                 call_rng: np.random.Generator | None = None,
+                 repair_after_s: float | None = None) -> None:
         """`store` is the engine's only state: an engine built again on the same store
         resumes each consumer where its inbox says it was (a restart). `rng` draws the bus's
         retry jitter, `call_rng` the outbox calls'. `orders=None`: no order desk (a landscape
-        whose orders do not pass through the core)."""
+        whose orders do not pass through the core). `repair_after_s`: how long a break must
+        persist unchanged before its repair is carried out (`RepairGate`); None: reported only."""
         self.store = store
         self.clock = clock
         self.catalog = catalog
@@ -138,6 +148,10 @@ class Engine:
         self.keys = Keyspace()
         self.last_reconcile: ReconcileResult | None = None
         self.reconcile_runs = 0
+        self.gate = None if repair_after_s is None else RepairGate(repair_after_s)
+        self.ripe: list[Repair] = []
+        """The last run's repairs whose break persisted (empty without a gate)."""
+        self.repairs_posted = 0
         self.outcomes: Counter[str] = Counter()
         self.on_publish: Callable[[], None] = lambda: None
         """Set by the driver: wakes its delivery loop."""
@@ -411,6 +425,8 @@ class Engine:
             "outcomes": dict(self.outcomes),
             "last_reconcile": None if self.last_reconcile is None else
             divergence(self.last_reconcile),
+            "repairs": {"gate_s": None if self.gate is None else self.gate.after_s,
+                        "ripe": len(self.ripe), "posted": self.repairs_posted},
         }
 
     # -- reconciliation ----------------------------------------------------------------------
@@ -421,7 +437,8 @@ class Engine:
         not booked yet in flight.
 
         A movement the ERP dead-lettered is not in flight: its units are unexplained until
-        someone requeues it (the reconciler's repairs are reported, not applied, here)."""
+        someone requeues it. With a repair gate, the run's ripe repairs are in `ripe` and the
+        ERP's share of them in `repair_postings()`, for the driver to post."""
         now = self.clock.now() if now is None else now
         erp = stock.table()
         in_flight = [_movement(e) for e in self.unbooked(pending, stock)]
@@ -431,7 +448,21 @@ class Engine:
             in_flight=in_flight, run_id=f"{self.reconcile_runs}@{now:.3f}",
         )
         self.last_reconcile = result
+        self.ripe = [] if self.gate is None else self.gate.ripe(result, now)
         return result
+
+    def repair_postings(self) -> list[dict[str, Any]]:
+        """The ripe adjustments the ERP must book (toward the system of record), as postings:
+        the adjustment's id is the idempotency key, so posting one again is harmless. A repair
+        aimed at the WMS side is reported only: the core cannot change a warehouse's shelves."""
+        out = []
+        for r in self.ripe:
+            if isinstance(r, AdjustmentRepair) and r.target == "erp":
+                m = r.movement
+                out.append({"message_id": f"repair:{m.movement_id}", "movement_id": m.movement_id,
+                            "sku": m.sku, "location": m.location, "lot": m.lot,
+                            "delta": m.delta})
+        return out
 
 
 def _row_order(key: RowKey) -> tuple[str, str]:

@@ -5,7 +5,8 @@ yet (a 3PL that posts every 30 minutes, an outbox resend after an outage) look e
 ones, and on a busy row a break can be present at every run with different movements behind
 it. So a repair is ripe only when its break's residual stayed the same for `after_s`: an
 unchanged residual is a difference no movement in transit will close. Pure logic, shared by
-every driver (the twin applies ripe repairs; the service reports them).
+every driver: the twin's reconciler applies ripe repairs to its systems, the engine's posts
+the ERP's adjustments when the service sets `repair_after_s` (and reports them otherwise).
 """
 
 from __future__ import annotations

@@ -102,6 +102,10 @@ class Settings(BaseModel):
     reconcile_interval_s: Annotated[float, Field(gt=0)] = Field(
         30.0, description="Interval of the background reconciliation."
     )
+    repair_after_s: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="Carry out the reconciler's ERP adjustments once their break has "
+        "persisted unchanged this long (seconds); unset: breaks and repairs are reported only.",
+    )
     retry_max_attempts: Annotated[int, Field(ge=1)] = 8
     retry_initial_delay_s: Annotated[float, Field(ge=0)] = 0.5
     retry_max_delay_s: Annotated[float, Field(ge=0)] = 30.0
@@ -198,7 +202,7 @@ class Settings(BaseModel):
         ``TWIN_ERP_URL``, ``TWIN_WMS_URL``, ``TWIN_PARTNER_KEY``, ``TWIN_INTAKE_WORKERS``,
         ``TWIN_CHECKPOINT_INTERVAL_S``, ``TWIN_MAX_BODY_BYTES``, ``TWIN_MAX_BATCH_BODY_BYTES``,
         ``TWIN_MAX_JSON_DEPTH``, ``TWIN_MAX_JSON_ELEMENTS``, ``TWIN_MAX_NUMBER_CHARS``,
-        ``TWIN_MAX_NUMBER_EXPONENT``."""
+        ``TWIN_MAX_NUMBER_EXPONENT``, ``TWIN_REPAIR_AFTER_S``."""
         env = os.environ if environ is None else environ
         keys = []
         for system in SYSTEMS:
@@ -217,7 +221,7 @@ class Settings(BaseModel):
                      "catalog_file", "erp_url", "wms_url", "partner_key", "intake_workers",
                      "checkpoint_interval_s", "max_body_bytes", "max_batch_body_bytes",
                      "max_json_depth", "max_json_elements", "max_number_chars",
-                     "max_number_exponent"):
+                     "max_number_exponent", "repair_after_s"):
             value = env.get(f"TWIN_{name.upper()}")
             if value:
                 fields[name] = value

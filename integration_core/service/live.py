@@ -39,6 +39,7 @@ class LiveEngine(Engine):
                          settings.catalog(), policy=settings.retry_policy(),
                          rng=np.random.default_rng(settings.seed),
                          call_rng=np.random.default_rng(settings.seed + 1),
+                         repair_after_s=settings.repair_after_s,
                          deliver_batch=settings.deliver_batch)
         if self.checkpointer is not None:  # last: a failed start leaves no thread behind
             self.checkpointer.start()

@@ -206,8 +206,15 @@ class Runner:
         return wms, pending, stock
 
     async def reconcile(self) -> ReconcileResult:
+        """A run; its ripe ERP adjustments are posted (a failure to post leaves them ripe for
+        the next run: the break is still there)."""
         wms, pending, stock = await self.erp_view()
-        return self.engine.reconcile(wms, pending, stock)
+        result = self.engine.reconcile(wms, pending, stock)
+        postings = self.engine.repair_postings()
+        if postings:
+            await self.partners.post_movements(postings)
+            self.engine.repairs_posted += len(postings)
+        return result
 
     async def inventory(self, sku: str) -> dict[str, Any]:
         self.engine.check_sku(sku)

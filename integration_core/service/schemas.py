@@ -127,8 +127,9 @@ class ReconcileView(BaseModel):
     unexplained_units: int
     skus_out_of_sync: int
     breaks: list[BreakView] = Field(description="Unexplained breaks first, at most 100.")
-    proposed_repairs: list[str] = Field(description="The reconciler's audit reasons; not "
-                                                    "applied by this endpoint.")
+    proposed_repairs: list[str] = Field(description="The reconciler's audit reasons.")
+    repairs_posted: int = Field(0, description="ERP adjustments this run posted: breaks that "
+                                "persisted `repair_after_s` (none when that is unset).")
 
 
 class AppliedCountsBody(BaseModel):

@@ -81,7 +81,9 @@ def add_routes(app: FastAPI, ctx: Context) -> None:
     ) -> ReconcileView:
         """The core's level-triggered reconciler over the ERP's stock (asked over HTTP: 503
         while the ERP does not answer), the WMS view and the movements the ERP has not
-        booked. Repairs are proposed, not applied."""
+        booked. Repairs are proposed; with `repair_after_s` set, the ERP's adjustments for
+        breaks that persisted that long are posted."""
+        before = ctx.engine().repairs_posted
         result = await ctx.runner().reconcile()
         ordered = sorted(result.breaks, key=lambda b: (b.explained, -abs(b.residual), b.key))
         return ReconcileView(
@@ -91,6 +93,7 @@ def add_routes(app: FastAPI, ctx: Context) -> None:
                               residual=b.residual, severity=b.severity.value, age_s=b.age_s)
                     for b in ordered[:100]],
             proposed_repairs=[a.reason for a in result.audit[:100]],
+            repairs_posted=ctx.engine().repairs_posted - before,
         )
 
     @app.put("/v1/admin/faults/{system}", tags=["operations"], response_model=FaultState,
