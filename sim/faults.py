@@ -7,17 +7,15 @@ can shade them), then `install` schedules their start and end in the twin.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sim.kernel import at
+from sim.landscape import Landscape
 from sim.scenario import Migration, Scenario
 from sim.systems.endpoint import Endpoint
-
-if TYPE_CHECKING:
-    from sim.twin import Twin
 
 LINKS = ("wms_core", "core_erp", "wms_erp")
 SWARM_SYSTEMS = ("erp", "wms", "carrier", "core", *LINKS)
@@ -84,7 +82,9 @@ class FaultPlan:
         ends = [end for _, _, end in self.windows]
         return max(ends) if ends else None
 
-    def install(self, twin: Twin) -> None:
+    def install(self, twin: Landscape, wms_up: Callable[[bool], None]) -> None:
+        """Schedule the faults in `twin`; `wms_up(up)` is told when a WMS outage begins and
+        ends (the warehouse keeps working and posts what happened once it is back)."""
         if self.migration is not None:
             m = self.migration
             at(twin.env, max(0.0, m.at_h * 3600 - m.snapshot_lag_min * 60), _snapshot, twin)
@@ -96,11 +96,12 @@ class FaultPlan:
             link.duplication = max(link.duplication, dup)
         for f in self.plan:
             if f.start_s < self.duration_s:
-                at(twin.env, f.start_s, _toggle, twin, f, True)
-                at(twin.env, min(f.end_s, self.duration_s), _toggle, twin, f, False)
+                at(twin.env, f.start_s, _toggle, twin, wms_up, f, True)
+                at(twin.env, min(f.end_s, self.duration_s), _toggle, twin, wms_up, f, False)
 
 
-def _toggle(twin: Twin, f: FaultWindow, begin: bool) -> None:
+def _toggle(twin: Landscape, wms_up: Callable[[bool], None], f: FaultWindow, begin: bool
+            ) -> None:
     slow = f.factor if begin else 1.0
     if f.system == "core":
         if begin:
@@ -116,25 +117,25 @@ def _toggle(twin: Twin, f: FaultWindow, begin: bool) -> None:
             link.down = begin
         return
     endpoints = {"erp": [twin.erp_api], "wms": twin.wms_apis,
-                 "carrier": [twin.orders.carrier_api]}[f.system]
+                 "carrier": [twin.carrier_api]}[f.system]
     for ep in endpoints:
         if f.kind == "slow":
             ep.slow_factor = slow
         else:
             ep.down = begin
     if f.system == "wms" and f.kind != "slow":
-        twin.inventory.set_wms_up(not begin)
+        wms_up(not begin)
 
 
-def _snapshot(twin: Twin) -> None:
+def _snapshot(twin: Landscape) -> None:
     twin.erp_extract = twin.erp.on_hand.copy()
 
 
-def _freeze(twin: Twin) -> None:
+def _freeze(twin: Landscape) -> None:
     twin.erp_api.down = True
 
 
-def _cut_over(twin: Twin, m: Migration) -> None:
+def _cut_over(twin: Landscape, m: Migration) -> None:
     """The new ERP starts from the extract, behind a new API; the old one is switched off.
     Idempotency keys migrate with it (else every redelivery would be applied twice)."""
     twin.erp.on_hand[:] = twin.erp_extract

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from integration_core.bus import Delivery
 from integration_core.engine import MOVEMENT, Engine, MovementRecord
@@ -20,12 +20,10 @@ from sim.calls import direct_call
 from sim.core import when
 from sim.distributions import sampler
 from sim.kernel import at
+from sim.landscape import Landscape
 from sim.scenario import Pattern
 from sim.systems.endpoint import Status
 from sim.systems.wms import KINDS
-
-if TYPE_CHECKING:
-    from sim.twin import Twin
 
 CONSUMER = "erp"
 """The engine's ERP consumer: the twin posts what it delivers to its ERP."""
@@ -41,7 +39,7 @@ def movement_index(message_id: str) -> int:
 
 
 class InventoryFlow:
-    def __init__(self, twin: Twin) -> None:
+    def __init__(self, twin: Landscape) -> None:
         self.t = twin
         sc = twin.scenario
         self.pattern = sc.patterns.resolved("inventory")

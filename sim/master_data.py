@@ -15,7 +15,7 @@ Measured: `items_out_of_sync` over time and the `master_data_sync` latency (chan
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -25,18 +25,16 @@ from integration_core.errors import TransientError
 from sim.calls import call, direct_call
 from sim.columns import Column
 from sim.core import when
+from sim.landscape import Landscape
 from sim.scenario import Pattern
 from sim.systems.endpoint import Status
-
-if TYPE_CHECKING:
-    from sim.twin import Twin
 
 CONSUMER = "wms-items"
 ITEM = "item.upserted"
 
 
 class MasterDataFlow:
-    def __init__(self, twin: Twin) -> None:
+    def __init__(self, twin: Landscape) -> None:
         self.t = twin
         sc = twin.scenario
         self.cfg = sc.master_data

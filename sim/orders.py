@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -62,12 +62,10 @@ from sim.core import when
 from sim.distributions import sampler
 from sim.inventory import OUTBOX_RESEND_S
 from sim.kernel import at
-from sim.scenario import ApiConfig, Pattern
-from sim.systems.endpoint import Endpoint, Status
+from sim.landscape import Landscape
+from sim.scenario import Pattern
+from sim.systems.endpoint import Status
 from sim.systems.wms import KINDS, zipf_probabilities
-
-if TYPE_CHECKING:
-    from sim.twin import Twin
 
 PICK = KINDS.index(next(k for k in KINDS if k.value == "pick"))
 SHIPMENTS = "erp-shipments"
@@ -92,15 +90,16 @@ class _Order:
 
 
 class OrderFlow:
-    def __init__(self, twin: Twin) -> None:
+    def __init__(self, twin: Landscape,
+                 on_pick: Callable[[int, int, int, int], None]) -> None:
+        """`on_pick(warehouse, row, kind, delta)`: the WMS's movement for a pick, on its way
+        to the ERP by the inventory pattern."""
         self.t = twin
+        self._on_pick = on_pick
         sc = twin.scenario
         self.release_pattern = sc.patterns.resolved("order_release")
         self.confirm_pattern = sc.patterns.resolved("shipment_confirmation")
         self.saga = self.release_pattern is not Pattern.DIRECT
-        carrier = ApiConfig(workers=8, service_time_s=sc.carrier.label_latency_s)
-        self.carrier_api = Endpoint(twin.env, "carrier", carrier, twin.streams.get("api/carrier"),
-                                    record=False)
         self._carrier_fail = sc.carrier.failure_probability
         self._carrier_rng = twin.streams.get("carrier/failures")
         self._rng = twin.streams.get("orders")
@@ -132,7 +131,7 @@ class OrderFlow:
         default is daily: longer than most runs)."""
         return OrchestratorConfig(timeouts={Status_.BACKORDERED: 3600.0})
 
-    def _serve(self, twin: Twin) -> None:
+    def _serve(self, twin: Landscape) -> None:
         """The partners' side of the order desk's calls, through the partner port."""
         p, erp_link, wms_link = twin.partners, twin.links["core_erp"], twin.links["wms_core"]
         p.serve("credit_check", erp_link, lambda _r: twin.erp_api, self._credit)
@@ -290,7 +289,7 @@ class OrderFlow:
             took = -t.wms.apply(row, -int(ln.quantity))
             rec.picked[ln.line_no] = took
             if took:
-                t.inventory.on_movement(rec.warehouse, row, PICK, -took)
+                self._on_pick(rec.warehouse, row, PICK, -took)
         done()
         self._label(rec, 0)
 
@@ -310,7 +309,7 @@ class OrderFlow:
 
         t.api_calls["carrier"] += 1
         link = t.links["wms_core"]
-        call(t.env, link, self.carrier_api, link, lambda: self._carrier_book(rec, service),
+        call(t.env, link, t.carrier_api, link, lambda: self._carrier_book(rec, service),
              t.scenario.direct.timeout_s, result)
 
     def _carrier_book(self, rec: _Order, service: str) -> str | None:

@@ -9,7 +9,7 @@ carries them out through the simulated ERP.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -24,14 +24,12 @@ from integration_core.reconcile import (
 from sim.calls import call
 from sim.core import START
 from sim.inventory import CONSUMER
+from sim.landscape import Landscape
 from sim.systems.endpoint import Status
-
-if TYPE_CHECKING:
-    from sim.twin import Twin
 
 
 class SimReconciler:
-    def __init__(self, twin: Twin) -> None:
+    def __init__(self, twin: Landscape) -> None:
         self.t = twin
         sc = twin.scenario
         self.every_s = sc.reconciler.interval_min * 60

@@ -28,10 +28,11 @@ import platform
 import shutil
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
@@ -40,8 +41,71 @@ from sim.kpis import HEADLINE, KPIS
 from sim.stats import Estimate, Ranking, estimate
 from sim.sweep import Config
 
-if TYPE_CHECKING:
-    from sim.experiment import Experiment, Failure
+
+@dataclass(frozen=True)
+class Failure:
+    config_id: str
+    label: str
+    replication: int
+    seed: int
+    error: str
+    """The last line of the traceback; `traceback` has all of it."""
+    traceback: str
+    replay: str | None
+
+    def message(self) -> str:
+        how = self.replay or "(no results directory: pass out= to get a replay file)"
+        return (f"run {self.config_id}/r{self.replication:03d} ({self.label}) failed with seed "
+                f"{self.seed}: {self.error}\n  replay: {how}")
+
+
+@dataclass
+class Experiment:
+    """A finished experiment: its tables (pandas), ranking and failures."""
+
+    name: str
+    kpi: str
+    lower_is_better: bool
+    replications: int
+    configs: tuple[Config, ...]
+    tables: dict[str, pd.DataFrame]
+    rankings: dict[str, Ranking]
+    """Group label -> ranking; one group, "", unless ranked within groups."""
+    failures: list[Failure]
+    out: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {c.id: c.label for c in self.configs}
+
+    @property
+    def ranking(self) -> Ranking:
+        """The ranking, when there is one (not ranked within groups)."""
+        if len(self.rankings) != 1:
+            raise ValueError("ranked within groups: see `rankings`")
+        return next(iter(self.rankings.values()))
+
+    def verdicts(self) -> list[str]:
+        """One sentence per ranking on what it can claim."""
+        return [(f"Within {g}: " if g else "") + r.verdict(self.labels)
+                for g, r in self.rankings.items()]
+
+    def estimates(self, kpi: str) -> dict[str, Estimate]:
+        """Per configuration, the estimate of `kpi` over its successful replications."""
+        return estimates(self.tables["runs"], kpi, [c.id for c in self.configs])
+
+    def report(self) -> str:
+        return report_markdown(self)
+
+
+def estimates(runs: pd.DataFrame, kpi: str, config_ids: Sequence[str]) -> dict[str, Estimate]:
+    """Per configuration, `kpi` over its successful runs (failed runs are not counted)."""
+    if kpi not in runs.columns:  # no run produced it (every run failed)
+        return {cid: estimate([]) for cid in config_ids}
+    ok = runs[runs["ok"]]
+    return {cid: estimate(ok.loc[ok["config_id"] == cid, kpi].tolist()) for cid in config_ids}
+
 
 TABLES = ("runs", "summary", "ranking", "configs", "failures", "timeseries", "capacity",
           "probes")

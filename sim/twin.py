@@ -8,33 +8,24 @@ from __future__ import annotations
 
 import gc
 import time
-from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import numpy as np
-import simpy
 
-from integration_core.engine import MOVEMENT, RowKey
-from integration_core.models import Catalog, Item
+from integration_core.engine import MOVEMENT
 from sim.columns import Column
-from sim.core import TwinCore
 from sim.faults import FaultPlan
 from sim.inventory import InventoryFlow, movement_index
-from sim.ledger import MovementLedger
+from sim.landscape import Landscape
 from sim.master_data import MasterDataFlow
-from sim.network import Link
 from sim.orders import OrderFlow
-from sim.partners import POST, SimPartners
+from sim.partners import POST
 from sim.reconcile import SimReconciler
-from sim.rng import Streams
 from sim.scenario import DOMAINS, Pattern, Scenario
-from sim.systems.endpoint import Endpoint
-from sim.systems.erp import ErpState
-from sim.systems.pool import WorkerPool
-from sim.systems.wms import MovementDraws, WmsState, movement_stream
+from sim.systems.wms import movement_stream
 
 SERIES = ("t", "divergence_units", "in_flight_units", "unexplained_units", "skus_out_of_sync",
           "items_out_of_sync",
@@ -65,82 +56,24 @@ class Twin:
         """`progress(now, duration, events)` is called at every sample."""
         self.scenario = sc = scenario
         self.progress = progress
-        self.env = simpy.Environment()
-        self.streams = Streams(sc.seed)
-        self.faults = FaultPlan(sc, self.streams.get("faults"))
-        n_skus = sc.catalog.skus
-        self.warehouse_ids = [w.id for w in sc.warehouses]
-        self.wms = WmsState(n_skus, self.warehouse_ids, sc.catalog.initial_on_hand)
-        self.n_rows = len(self.wms.on_hand)
-        self.ledger = MovementLedger(self.n_rows)
-        self.kinds = Column(np.uint8)
-        self.erp = ErpState(
-            self.n_rows, sc.catalog.initial_on_hand, self.ledger, lambda: self.env.now,
-            honours_idempotency_keys=sc.erp.honours_idempotency_keys,
-            batch_posting=sc.erp.batch_posting_min is not None,
-        )
-        # The twin reads no per-call records (theory tests do): skip their memory.
-        self.erp_api = Endpoint(self.env, "erp", sc.erp.api, self.streams.get("api/erp"),
-                                record=False)
-        self.erp_extract = self.erp.on_hand.copy()
-        """The balance extract a migration loads into the new ERP (see `sim.faults`)."""
-        self.wms_apis = [Endpoint(self.env, f"wms-{w.id}", w.api, self.streams.get(f"api/{w.id}"),
-                                  record=False)
-                         for w in sc.warehouses]
-        self.wms_pools = [WorkerPool(self.env, w.workers) for w in sc.warehouses]
-        self.links = {
-            name: Link(self.env, name, getattr(sc.links, name), self.streams.get(f"link/{name}"))
-            for name in ("wms_core", "core_erp", "wms_erp")
-        }
-        self.api_calls: Counter[str] = Counter()
-        self._sku_names = [f"SKU-{i:05d}" for i in range(n_skus)]
-        self.partners = SimPartners(self.env, sc.bus.call_timeout_s, self.api_calls)
         desk = (OrderFlow.desk_config()
                 if sc.patterns.resolved("order_release") is not Pattern.DIRECT else None)
-        self.core = TwinCore(self.env, sc.bus, self.streams.get("bus"),
-                             Catalog(Item(sku=s) for s in self._sku_names), self.partners,
-                             desk, self._stock_report)
-        self.inventory = InventoryFlow(self)
-        self.partners.serve(POST, self.links["core_erp"], lambda _p: self.erp_api,
+        self.land = land = Landscape(sc, desk)
+        self.env = land.env
+        self.core = land.core
+        self.faults = FaultPlan(sc, land.streams.get("faults"))
+        self.inventory = InventoryFlow(land)
+        land.partners.serve(POST, land.links["core_erp"], lambda _p: land.erp_api,
                             self.inventory.post)
-        self.orders = OrderFlow(self)
-        self.master = MasterDataFlow(self)
+        self.orders = OrderFlow(land, self.inventory.on_movement)
+        self.master = MasterDataFlow(land)
         self.reconciler = (
-            SimReconciler(self)
+            SimReconciler(land)
             if sc.patterns.resolved("inventory") is Pattern.EVENT_DRIVEN else None
         )
-        self.draws = [MovementDraws(cfg, sc.catalog.skus, sc.catalog.zipf_s,
-                                    self.streams.get(f"movements/{cfg.id}"))
-                      for cfg in sc.warehouses]
-        self.popularity = [d.sku_perm for d in self.draws]
-        """Per warehouse, SKU indices from most to least popular."""
         self._series: dict[str, Column] = {k: Column(np.float64) for k in SERIES}
         for consumer in self.core.backlog():  # one backlog column per consumer of the bus
             self._series[f"backlog_{consumer}"] = Column(np.float64)
-
-    def _stock_report(self) -> dict[RowKey, int]:
-        """The WMS's stock by row, as it reports it for the core's opening balance."""
-        return {(self.sku_name(r), self.warehouse_name(r), None): int(q)
-                for r, q in enumerate(self.wms.on_hand)}
-
-    def count_call(self, system: str) -> Callable[[], None]:
-        """A counter of API calls to `system`, for callers that retry."""
-
-        def count() -> None:
-            self.api_calls[system] += 1
-
-        return count
-
-    # -- naming ------------------------------------------------------------------------------
-
-    def sku_name(self, row: int) -> str:
-        return self._sku_names[row % self.scenario.catalog.skus]
-
-    def warehouse_name(self, row: int) -> str:
-        return self.warehouse_ids[row // self.scenario.catalog.skus]
-
-    def row_of(self, sku: str, warehouse: str) -> int:
-        return self.warehouse_ids.index(warehouse) * self.scenario.catalog.skus + int(sku[4:])
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -148,8 +81,8 @@ class Twin:
         every = self.scenario.sample_interval_s
         cols = self._series
         while True:
-            diff = self.wms.on_hand - self.erp.on_hand
-            pending = self.ledger.pending
+            diff = self.land.wms.on_hand - self.land.erp.on_hand
+            pending = self.land.ledger.pending
             backlog = self.core.backlog()
             lag = self.core.lag() if self.core.up else {}
             for name, value in (
@@ -161,8 +94,8 @@ class Twin:
                 ("items_out_of_sync", self.master.out_of_sync),
                 ("bus_backlog", sum(backlog.values())),
                 ("bus_lag_s", max(lag.values(), default=0.0)),
-                ("erp_queue", self.erp_api.pool.queue_length),
-                ("wms_queue", sum(p.queue_length for p in self.wms_pools)),
+                ("erp_queue", self.land.erp_api.pool.queue_length),
+                ("wms_queue", sum(p.queue_length for p in self.land.wms_pools)),
                 *((f"backlog_{c}", n) for c, n in backlog.items()),
             ):
                 cols[name].append(float(value))
@@ -177,17 +110,17 @@ class Twin:
     def _erp_batches(self, every_s: float) -> Generator[Any, Any, None]:
         while True:
             yield self.env.timeout(every_s)
-            if self.erp_api.available():
-                self.erp.post_batch()
+            if self.land.erp_api.available():
+                self.land.erp.post_batch()
 
     # -- run ---------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
         sc, env = self.scenario, self.env
         wall0 = time.perf_counter()
-        for w, draws in enumerate(self.draws):
+        for w, draws in enumerate(self.land.draws):
             env.process(movement_stream(
-                env, self.wms, w, draws, partial(self.inventory.on_movement, w), sc.duration_s,
+                env, self.land.wms, w, draws, partial(self.inventory.on_movement, w), sc.duration_s,
             ))
         if sc.erp.batch_posting_min:
             env.process(self._erp_batches(sc.erp.batch_posting_min * 60))
@@ -198,7 +131,7 @@ class Twin:
         if any(sc.patterns.resolved(d) is Pattern.EVENT_DRIVEN for d in DOMAINS):
             # Choreography automates what an operator does by hand elsewhere: redrive.
             env.process(self.core.redrive(sc.reconciler.interval_min * 60))
-        self.faults.install(self)
+        self.faults.install(self.land, self.inventory.set_wms_up)
         env.process(self._sampler())
         env.run(until=sc.duration_s)
         end = sc.duration_s + sc.drain_h * 3600
@@ -206,16 +139,16 @@ class Twin:
             env.run(until=min(end, env.now + sc.sample_interval_s))
         self.drained_s = env.now - sc.duration_s
         gc.unfreeze()
-        self.ledger.settle_acks(env.now)
+        self.land.ledger.settle_acks(env.now)
         self._lost_in_crash()
         return self._result(time.perf_counter() - wall0)
 
     def settled(self) -> bool:
         """Nothing left on its way: every movement applied or given up, queues empty."""
         return (
-            not self.ledger.outstanding
+            not self.land.ledger.outstanding
             and not any(self.core.backlog().values())
-            and not self.erp.queued
+            and not self.land.erp.queued
             and not self.inventory.held
             and not any(self.inventory.batches)
             and self.orders.settled()
@@ -226,16 +159,16 @@ class Twin:
         for e in self.core.lost_in_crash:
             if e.type == MOVEMENT:
                 idx = movement_index(e.message_id)
-                if not self.ledger.applied[idx]:
-                    self.ledger.abandon(idx)
+                if not self.land.ledger.applied[idx]:
+                    self.land.ledger.abandon(idx)
 
     def _result(self, wall_s: float) -> RunResult:
-        ledger = self.ledger
+        ledger = self.land.ledger
         check = ledger.check()
         md_lat, md_at = self.master.latency()
-        latency = {"inventory_sync": self.erp.sync_lag.values.copy(), **self.orders.latency(),
+        latency = {"inventory_sync": self.land.erp.sync_lag.values.copy(), **self.orders.latency(),
                    "master_data_sync": md_lat}
-        latency_at = {"inventory_sync": self.erp.sync_at.values.copy(),
+        latency_at = {"inventory_sync": self.land.erp.sync_at.values.copy(),
                       **self.orders.latency_at(), "master_data_sync": md_at}
         counts = {
             "movements_generated": len(ledger),
@@ -243,9 +176,9 @@ class Twin:
             "movements_applied_in_erp": int(np.count_nonzero(ledger.applied.values)),
             "movements_given_up": self.inventory.gave_up,
             "outbox_resends": self.inventory.outbox_resends,
-            "erp_replays_ignored": self.erp.replays_ignored,
-            "reconciliation_adjustments": self.erp.adjustments,
-            "reconciliation_adjusted_units": self.erp.adjusted_units,
+            "erp_replays_ignored": self.land.erp.replays_ignored,
+            "reconciliation_adjustments": self.land.erp.adjustments,
+            "reconciliation_adjusted_units": self.land.erp.adjusted_units,
             "core_crashes": self.core.crashes,
             "dead_letters_redriven": self.core.redriven,
             **self.orders.counts(),
@@ -253,7 +186,7 @@ class Twin:
             "item_syncs_given_up": self.master.gave_up,
             "items_out_of_sync_final": self.master.out_of_sync,
         }
-        links = {f"link_{n}_{k}": getattr(lnk, k) for n, lnk in self.links.items()
+        links = {f"link_{n}_{k}": getattr(lnk, k) for n, lnk in self.land.links.items()
                  for k in ("sent", "lost", "duplicated")}
         return RunResult(
             scenario=self.scenario,
@@ -263,7 +196,7 @@ class Twin:
             counts=counts,
             check=check.summary(),
             bus=self.core.counters(),
-            api_calls=dict(self.api_calls),
+            api_calls=dict(self.land.api_calls),
             warehouse_blocked_s=self.inventory.blocked_s + self.orders.blocked_s,
             fault_windows=self.faults.windows,
             wall_s=wall_s,

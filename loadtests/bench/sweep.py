@@ -22,7 +22,8 @@ import pandas as pd
 
 from loadtests.bench.common import machine
 from sim.executors import Executor, ProcessExecutor, SerialExecutor
-from sim.experiment import Experiment, run_experiment
+from sim.experiment import run_experiment
+from sim.results import Experiment
 from sim.sweep import Config, expand
 
 PATTERNS = Path(__file__).resolve().parents[2] / "scenarios" / "patterns"

@@ -45,3 +45,51 @@ def test_the_boundary_check_sees_a_forbidden_import() -> None:
     assert _offenders(bad, "x.py") == [
         "x.py: imports the saga's handle()",
         "x.py: imports integration_core.orchestrator.commands"]
+
+
+def _sim_imports(path: Path) -> set[str]:
+    """The `sim` modules a module imports, anywhere in it (TYPE_CHECKING and lazy ones too)."""
+    out = set()
+    for module, name in _imports(ast.parse(path.read_text(), str(path))):
+        if module == "sim" and name:
+            out.add(f"sim.{name}")
+        elif module.startswith("sim."):
+            out.add(module)
+    return out
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """A cycle in `graph` (module -> modules it imports), or [] when there is none."""
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return []
+
+
+def test_sim_has_no_import_circle() -> None:
+    graph = {}
+    for path in SIM.rglob("*.py"):
+        parts = path.relative_to(SIM.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        graph[name] = _sim_imports(path)
+    assert _cycle(graph) == []
+
+
+def test_the_circle_check_finds_a_circle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) == []

@@ -49,7 +49,7 @@ def test_same_seed_same_outputs_different_seed_different() -> None:
 def test_without_faults_erp_and_wms_agree_at_the_end(pattern: str) -> None:
     twin = Twin(scenario(pattern))
     r = twin.run()
-    np.testing.assert_array_equal(twin.erp.on_hand, twin.wms.on_hand)
+    np.testing.assert_array_equal(twin.land.erp.on_hand, twin.land.wms.on_hand)
     assert r.check["ok"] and r.check["attempted"] > 4000
     assert r.counts["movements_applied_in_erp"] == r.counts["movements_generated"]
 
@@ -64,7 +64,7 @@ def test_loss_and_duplication_under_event_driven_lose_nothing() -> None:
     assert (s["lost"], s["duplicated"], s["unexpected"]) == (0, 0, 0)
     assert s["divergence"]["unexplained_final_units"] == 0
     assert s["divergence"]["time_to_consistency_s"] is not None
-    np.testing.assert_array_equal(twin.erp.on_hand, twin.wms.on_hand)
+    np.testing.assert_array_equal(twin.land.erp.on_hand, twin.land.wms.on_hand)
     assert r.bus["duplicate_publishes"] > 0 and r.counts["outbox_resends"] > 0
 
 
@@ -123,7 +123,7 @@ def test_three_pl_batches_versus_the_reconcilers_patience(repair_after_min: int)
     twin = Twin(sc)
     s = summary(twin.run())
     assert s["lost"] == 0 and s["duplicated"] == 0
-    assert np.percentile(twin.erp.sync_lag.values, 90) > 300  # batches arrive late
+    assert np.percentile(twin.land.erp.sync_lag.values, 90) > 300  # batches arrive late
     adjusted = s["counts"]["reconciliation_adjustments"]
     unexplained = s["divergence"]["unexplained_max_units"]
     if repair_after_min > 30:
