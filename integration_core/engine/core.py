@@ -291,11 +291,11 @@ class Engine:
                now: float) -> list[Outcome]:
         """Ack what the partner took (or had taken before); retry or dead-letter on `error`,
         in one transaction."""
-        with self.bus.transaction(now, deliveries):  # all due again if it does not commit
-            if error is None:
-                self.bus.ack_many(deliveries, now)
-                outcomes = [Outcome.APPLIED] * len(deliveries)
-            else:
+        if error is None:  # one store write; all due again if it does not commit
+            self.bus.ack_many(deliveries, now)
+            outcomes = [Outcome.APPLIED] * len(deliveries)
+        else:
+            with self.bus.transaction(now, deliveries):  # likewise, for all the nacks
                 outcomes = [self.bus.nack(d, error, now) for d in deliveries]
         self.outcomes.update(o.value for o in outcomes)
         if error is not None:
