@@ -479,21 +479,23 @@ class Bus:
         if not deliveries:
             return []
         with self.transaction(now, deliveries):
-            results: dict[int, bool | Exception] = {}
             by_consumer: dict[str, list[Delivery]] = {}
             for d in deliveries:
                 by_consumer.setdefault(d.consumer, []).append(d)
+            pairs: list[tuple[Delivery, bool | Exception]] = []
             for consumer, mine in by_consumer.items():
                 handler = handlers[consumer]
                 got = self.store.apply_many(
                     consumer,
                     [(d.envelope.message_id, partial(handler, d.envelope)) for d in mine],
                 )
-                results.update(zip(map(id, mine), got, strict=True))
+                pairs.extend(zip(mine, got, strict=True))
+            if len(by_consumer) > 1:  # outcomes in delivery order
+                order = {id(d): i for i, d in enumerate(deliveries)}
+                pairs.sort(key=lambda p: order[id(p[0])])
             outcomes: list[Outcome] = []
             finished: list[tuple[Delivery, bool]] = []
-            for d in deliveries:
-                result = results[id(d)]
+            for d, result in pairs:
                 if isinstance(result, StorageError):
                     raise result  # the store, not the message: the whole transaction fails
                 if isinstance(result, Exception):

@@ -163,9 +163,11 @@ class Engine:
         now = self.clock.now()
         if len(envelopes) == 1:
             results: list[PublishResult] = [self.bus.publish(envelopes[0], now)]
+            fresh = not results[0].duplicate
         else:
             results = self.bus.publish_many(envelopes, now)
-        if any(not r.duplicate for r in results):
+            fresh = any(not r.duplicate for r in results)
+        if fresh:
             self.on_publish()
         return [Accepted(r.message_id, r.position, r.duplicate, r.conflict) for r in results]
 
