@@ -106,6 +106,7 @@ class TwinCore:
                 engine.subscribe_remote(consumer, sorted(types))
         engine.on_publish = self.poke
         self.loads += engine.open_balances(self.opening(), "twin-start")
+        self._consumers = [*engine.handlers, *self._remote]
         return engine
 
     @property
@@ -120,6 +121,7 @@ class TwinCore:
         self._remote[consumer] = (frozenset(types), handler)
         if consumer not in self.engine.remote:
             self.engine.subscribe_remote(consumer, list(types))
+        self._consumers = [*self.engine.handlers, *self._remote]
 
     # -- ingress: False when the core is down (the producer must try again) -------------------
 
@@ -207,7 +209,7 @@ class TwinCore:
         if timer is not None and timer <= now:
             engine.fire_timers(now)
         remote = self._remote
-        for d in engine.deliver(now, remote):
+        for d in engine.deliver(now, self._consumers):
             remote[d.consumer][1](d, self._acker(d, generation), self._nacker(d, generation))
         if engine.has_new_calls or (engine.calls.next_at() or float("inf")) <= now:
             for call in engine.calls_due(now):

@@ -237,15 +237,17 @@ class Engine:
         self.outcomes.update(o.value for o in outcomes)
         return len(outcomes)
 
-    def deliver(self, now: float, remote: Iterable[str]) -> list[Delivery]:
-        """`pump` without its limit, in one pass with the remote consumers: handles what is
-        due to the local ones and hands back what is due to `remote`, marked in flight (for
-        a driver on an in-memory store, where one `due` a step counts)."""
-        due = self.bus.due(now, None, consumers=[*self.handlers, *remote])
-        local = [d for d in due if d.consumer in self.handlers]
+    def deliver(self, now: float, consumers: Iterable[str]) -> list[Delivery]:
+        """`pump` without its limit, in one pass with the remote consumers: of what is due to
+        `consumers`, handles the local ones' and hands back the remote ones', marked in
+        flight (for a driver on an in-memory store, where one `due` a step counts; it keeps
+        the list, `[*engine.handlers, *its remote consumers]`)."""
+        due = self.bus.due(now, None, consumers=consumers)
+        handlers = self.handlers
+        local = [d for d in due if d.consumer in handlers]
         if local:
-            self.outcomes.update(o.value for o in self.bus.run(local, self.handlers, now))
-            return [d for d in due if d.consumer not in self.handlers]
+            self.outcomes.update(o.value for o in self.bus.run(local, handlers, now))
+            return [d for d in due if d.consumer not in handlers]
         return due
 
     def fire_timers(self, now: float) -> int:
@@ -335,9 +337,11 @@ class Engine:
 
     def next_wake_at(self) -> float | None:
         """The earliest of: a delivery due, a saga timer, an outbox call's retry."""
-        times = [t for t in (self.bus.next_due_at(), self.desk.next_timer_at(),
-                             self.calls.next_at()) if t is not None]
-        return min(times, default=None)
+        t = self.bus.next_due_at()
+        for other in (self.desk.next_timer_at(), self.calls.next_at()):
+            if other is not None and (t is None or other < t):
+                t = other
+        return t
 
     def publish_reply(self, call: dict[str, Any], answer: dict[str, Any] | None,
                       error: str | None) -> None:
