@@ -77,11 +77,14 @@ class MessageType:
     key: Callable[[Any], str]
 
 
+MOVEMENT = "inventory.movement"
+"""The message type of a stock movement: the hot path's name, spelled once."""
+
 MESSAGE_TYPES: dict[str, MessageType] = {
     t.name: t
     for t in [
         MessageType(
-            name="inventory.movement",
+            name=MOVEMENT,
             model=Movement,
             version=2,
             id_field="movement_id",
@@ -135,7 +138,7 @@ def _movement_v1_to_v2(p: JSON) -> JSON:
 
 #: (type, from_version) -> function returning the payload at from_version + 1.
 UPCASTERS: dict[tuple[str, int], Callable[[JSON], JSON]] = {
-    ("inventory.movement", 1): _movement_v1_to_v2,
+    (MOVEMENT, 1): _movement_v1_to_v2,
 }
 
 

@@ -67,7 +67,7 @@ class InventoryFlow:
 
     def on_movement(self, warehouse: int, row: int, kind: int, delta: int) -> None:
         """The WMS applied a movement to its stock; now it must reach the ERP."""
-        idx = self.t.ledger.occur(row, delta, self.t.env.now)
+        idx = self.t.truth.occur(row, delta, self.t.env.now)
         self.t.kinds.append(kind)
         if self.t.scenario.warehouses[warehouse].batch_minutes:
             self.batches[warehouse].append(idx)
@@ -119,10 +119,10 @@ class InventoryFlow:
 
         def final(status: Status, _value: object) -> None:
             if status is Status.OK:
-                t.ledger.acknowledged[idx] = True
+                t.truth.acknowledged[idx] = True
             else:
                 self.gave_up += 1
-                t.ledger.abandon(idx)
+                t.truth.abandon(idx)
             self.blocked_s += t.env.now - start
             done()
 
@@ -139,7 +139,7 @@ class InventoryFlow:
         t = self.t
         if done is not None:
             done()
-        if t.ledger.acked(idx, t.env.now):
+        if t.truth.acked(idx, t.env.now):
             return
         rec = self._record(idx)
         t.links["wms_core"].send_after(after, self._ingress, idx, rec)
@@ -154,34 +154,34 @@ class InventoryFlow:
         movements at once: a timer per movement would double the events per movement.
         Later resends (rare) have timers of their own."""
         env, wait, unacked = self.t.env, OUTBOX_RESEND_S[0], self.unacked
-        ledger = self.t.ledger
+        truth = self.t.truth
         while True:
             yield env.timeout(wait)
             horizon = env.now - wait
             while unacked and unacked[0][0] <= horizon:
                 _, idx = unacked.popleft()
-                if not ledger.acked(idx, env.now):
+                if not truth.acked(idx, env.now):
                     self._resend(idx, 1)
 
     def _resend(self, idx: int, resends: int) -> None:
-        if not self.t.ledger.acked(idx, self.t.env.now):
+        if not self.t.truth.acked(idx, self.t.env.now):
             self.outbox_resends += 1
             self._handoff(idx, resends, None)
 
     def _ingress(self, idx: int, rec: MovementRecord) -> None:
         t = self.t
-        if t.core.accept_movement(rec, self._names(int(t.ledger.row[idx]))[3]):
+        if t.core.accept_movement(rec, self._names(int(t.truth.row[idx]))[3]):
             arrives = t.links["wms_core"].arrival()
-            if arrives is not None and arrives < t.ledger.ack_at[idx]:
-                t.ledger.ack_at[idx] = arrives
+            if arrives is not None and arrives < t.truth.ack_at[idx]:
+                t.truth.ack_at[idx] = arrives
 
     def _record(self, idx: int) -> MovementRecord:
         t = self.t
-        ledger = t.ledger
-        row, delta = int(ledger.row[idx]), int(ledger.delta[idx])
+        truth = t.truth
+        row, delta = int(truth.row[idx]), int(truth.delta[idx])
         sku, wh, key, _ = self._names(row)
         kind = KINDS[int(t.kinds[idx])]
-        occurred = when(float(ledger.occurred_at[idx]))
+        occurred = when(float(truth.occurred_at[idx]))
         mid = movement_id(idx)
         # Built without validation: the simulator is a trusted producer whose payloads are
         # canonical Movement documents (tests/sim/test_inventory.py checks that they validate).
@@ -203,7 +203,7 @@ class InventoryFlow:
         """A dead letter reaches the ERP only if someone requeues it: until then it is lost
         (unexplained divergence), not in flight."""
         if env.type == MOVEMENT:
-            self.t.ledger.abandon(movement_index(env.message_id))
+            self.t.truth.abandon(movement_index(env.message_id))
 
     def _deliver(self, d: Delivery, ack: Callable[[], None],
                  nack: Callable[[BaseException], None]) -> None:

@@ -20,7 +20,6 @@ from integration_core.models import Catalog, Item
 from integration_core.orchestrator import OrchestratorConfig
 from sim.columns import Column
 from sim.core import TwinCore
-from sim.ledger import MovementLedger
 from sim.network import Link
 from sim.partners import SimPartners
 from sim.rng import Streams
@@ -29,6 +28,7 @@ from sim.systems.endpoint import Endpoint
 from sim.systems.erp import ErpState
 from sim.systems.pool import WorkerPool
 from sim.systems.wms import MovementDraws, WmsState
+from sim.truth import GroundTruth
 
 LINKS = ("wms_core", "core_erp", "wms_erp")
 
@@ -43,10 +43,10 @@ class Landscape:
         self.warehouse_ids = [w.id for w in sc.warehouses]
         self.wms = WmsState(n_skus, self.warehouse_ids, sc.catalog.initial_on_hand)
         self.n_rows = len(self.wms.on_hand)
-        self.ledger = MovementLedger(self.n_rows)
+        self.truth = GroundTruth(self.n_rows)
         self.kinds = Column(np.uint8)
         self.erp = ErpState(
-            self.n_rows, sc.catalog.initial_on_hand, self.ledger, lambda: self.env.now,
+            self.n_rows, sc.catalog.initial_on_hand, self.truth, lambda: self.env.now,
             honours_idempotency_keys=sc.erp.honours_idempotency_keys,
             batch_posting=sc.erp.batch_posting_min is not None,
         )

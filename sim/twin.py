@@ -82,7 +82,7 @@ class Twin:
         cols = self._series
         while True:
             diff = self.land.wms.on_hand - self.land.erp.on_hand
-            pending = self.land.ledger.pending
+            pending = self.land.truth.pending
             backlog = self.core.backlog()
             lag = self.core.lag() if self.core.up else {}
             for name, value in (
@@ -101,7 +101,7 @@ class Twin:
                 cols[name].append(float(value))
             if self.progress is not None:
                 self.progress(self.env.now, self.scenario.duration_s, next(self.env._eid))
-            # Objects alive now (the log, the ledger) rarely die in cycles: move them out of
+            # Objects alive now (the log, the truth) rarely die in cycles: move them out of
             # the cyclic collector's sight, or each full collection rescans millions of them.
             # Refcounting still frees them.
             gc.freeze()
@@ -139,14 +139,14 @@ class Twin:
             env.run(until=min(end, env.now + sc.sample_interval_s))
         self.drained_s = env.now - sc.duration_s
         gc.unfreeze()
-        self.land.ledger.settle_acks(env.now)
+        self.land.truth.settle_acks(env.now)
         self._lost_in_crash()
         return self._result(time.perf_counter() - wall0)
 
     def settled(self) -> bool:
         """Nothing left on its way: every movement applied or given up, queues empty."""
         return (
-            not self.land.ledger.outstanding
+            not self.land.truth.outstanding
             and not any(self.core.backlog().values())
             and not self.land.erp.queued
             and not self.inventory.held
@@ -159,21 +159,21 @@ class Twin:
         for e in self.core.lost_in_crash:
             if e.type == MOVEMENT:
                 idx = movement_index(e.message_id)
-                if not self.land.ledger.applied[idx]:
-                    self.land.ledger.abandon(idx)
+                if not self.land.truth.applied[idx]:
+                    self.land.truth.abandon(idx)
 
     def _result(self, wall_s: float) -> RunResult:
-        ledger = self.land.ledger
-        check = ledger.check()
+        truth = self.land.truth
+        check = truth.check()
         md_lat, md_at = self.master.latency()
         latency = {"inventory_sync": self.land.erp.sync_lag.values.copy(), **self.orders.latency(),
                    "master_data_sync": md_lat}
         latency_at = {"inventory_sync": self.land.erp.sync_at.values.copy(),
                       **self.orders.latency_at(), "master_data_sync": md_at}
         counts = {
-            "movements_generated": len(ledger),
-            "movements_acknowledged": int(ledger.acknowledged.values.sum()),
-            "movements_applied_in_erp": int(np.count_nonzero(ledger.applied.values)),
+            "movements_generated": len(truth),
+            "movements_acknowledged": int(truth.acknowledged.values.sum()),
+            "movements_applied_in_erp": int(np.count_nonzero(truth.applied.values)),
             "movements_given_up": self.inventory.gave_up,
             "outbox_resends": self.inventory.outbox_resends,
             "erp_replays_ignored": self.land.erp.replays_ignored,

@@ -6,7 +6,6 @@ in `integration_core.engine.partners`."""
 from integration_core.engine.core import (
     CONSUMERS,
     EPOCH,
-    MOVEMENT,
     WMS_ON_HAND,
     Accepted,
     Engine,
@@ -15,6 +14,7 @@ from integration_core.engine.core import (
 )
 from integration_core.engine.desk import OrderDesk
 from integration_core.engine.ledger import Ledger, RowKey, add_deltas, movement_fields
+from integration_core.envelope import MOVEMENT
 
 __all__ = [
     "Accepted",

@@ -52,7 +52,7 @@ from integration_core.engine.desk import (
 )
 from integration_core.engine.ledger import Ledger, RowKey, add_deltas, movement_fields
 from integration_core.engine.partners import Stock
-from integration_core.envelope import MESSAGE_TYPES, Envelope, trusted_envelope, wrap
+from integration_core.envelope import MESSAGE_TYPES, MOVEMENT, Envelope, trusted_envelope, wrap
 from integration_core.errors import NotFound
 from integration_core.models import (
     Catalog,
@@ -76,7 +76,6 @@ WMS_ON_HAND = "wms_on_hand"
 CONSUMERS = ("wms", "erp", "orders")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_MESSAGE_ID = 200
-MOVEMENT = "inventory.movement"
 _MOVEMENT_TYPE = MESSAGE_TYPES[MOVEMENT]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from integration_core.bus import Store, Tx
-from integration_core.envelope import Envelope
+from integration_core.envelope import MOVEMENT, Envelope
 
 RowKey = tuple[str, str, str | None]
 _SEP = "\t"  # canonical ids never hold a tab
@@ -66,7 +66,7 @@ def add_deltas(base: Mapping[RowKey, int], movements: Iterable[Envelope],
     """`base` plus the movements' deltas (only `sku`'s rows when given)."""
     out = dict(base)
     for env in movements:
-        if env.type != "inventory.movement":
+        if env.type != MOVEMENT:
             continue
         _, s, loc, lot, delta = movement_fields(env)
         if sku is None or s == sku:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
-from integration_core.envelope import Envelope, open_payload
+from integration_core.envelope import MOVEMENT, Envelope, open_payload
 from integration_core.models import Catalog, Movement, MovementKind
 from integration_core.reconcile.diff import Diff, Divergence, diff_arrays
 from integration_core.reconcile.records import (
@@ -34,7 +34,6 @@ from integration_core.reconcile.records import (
 )
 from integration_core.reconcile.table import BalanceTable, Deltas, RowKey
 
-MOVEMENT_TYPE = "inventory.movement"
 _MAX_ID = 128
 
 
@@ -53,7 +52,7 @@ def decode_movements(
     e.g. from `bus.in_flight("erp")` or `[e.envelope for e in bus.store.log()]`."""
     out = []
     for env in envelopes:
-        if env.type == MOVEMENT_TYPE:
+        if env.type == MOVEMENT:
             m = open_payload(env, catalog)
             assert isinstance(m, Movement)  # the registry maps this type to Movement
             out.append(LoggedMovement(env.message_id, m))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from sim.columns import Column
-from sim.ledger import MovementLedger
+from sim.truth import GroundTruth
 
 
 class ErpState:
@@ -20,14 +20,14 @@ class ErpState:
         self,
         n_rows: int,
         initial_on_hand: int,
-        ledger: MovementLedger,
+        truth: GroundTruth,
         clock: Callable[[], float],
         *,
         honours_idempotency_keys: bool = True,
         batch_posting: bool = False,
     ) -> None:
         self.on_hand = np.full(n_rows, initial_on_hand, dtype=np.int64)
-        self.ledger = ledger
+        self.truth = truth
         self.clock = clock
         self.honours_keys = honours_idempotency_keys
         self.batch_posting = batch_posting
@@ -56,14 +56,14 @@ class ErpState:
         return len(queued)
 
     def _apply(self, idx: int) -> None:
-        ledger = self.ledger
-        if self.honours_keys and ledger.applied[idx]:
+        truth = self.truth
+        if self.honours_keys and truth.applied[idx]:
             self.replays_ignored += 1
             return
-        self.on_hand[int(ledger.row[idx])] += int(ledger.delta[idx])
-        if ledger.applied_once_more(idx):
+        self.on_hand[int(truth.row[idx])] += int(truth.delta[idx])
+        if truth.applied_once_more(idx):
             now = self.clock()
-            self.sync_lag.append(now - float(ledger.occurred_at[idx]))
+            self.sync_lag.append(now - float(truth.occurred_at[idx]))
             self.sync_at.append(now)
 
     def adjust(self, row: int, delta: int) -> None:
@@ -78,6 +78,6 @@ class ErpState:
             return np.zeros(len(self.on_hand), dtype=np.int64)
         ix = np.array(self.queued, dtype=np.int64)
         return np.bincount(
-            self.ledger.row.values[ix], weights=self.ledger.delta.values[ix],
+            self.truth.row.values[ix], weights=self.truth.delta.values[ix],
             minlength=len(self.on_hand),
         ).astype(np.int64)

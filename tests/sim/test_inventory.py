@@ -15,12 +15,12 @@ def test_the_twins_movement_messages_are_canonical() -> None:
     })
     twin = Twin(sc)
     twin.run()
-    assert len(twin.land.ledger) > 100
-    for idx in range(0, len(twin.land.ledger), 37):
+    assert len(twin.land.truth) > 100
+    for idx in range(0, len(twin.land.truth), 37):
         env = twin.core.engine.movement_envelope(twin.inventory._record(idx), "wms-WH1")
         m = open_payload(env)
         assert isinstance(m, Movement)
-        assert m.delta == int(twin.land.ledger.delta[idx])
+        assert m.delta == int(twin.land.truth.delta[idx])
         assert env.key == m.key and movement_index(env.message_id) == idx
 
 

@@ -14,7 +14,7 @@ from integration_core.checker import CheckResult, check_counts
 from sim.columns import Column
 
 
-class MovementLedger:
+class GroundTruth:
     def __init__(self, n_rows: int) -> None:
         self.row = Column(np.int32)
         self.delta = Column(np.int32)
