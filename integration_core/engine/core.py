@@ -5,7 +5,7 @@ Consumers:
 
 - ``wms``: the core's WMS view, the sum of acknowledged movements (``wms_on_hand``), local;
 - ``erp``: remote. A driver takes its due deliveries (`erp_due`), posts them to the ERP
-  through its partner adapter and settles them here (`settle_erp`): acked when the ERP booked
+  through its partner adapter and settles them here (`settle`): acked when the ERP booked
   them, retried or dead-lettered when it did not. The ERP books a message id once, so a
   redelivery is harmless;
 - ``orders``: the order desk, which drives the order-to-ship saga (its partner calls go
@@ -304,10 +304,6 @@ class Engine:
         if error is not None:
             self.on_publish()  # retries are due later: the delivery loop recomputes its sleep
         return outcomes
-
-    def settle_erp(self, deliveries: Sequence[Delivery], error: Exception | None,
-                   now: float) -> None:
-        self.settle(deliveries, error, now)
 
     # -- the outbox ---------------------------------------------------------------------------
 

@@ -99,7 +99,7 @@ RESERVED = "reserved"
 TYPES = ("order.placed", "shipment.confirmed", "shipment.milestone", TIMEOUT_TYPE, REPLY_TYPE)
 
 Record = dict[str, Any]
-Stock = Callable[[Tx, str, str | None], dict[str, int]]
+OnHand = Callable[[Tx, str, str | None], dict[str, int]]
 """(tx, sku, location or None) -> on-hand by location in the core's WMS view, lots summed."""
 
 
@@ -135,7 +135,7 @@ class OrderDesk:
         catalog: Catalog,
         clock: Clock,
         config: OrchestratorConfig = DEFAULT_CONFIG,
-        stock: Stock = _no_stock,
+        stock: OnHand = _no_stock,
     ) -> None:
         self.catalog = catalog
         self.clock = clock

@@ -178,7 +178,7 @@ class Runner:
                 if error is not None:
                     self.erp_post_failures += 1
                 try:
-                    engine.settle_erp(deliveries, error, clock.now())
+                    engine.settle(deliveries, error, clock.now())
                 except Exception as exc:  # the store failed: these are due again (the ERP
                     # books a message id once, so posting them again is harmless)
                     self._store_failed("ERP settlement", exc)

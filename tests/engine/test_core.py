@@ -41,7 +41,7 @@ def test_movements_reach_the_wms_view_through_the_inbox_and_wait_for_the_erp() -
     assert e.wms.rows(e.store, "SKU-00001") == {("SKU-00001", "A-01", None): 6}
     due = e.erp_due(0.0, 10)
     assert [d.envelope.payload["movement_id"] for d in due] == ["m0"]
-    e.settle_erp(due, None, 1.0)
+    e.settle(due, None, 1.0)
     assert e.status()["consumers"]["erp"]["backlog"] == 2
 
 
