@@ -165,6 +165,16 @@ def write_run(r: RunResult, out: Path) -> dict[str, Any]:
     return s
 
 
+def seed_statement(seeds: Mapping[str, int]) -> str:
+    """What the comparison's reader must know about randomness: one seed for all, or which."""
+    used = sorted(set(seeds.values()))
+    if len(used) == 1:
+        return f"Seed {used[0]} for every scenario."
+    listed = ", ".join(f"{name} {seed}" for name, seed in seeds.items())
+    return (f"Seeds differ ({listed}): part of every difference below is random variation, "
+            "not design.")
+
+
 def write_comparison(results: list[RunResult], out: Path) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
     summaries = [write_run(r, out / r.scenario.name) for r in results]
@@ -176,7 +186,8 @@ def write_comparison(results: list[RunResult], out: Path) -> pd.DataFrame:
     (out / "comparison.md").write_text("\n".join([
         "# Comparison",
         "",
-        "Same seed for every scenario. Lower is better everywhere except `slos_met`. "
+        seed_statement({x["scenario"]: x["seed"] for x in summaries}),
+        "Lower is better everywhere except `slos_met`. "
         "`unexplained_final_units`, `lost` and `duplicated` are damage; in-flight divergence "
         "and latency are the price of decoupling.",
         "",
