@@ -29,22 +29,59 @@ def after_warmup(r: RunResult, flow: str) -> np.ndarray:
     return r.latency.get(flow, np.empty(0))[r.latency_at.get(flow, np.empty(0)) >= cut]
 
 
-def time_to_consistency(r: RunResult) -> float | None:
-    """Seconds from the end of the last fault until unexplained divergence is 0 and in-flight
-    divergence is back at its pre-fault level (95th percentile before the first fault, since
-    continuous traffic always has some in flight). None: not reached in the run; 0.0 when the
-    run had no fault at all."""
-    t = r.series["t"]
-    if not r.fault_windows:
-        return 0.0
-    first = min(start for _, start, _ in r.fault_windows)
-    last = max(end for _, _, end in r.fault_windows)
-    in_flight, unexplained = r.series["in_flight_units"], r.series["unexplained_units"]
+# Systems whose faults cannot move a stock figure: a carrier outage delays labels and
+# shipments, and stock is booked when goods leave, not when a label is printed.
+STOCKLESS_SYSTEMS = frozenset({"carrier"})
+
+
+def affects_stock(label: str) -> bool:
+    """Whether a fault window (labelled "<system> <kind>") can make stock figures disagree."""
+    return label.split(" ", 1)[0] not in STOCKLESS_SYSTEMS
+
+
+def _recovery(t: np.ndarray, ok: np.ndarray, from_s: float) -> float | None:
+    hits = np.flatnonzero(ok & (t >= from_s))
+    return None if len(hits) == 0 else round(float(t[hits[0]] - from_s), 1)
+
+
+def _consistent(r: RunResult) -> np.ndarray:
+    """Per sample: nothing unexplained and in-flight divergence back at its pre-fault level
+    (95th percentile before the first fault, since continuous traffic always has some in
+    flight)."""
+    t, in_flight = r.series["t"], r.series["in_flight_units"]
+    first = min((start for _, start, _ in r.fault_windows), default=float(t[-1]) if len(t) else 0)
     before = in_flight[(t < first) & (t >= r.scenario.warmup_h * 3600)]
     level = float(np.percentile(before, 95)) if len(before) else 0.0
-    ok = (t >= last) & (unexplained == 0) & (in_flight <= level)
-    hits = np.flatnonzero(ok)
-    return None if len(hits) == 0 else round(float(t[hits[0]] - last), 1)
+    ok: np.ndarray = (r.series["unexplained_units"] == 0) & (in_flight <= level)
+    return ok
+
+
+def time_to_consistency(r: RunResult) -> float | None:
+    """Seconds from the end of the last fault that can affect stock until the figures agree
+    again (`_consistent`). None: not reached in the run; 0.0 when no such fault occurred."""
+    ends = [end for label, _, end in r.fault_windows if affects_stock(label)]
+    if not ends:
+        return 0.0
+    return _recovery(r.series["t"], _consistent(r), max(ends))
+
+
+def fault_table(r: RunResult) -> list[dict[str, Any]]:
+    """One row per fault window: its span, the peak divergence while it lasted and until the
+    next window began, and the time from its end until the figures agreed again (None: never
+    in the run). Faults that cannot affect stock say so rather than claim a recovery."""
+    t, ok = r.series["t"], _consistent(r)
+    total = r.series["unexplained_units"] + r.series["in_flight_units"]
+    windows = sorted(r.fault_windows, key=lambda w: w[1])
+    rows = []
+    for i, (label, start, end) in enumerate(windows):
+        upto = windows[i + 1][1] if i + 1 < len(windows) else float("inf")
+        span = (t >= start) & (t < max(end, upto))
+        stock = affects_stock(label)
+        rows.append({"fault": label, "start_s": round(start, 1), "end_s": round(end, 1),
+                     "affects_stock": stock,
+                     "peak_divergence_units": int(total[span].max(initial=0)),
+                     "time_to_recover_s": _recovery(t, ok, end) if stock else None})
+    return rows
 
 
 def divergence(r: RunResult) -> dict[str, Any]:
@@ -60,6 +97,7 @@ def divergence(r: RunResult) -> dict[str, Any]:
         "in_flight_max_units": int(s["in_flight_units"][keep].max(initial=0)),
         "skus_out_of_sync_max": int(s["skus_out_of_sync"][keep].max(initial=0)),
         "time_to_consistency_s": time_to_consistency(r),
+        "faults": fault_table(r),
     }
 
 

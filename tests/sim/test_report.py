@@ -12,3 +12,16 @@ def test_different_seeds_are_named_per_scenario_and_flagged() -> None:
     assert "baseline 1" in text and "carrier_failure 2" in text
     assert "random variation" in text
     assert "every scenario" not in text
+
+
+def test_fault_rows_say_in_words_whether_and_when_stock_recovered() -> None:
+    from sim.report import _fault_rows
+
+    rows = _fault_rows([
+        {"fault": "erp down", "start_s": 0.0, "end_s": 10.0, "affects_stock": True,
+         "peak_divergence_units": 5, "time_to_recover_s": None},
+        {"fault": "carrier down", "start_s": 0.0, "end_s": 10.0, "affects_stock": False,
+         "peak_divergence_units": 0, "time_to_recover_s": None},
+    ])
+    assert (rows[0]["affects stock"], rows[0]["recovered after (s)"]) == ("yes", "never")
+    assert (rows[1]["affects stock"], rows[1]["recovered after (s)"]) == ("no", "n/a")
