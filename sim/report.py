@@ -31,8 +31,23 @@ def _shade(ax: Any, windows: list[tuple[str, float, float]]) -> None:
     for i, (what, start, end) in enumerate(windows):
         ax.axvspan(start / HOUR, end / HOUR, color="tab:red", alpha=0.12,
                    label="fault" if i == 0 else None)
-        ax.text(start / HOUR, 1.0, what, transform=ax.get_xaxis_transform(), fontsize=7,
-                va="top", color="tab:red")
+        # Staggered, since windows of several scenarios often start close together.
+        ax.text(start / HOUR, 1.0 - 0.07 * (i % 3), what, transform=ax.get_xaxis_transform(),
+                fontsize=7, va="top", color="tab:red")
+
+
+def shaded_windows(results: list[RunResult]) -> list[tuple[str, float, float]]:
+    """Every scenario's fault windows for an overlay plot: a window all scenarios share once,
+    one only some have labelled with their names, so no scenario's outage goes unshaded."""
+    owners: dict[tuple[str, float, float], list[str]] = {}
+    for r in results:
+        for w in r.fault_windows:
+            names = owners.setdefault(w, [])
+            if r.scenario.name not in names:
+                names.append(r.scenario.name)
+    everyone = len(results)
+    return [(what if len(names) == everyone else f"{', '.join(names)}: {what}", start, end)
+            for (what, start, end), names in sorted(owners.items(), key=lambda kv: kv[0][1])]
 
 
 def plot_divergence(results: list[RunResult], path: Path) -> None:
@@ -42,8 +57,9 @@ def plot_divergence(results: list[RunResult], path: Path) -> None:
         label = r.scenario.name if len(results) > 1 else None
         axes[0].plot(t, r.series["in_flight_units"], lw=1, label=label or "in flight")
         axes[1].plot(t, r.series["unexplained_units"], lw=1, label=label or "unexplained")
-    _shade(axes[0], results[0].fault_windows)
-    _shade(axes[1], results[0].fault_windows)
+    windows = shaded_windows(results)
+    _shade(axes[0], windows)
+    _shade(axes[1], windows)
     axes[0].set_ylabel("in-flight units")
     axes[1].set_ylabel("unexplained units")
     axes[1].set_xlabel("simulated hours")
@@ -61,7 +77,7 @@ def plot_backlog(results: list[RunResult], path: Path) -> None:
         ax.plot(r.series["t"] / HOUR, r.series["bus_backlog"], lw=1, label=r.scenario.name)
         ax.plot(r.series["t"] / HOUR, r.series["wms_queue"], lw=1, ls="--",
                 label=f"{r.scenario.name}: WMS work queue")
-    _shade(ax, results[0].fault_windows)
+    _shade(ax, shaded_windows(results))
     ax.set_xlabel("simulated hours")
     ax.set_ylabel("messages waiting")
     ax.set_title("Backlog: bus (to the ERP) and warehouse work waiting for a worker")
@@ -86,7 +102,7 @@ def plot_latency(results: list[RunResult], path: Path) -> None:
         ax.set_xlabel("seconds (log)")
         ax.set_ylabel("share completed within")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="lower right")  # on each panel: no hunting for the key
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

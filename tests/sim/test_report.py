@@ -25,3 +25,18 @@ def test_fault_rows_say_in_words_whether_and_when_stock_recovered() -> None:
     ])
     assert (rows[0]["affects stock"], rows[0]["recovered after (s)"]) == ("yes", "never")
     assert (rows[1]["affects stock"], rows[1]["recovered after (s)"]) == ("no", "n/a")
+
+
+def test_overlay_plots_shade_every_scenarios_faults_and_share_common_ones() -> None:
+    from types import SimpleNamespace
+    from typing import Any
+
+    from sim.report import shaded_windows
+
+    def result(name: str, windows: list[tuple[str, float, float]]) -> Any:
+        return SimpleNamespace(scenario=SimpleNamespace(name=name), fault_windows=windows)
+
+    shared = ("erp down", 100.0, 200.0)
+    got = shaded_windows([result("a", [shared]),
+                          result("b", [shared, ("carrier down", 300.0, 400.0)])])
+    assert got == [shared, ("b: carrier down", 300.0, 400.0)]
