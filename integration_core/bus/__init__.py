@@ -4,6 +4,7 @@ replay; driven by the caller's clock."""
 from integration_core.bus.core import INGRESS, Bus, Handler
 from integration_core.bus.memory import MemoryStore
 from integration_core.bus.policy import RetryPolicy
+from integration_core.bus.postgres import PostgresStore  # psycopg is imported on open only
 from integration_core.bus.records import (
     Counters,
     DeadLetter,
@@ -26,6 +27,7 @@ __all__ = [
     "LogEntry",
     "MemoryStore",
     "Outcome",
+    "PostgresStore",
     "PublishResult",
     "RetryPolicy",
     "SQLiteStore",

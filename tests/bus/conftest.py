@@ -1,0 +1,48 @@
+"""A throwaway PostgreSQL for the bus tests (loadtests/pg.py), one per session.
+
+Without PostgreSQL's binaries the tests that need it skip, saying why; with
+``INTEROP_REQUIRE_PG=1`` (CI) they fail instead, so a missing install cannot pass as green.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from loadtests.pg import PgServer, find_bin_dir
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    if find_bin_dir() is None:
+        why = (
+            "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin "
+            "(apt-get install postgresql)"
+        )
+        if os.environ.get("INTEROP_REQUIRE_PG") == "1":
+            pytest.fail(f"INTEROP_REQUIRE_PG=1 but {why}")
+        pytest.skip(why)
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        if os.environ.get("INTEROP_REQUIRE_PG") == "1":
+            pytest.fail("INTEROP_REQUIRE_PG=1 but psycopg is not installed")
+        pytest.skip("psycopg is not installed (pip install -e '.[postgres]')")
+    server = PgServer()
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def pg_schema() -> str:
+    """A schema of its own for each test: tests share the server, not the tables."""
+    return f"t{os.getpid()}_{next(_names)}"
