@@ -226,6 +226,8 @@ class PostgresStore:
         self.connect_timeout_s = connect_timeout_s
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._depth = 0
+        self._doomed: StorageError | None = None
+        """The open batch could not begin: everything in it fails."""
         self._versions: _Versions = {}
         """Versions read or written in the open transaction (for the flush's check)."""
         self._cache: dict[tuple[str, str], tuple[Any, int]] = {}
@@ -315,6 +317,8 @@ class PostgresStore:
         """The connection; a new one if the last was lost (outside a transaction only: a
         transaction that lost its connection must fail as a whole)."""
         conn = self._conn
+        if self._doomed is not None:
+            raise StorageError(f"postgres: no transaction: {self._doomed}")
         if conn is None or conn.closed or conn.broken:
             if self._depth:
                 raise StorageError("postgres: the connection was lost in a transaction")
@@ -340,13 +344,22 @@ class PostgresStore:
             finally:
                 self._depth -= 1
             return
-        conn = self._begin()
+        try:
+            conn: psycopg.Connection[tuple[Any, ...]] | None = self._begin()
+        except StorageError as exc:
+            # Not raised here: a caller that settles only after the commit (the bus) must
+            # see the failure inside the batch, where it rolls back. Every statement of the
+            # batch fails with it, and so does the commit.
+            conn, self._doomed = None, exc
         self._depth = 1
         try:
             yield
+            if conn is None:
+                raise StorageError(f"postgres: no transaction: {self._doomed}")
             conn.execute("COMMIT")
         except BaseException as exc:
-            self._rollback(conn)
+            if conn is not None:
+                self._rollback(conn)
             if isinstance(exc, _pg().Error):
                 raise _failure(exc) from exc
             raise
@@ -355,6 +368,7 @@ class PostgresStore:
                 self._cache.update(self._pending)
         finally:
             self._depth = 0
+            self._doomed = None
             self._versions.clear()
             self._pending.clear()
 

@@ -27,12 +27,6 @@ def pg_server() -> Iterator[PgServer]:
         if os.environ.get("INTEROP_REQUIRE_PG") == "1":
             pytest.fail(f"INTEROP_REQUIRE_PG=1 but {why}")
         pytest.skip(why)
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        if os.environ.get("INTEROP_REQUIRE_PG") == "1":
-            pytest.fail("INTEROP_REQUIRE_PG=1 but psycopg is not installed")
-        pytest.skip("psycopg is not installed (pip install -e '.[postgres]')")
     server = PgServer()
     try:
         server.init()
