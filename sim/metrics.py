@@ -3,6 +3,7 @@ measure). Names follow DESIGN.md's metric vocabulary."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -101,13 +102,50 @@ def divergence(r: RunResult) -> dict[str, Any]:
     }
 
 
+# Which counts say how many operations of a flow never finished by the horizon: started minus
+# finished, or (finished None) a count of the unfinished themselves.
+_UNFINISHED: dict[str, tuple[str, str | None]] = {
+    "order_release": ("orders_placed", "orders_released"),
+    "order_to_ship": ("orders_placed", "orders_shipped"),
+    "ship_to_invoice": ("orders_shipped", "orders_invoiced"),
+    "inventory_sync": ("movements_generated", "movements_applied_in_erp"),
+    "master_data_sync": ("items_out_of_sync_final", None),
+}
+
+
+def unfinished(counts: Mapping[str, int], flow: str) -> int:
+    """Operations of `flow` started but not finished at the end of the run."""
+    started, finished = _UNFINISHED[flow]
+    done = 0 if finished is None else int(counts.get(finished, 0))
+    return max(0, int(counts.get(started, 0)) - done)
+
+
+def censored_percentile(samples: np.ndarray, n_unfinished: int, q: float
+                        ) -> tuple[float | None, bool]:
+    """The q-th percentile with unfinished operations counted as longer than the horizon.
+    Returns (value, censored): censored when the percentile falls on unfinished work, so its
+    value is unknown but above the horizon; (None, False) when there is nothing at all."""
+    n = len(samples) + n_unfinished
+    if n == 0:
+        return None, False
+    if int(np.ceil(q / 100 * (n - 1))) >= len(samples):  # linear rank reaches the unfinished
+        return None, True
+    x = np.concatenate([np.sort(samples), np.full(n_unfinished, np.inf)])
+    return float(np.percentile(x, q)), False
+
+
 def slo_results(r: RunResult) -> list[dict[str, Any]]:
+    """Each SLO met or missed; one whose percentile falls on work that never finished is
+    missed, with a value of "> horizon" (a percentile of the finished ones alone would hide
+    exactly the operations the SLO exists for)."""
     out = []
     for slo in r.scenario.slos:
         samples = after_warmup(r, slo.flow)
-        value = float(np.percentile(samples, slo.percentile)) if len(samples) else None
+        left = unfinished(r.counts, slo.flow) if slo.flow in _UNFINISHED else 0
+        value, censored = censored_percentile(samples, left, slo.percentile)
         out.append({"flow": slo.flow, "percentile": slo.percentile, "max_s": slo.max_s,
                     "value_s": None if value is None else round(value, 3),
+                    "censored": censored, "n_unfinished": left,
                     "met": value is not None and value <= slo.max_s})
     return out
 
@@ -123,7 +161,8 @@ def summary(r: RunResult) -> dict[str, Any]:
         "warmup_h": sc.warmup_h,
         "drained_s": r.extras.get("drained_s", 0.0),
         "counts": r.counts,
-        "latency": {flow: latency_stats(after_warmup(r, flow)) for flow in FLOWS},
+        "latency": {flow: {**latency_stats(after_warmup(r, flow)),
+                           "n_unfinished": unfinished(r.counts, flow)} for flow in FLOWS},
         "divergence": divergence(r),
         "checker": r.check,
         "lost": r.check["lost"],
@@ -168,6 +207,7 @@ def comparison_row(s: dict[str, Any]) -> dict[str, Any]:
     row.update({f"pattern_{d}": p for d, p in s["patterns"].items()})
     for flow in FLOWS:
         row[f"{flow}_p95_s"] = s["latency"][flow]["p95"]
+        row[f"{flow}_unfinished"] = s["latency"][flow]["n_unfinished"]
     d = s["divergence"]
     row.update({
         "divergence_max_units": d["max_units"],
@@ -179,6 +219,7 @@ def comparison_row(s: dict[str, Any]) -> dict[str, Any]:
         # Given up by a direct caller: not "lost" (never acknowledged), and missing from the
         # latency samples, so read latency beside it.
         "updates_given_up": s["counts"]["movements_given_up"],
+        "orders_stuck": s["counts"]["orders_stuck"],
         "warehouse_blocked_s": s["warehouse_blocked_s"],
         "erp_api_calls": s["api_calls"].get("erp", 0),
         "slos_met": sum(x["met"] for x in s["slos"]), "slos": len(s["slos"]),

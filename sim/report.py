@@ -127,6 +127,17 @@ def markdown_table(rows: Sequence[Mapping[Any, Any]]) -> str:
     return "\n".join(out)
 
 
+def slo_measure(x: Mapping[str, Any]) -> str:
+    """What an SLO's percentile came to, and by how much it missed."""
+    if x.get("censored"):
+        return (f"measured > horizon: the percentile falls on {x['n_unfinished']:,} "
+                "operations that never finished")
+    if x["value_s"] is None:
+        return "nothing measured"
+    over = "" if x["met"] else f", {_fmt(x['value_s'] - x['max_s'])} s over"
+    return f"measured {_fmt(x['value_s'])} s{over}"
+
+
 def _fault_rows(faults: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The per-fault table in words: a fault that cannot affect stock has no recovery."""
     return [{"fault": f["fault"], "from s": f["start_s"], "to s": f["end_s"],
@@ -149,7 +160,7 @@ def write_run(r: RunResult, out: Path) -> dict[str, Any]:
     lat_rows = [{"flow": f, **s["latency"][f]} for f in FLOWS]
     d = s["divergence"]
     slo_lines = [f"- {x['flow']} p{x['percentile']:g} <= {x['max_s']:g} s: "
-                 f"{'met' if x['met'] else 'MISSED'} (measured {_fmt(x['value_s'])} s)"
+                 f"{'met' if x['met'] else 'MISSED'} ({slo_measure(x)})"
                  for x in s["slos"]] or ["- none declared"]
     (out / "report.md").write_text("\n".join([
         f"# {s['scenario']}",

@@ -54,3 +54,22 @@ def test_a_fault_never_recovered_from_says_so() -> None:
     r = run([("erp down", 100, 200)], unexplained=[0, 5, 5, 5], in_flight=[0] * 4)
     assert time_to_consistency(r) is None
     assert fault_table(r)[0]["time_to_recover_s"] is None
+
+
+def test_unfinished_counts_what_started_and_never_finished() -> None:
+    from sim.metrics import unfinished
+
+    counts = {"orders_placed": 100, "orders_shipped": 80, "items_out_of_sync_final": 3}
+    assert unfinished(counts, "order_to_ship") == 20
+    assert unfinished(counts, "master_data_sync") == 3
+
+
+def test_a_percentile_on_unfinished_work_is_censored_and_otherwise_unchanged() -> None:
+    from sim.metrics import censored_percentile
+
+    done = np.arange(1.0, 81.0)  # 80 finished in 1..80 s
+    assert censored_percentile(done, 20, 95) == (None, True)  # p95 of 100 lies in the 20
+    value, censored = censored_percentile(done, 20, 50)
+    assert not censored and value == float(np.percentile(np.r_[done, [np.inf] * 20], 50))
+    assert censored_percentile(done, 0, 95) == (float(np.percentile(done, 95)), False)
+    assert censored_percentile(np.empty(0), 0, 95) == (None, False)

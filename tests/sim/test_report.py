@@ -40,3 +40,12 @@ def test_overlay_plots_shade_every_scenarios_faults_and_share_common_ones() -> N
     got = shaded_windows([result("a", [shared]),
                           result("b", [shared, ("carrier down", 300.0, 400.0)])])
     assert got == [shared, ("b: carrier down", 300.0, 400.0)]
+
+
+def test_an_slo_on_unfinished_work_says_so_and_a_miss_says_by_how_much() -> None:
+    from sim.report import slo_measure
+
+    assert "1,267 operations that never finished" in slo_measure(
+        {"censored": True, "n_unfinished": 1267, "value_s": None, "met": False, "max_s": 60})
+    assert slo_measure({"censored": False, "value_s": 90.0, "met": False, "max_s": 60}) \
+        == "measured 90.0 s, 30.0 s over"

@@ -137,3 +137,18 @@ def test_swarm_draws_faults_from_the_seed() -> None:
     b = Twin(scenario(faults={"swarm": True}, seed=1)).faults.plan
     c = Twin(scenario(faults={"swarm": True}, seed=2)).faults.plan
     assert a == b and a and a != c
+
+
+def test_carrier_failure_reports_its_stuck_orders_and_misses_order_to_ship() -> None:
+    """The shipped comparison of issue #14: orders that never ship are not left out of the
+    order_to_ship percentile, so its SLO is missed rather than met on the orders that did."""
+    from pathlib import Path
+
+    from sim.scenario import load
+
+    root = Path(__file__).resolve().parents[2] / "scenarios"
+    s = summary(run(load(root / "carrier_failure.toml")))
+    stuck = s["counts"]["orders_stuck"]
+    assert stuck > 0 and s["latency"]["order_to_ship"]["n_unfinished"] >= stuck
+    slo = next(x for x in s["slos"] if x["flow"] == "order_to_ship")
+    assert slo["censored"] and not slo["met"]
