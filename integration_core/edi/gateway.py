@@ -164,8 +164,8 @@ class Gateway:
             messages += [AckRecord("TA1", n.get(1), n.get(4), detail=n.get(5)) for n in ic.notes]
             self.seen.put(SEEN_NS, key, {"received_at": received_at, "code": code})
         note_seg = ta1(ic, code, note) if code != "A" or ic.header.get(14) == "1" else None
-        reply = self._reply(ic, when, note_seg, acks) if note_seg or acks else None
-        return Receipt(reply, tuple(messages), tuple(errors), tuple(dead))
+        answer = self._reply(ic, when, note_seg, acks) if note_seg or acks else None
+        return Receipt(answer, tuple(messages), tuple(errors), tuple(dead))
 
     def _reply(self, ic: Interchange, when: datetime, note: Segment | None,
                acks: list[TransactionSet]) -> bytes:  # fmt: skip

@@ -72,7 +72,11 @@ def check_structure(
         tag = seg.tag
         for depth in range(len(stack) - 1, -1, -1):
             frame = stack[depth]
-            idx = next((i for i in frame.loop.at.get(tag, ()) if i >= frame.cursor), None)
+            # a loop's trigger met again inside it starts the next iteration: its parent's job
+            first = 1 if depth else 0
+            idx = next(
+                (i for i in frame.loop.at.get(tag, ()) if i >= max(frame.cursor, first)), None
+            )
             if idx is None:
                 continue
             for inner in reversed(stack[depth + 1 :]):
