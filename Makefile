@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench schema clean loadtest loadtest-faults fuzz
+.PHONY: demo test postgres lint typecheck bench schema clean loadtest loadtest-faults fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,7 +16,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/twin compare scenarios/patterns/*.toml --out results/demo
 
-test: $(STAMP)
+# The PostgreSQL store's tests start a throwaway server from Debian's binaries.
+postgres:
+	@ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq postgresql)
+
+test: $(STAMP) postgres
 	$(BIN)/ruff check .
 	$(BIN)/mypy integration_core sim tests
 	$(BIN)/python -m pytest
