@@ -64,8 +64,10 @@ def _missing(frame: _Frame, upto: int, position: int) -> list[EdiError]:
 
 def check_structure(
     table: SetTable, segments: tuple[Segment, ...], known: frozenset[str]
-) -> list[EdiError]:
+) -> tuple[list[EdiError], list[str]]:
+    """The structure errors, and the id of the loop each segment was placed in."""
     errors: list[EdiError] = []
+    loops: list[str] = []
     stack = [_Frame(table.root)]
     in_set = table.root.tags()
     for position, seg in enumerate(segments, 1):
@@ -109,6 +111,7 @@ def check_structure(
                         )
                     )
                 stack.append(_Frame(entry, 0, {0: 1}))
+            loops.append(stack[-1].loop.id)
             break
         else:
             if tag not in known:
@@ -126,10 +129,11 @@ def check_structure(
                     loop=stack[-1].loop.id,
                 )
             )
+            loops.append(stack[-1].loop.id)
     end = len(segments) + 1
     for frame in reversed(stack):
         errors += _missing(frame, len(frame.loop.body), end)
-    return errors
+    return errors, loops
 
 
 def _value_error(value: str, kind: str, lo: int, hi: int, ref: int) -> ElementCode | None:
@@ -253,11 +257,12 @@ def check_elements(seg: Segment, sdef: SegmentDef, position: int) -> list[EdiErr
 def check_set(ts: TransactionSet, table: SetTable, release: str) -> list[EdiError]:
     """Every syntax error of `ts`, positions counted from ST."""
     defs = SEGMENTS[release]
-    errors = check_structure(table, ts.segments, frozenset(defs))
+    errors, loops = check_structure(table, ts.segments, frozenset(defs))
     for position, seg in enumerate(ts.segments, 1):
         sdef = defs.get(seg.tag)
         if sdef is not None and seg.tag not in ("SE", "ST"):  # the parser checks ST/SE
-            errors += check_elements(seg, sdef, position)
+            found = check_elements(seg, sdef, position)
+            errors += [replace(e, loop=loops[position - 1]) for e in found]
     return errors
 
 

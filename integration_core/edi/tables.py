@@ -71,7 +71,8 @@ def _loop(spec: str, *entries: str | Loop) -> Loop:
 
 
 def _set(code: str, functional_id: str, *entries: str | Loop) -> SetTable:
-    return SetTable(code, functional_id, _loop("ST M 1", "ST M 1", *entries, "SE M 1"))
+    # the set's top level is a loop without an id (AK303 stays empty for its segments)
+    return SetTable(code, functional_id, Loop("", "M", 1, _body("ST M 1", *entries, "SE M 1")))
 
 
 def _parties(loop_id: str, repeat: str) -> Loop:
