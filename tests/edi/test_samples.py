@@ -67,9 +67,9 @@ def test_940_ediengine_ok_maps_three_lines_totalling_the_w76(samples: Path) -> N
     order = release.order
     assert order.order_id == "538686" and order.customer_id == "00000001"
     assert [(ln.line_no, ln.sku, ln.quantity, ln.unit) for ln in order.lines] == [
-        (1, "000100", 12, "CA"),
-        (2, "000200", 32, "CA"),
-        (3, "000300", 12, "CA"),
+        (1, "000100", Decimal(12), "CA"),
+        (2, "000200", Decimal(32), "CA"),
+        (3, "000300", Decimal(12), "CA"),
     ]
     assert sum(ln.quantity for ln in order.lines) == 56  # W76*56
 
