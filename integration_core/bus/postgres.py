@@ -102,7 +102,7 @@ CREATE INDEX IF NOT EXISTS dead_letters_consumer ON {s}.dead_letters (consumer, 
 # inserted after this statement's snapshot: it is reported as a duplicate.
 _APPEND = """
 WITH u AS (
-    SELECT * FROM unnest(%(ids)s::text[], %(types)s::text[], %(envs)s::text[])
+    SELECT * FROM unnest(%(ids)b::text[], %(types)b::text[], %(envs)b::text[])
         WITH ORDINALITY AS u(message_id, type, envelope, ord)
 ), fresh AS (
     SELECT u.*, row_number() OVER (ORDER BY u.ord) AS rn FROM u
@@ -124,8 +124,8 @@ RETURNING message_id, position
 # instead of losing that update. The upsert's row locks hold until commit.
 _FLUSH = """
 WITH u AS (
-    SELECT * FROM unnest(%(ns)s::text[], %(keys)s::text[], %(values)s::text[],
-                         %(expected)s::bigint[]) AS u(ns, key, value, expected)
+    SELECT * FROM unnest(%(ns)b::text[], %(keys)b::text[], %(values)b::text[],
+                         %(expected)b::bigint[]) AS u(ns, key, value, expected)
 ), up AS (
     INSERT INTO {s}.state AS st (ns, key, value) SELECT ns, key, value FROM u
     ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = st.version + 1
@@ -252,7 +252,7 @@ class PostgresStore:
             "unfinished": (
                 f"SELECT m.position, m.published_at, m.envelope FROM {s}.messages m "
                 "WHERE m.position >= %(start)s "
-                "AND (%(types)s::text[] IS NULL OR m.type = ANY(%(types)s::text[])) "
+                "AND (%(types)b::text[] IS NULL OR m.type = ANY(%(types)b::text[])) "
                 f"AND NOT EXISTS (SELECT 1 FROM {s}.inbox i WHERE i.consumer = %(c)s "
                 "                 AND i.message_id = m.message_id) "
                 f"AND NOT EXISTS (SELECT 1 FROM {s}.dead_letters d WHERE d.consumer = %(c)s "
@@ -260,12 +260,12 @@ class PostgresStore:
                 "ORDER BY m.position LIMIT %(page)s"
             ),
             "inbox_add": f"INSERT INTO {s}.inbox (consumer, message_id) "
-            "SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING "
+            "SELECT %s, unnest(%b::text[]) ON CONFLICT DO NOTHING "
             "RETURNING message_id",
             "inbox_mark": f"INSERT INTO {s}.inbox (consumer, message_id) "
-            "SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING",
+            "SELECT %s, unnest(%b::text[]) ON CONFLICT DO NOTHING",
             "inbox_drop": f"DELETE FROM {s}.inbox WHERE consumer = %s "
-            "AND message_id = ANY(%s::text[])",
+            "AND message_id = ANY(%b::text[])",
             "processed": f"SELECT 1 FROM {s}.inbox WHERE consumer = %s AND message_id = %s",
             "get": f"SELECT value, version FROM {s}.state WHERE ns = %s AND key = %s",
             "state": f"SELECT key, value FROM {s}.state WHERE ns = %s",
