@@ -121,6 +121,9 @@ def _qty(value: str, seg: str, position: int) -> Decimal:
 def _base(ctx: Context, sku: str, q: Decimal, unit: str, seg: str, position: int) -> int:
     if ctx.catalog is not None and sku in ctx.catalog.items:
         return ctx.catalog.items[sku].to_base(q, unit or None)
+    if unit not in ("", "EA"):  # without the item master only eaches count as base units
+        raise _fail(AppCode.INVALID_CONTENT, f"{seg} quantity in {unit!r}: no item master "
+                    "says how many base units that is", seg, position)  # fmt: skip
     if q != q.to_integral_value():
         raise _fail(
             AppCode.INVALID_CONTENT,
