@@ -80,9 +80,10 @@ class _Transaction:
         if bus._tx is not None:  # nested: the outermost transaction decides
             bus._tx.settling.extend(self._settling)
             return
+        batch = bus.store.batch()
+        batch.__enter__()  # a store that cannot begin raises here, before the bus holds a tx
+        self._batch = batch
         self._tx = bus._tx = _Tx(settling=list(self._settling))
-        self._batch = bus.store.batch()
-        self._batch.__enter__()
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: Any) -> None:
