@@ -40,6 +40,7 @@ from integration_core.service.problems import (
 from integration_core.service.routes import (
     audit,
     carrier,
+    dashboard,
     inventory,
     operations,
     probes,
@@ -50,7 +51,7 @@ from integration_core.service.routes.context import RETRY_AFTER_S, Context, Hold
 from integration_core.service.routes.openapi import schema_builder
 from integration_core.service.runner import Runner
 
-_GROUPS = (wms, shop, carrier, inventory, audit, operations, probes)
+_GROUPS = (wms, shop, carrier, inventory, audit, operations, probes, dashboard)
 """The route groups, in the order the OpenAPI document lists them."""
 
 
@@ -146,6 +147,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
             yield
         finally:
             held.ready = False
+            await app.state.dashboard_hub.close()  # its streams end; its ticker stops
             await runner.stop()
             intake.close()
             await partners.close()

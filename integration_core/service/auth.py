@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import math
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -106,3 +107,60 @@ def secret_from_headers(authorization: str | None, x_api_key: str | None) -> str
 def scopes_of(keys: Iterable[ApiKey]) -> dict[str, list[str]]:
     """System -> sorted scopes, for documentation (never the keys)."""
     return {k.system: sorted(k.scopes) for k in keys}
+
+
+# -- browser sessions ---------------------------------------------------------------------------
+
+SESSION_COOKIE = "twin_session"
+SESSION_TTL_S = 8 * 3600.0
+MAX_SESSIONS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A browser's login: who it is, and the token its state-changing requests must echo in
+    ``X-CSRF-Token`` (a cross-site page can neither read it nor set that header)."""
+
+    principal: Principal
+    csrf: str
+    expires_at: float
+
+
+@dataclass
+class Sessions:
+    """Server-side sessions for the dashboard. The browser holds only a random id in an
+    HttpOnly cookie: the API key is exchanged once at login and never stored client-side, so
+    it cannot leak through a URL, a log line or page script. In memory: a restart logs
+    everyone out, which is harmless (log in again)."""
+
+    ttl_s: float = SESSION_TTL_S
+    limit: int = MAX_SESSIONS
+    clock: Callable[[], float] = time.monotonic
+    _by_id: dict[str, Session] = field(default_factory=dict)
+
+    def open(self, principal: Principal) -> tuple[str, Session]:
+        now = self.clock()
+        self._expire(now)
+        while len(self._by_id) >= self.limit:  # bounded: the oldest login goes first
+            del self._by_id[next(iter(self._by_id))]
+        sid = secrets.token_urlsafe(32)
+        session = Session(principal, secrets.token_urlsafe(24), now + self.ttl_s)
+        self._by_id[sid] = session
+        return sid, session
+
+    def get(self, sid: str | None) -> Session | None:
+        if not sid:
+            return None
+        session = self._by_id.get(sid)
+        if session is not None and session.expires_at <= self.clock():
+            del self._by_id[sid]
+            return None
+        return session
+
+    def close(self, sid: str | None) -> None:
+        if sid:
+            self._by_id.pop(sid, None)
+
+    def _expire(self, now: float) -> None:
+        for sid in [s for s, v in self._by_id.items() if v.expires_at <= now]:
+            del self._by_id[sid]

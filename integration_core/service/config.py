@@ -18,12 +18,13 @@ from integration_core.bus import RetryPolicy
 from integration_core.models import Catalog, Item, UnitConversion
 from integration_core.service.limits import JsonLimits
 
-System = Literal["shop", "wms", "erp", "carrier", "admin"]
-SYSTEMS: tuple[System, ...] = ("shop", "wms", "erp", "carrier", "admin")
+System = Literal["shop", "wms", "erp", "carrier", "admin", "viewer"]
+SYSTEMS: tuple[System, ...] = ("shop", "wms", "erp", "carrier", "admin", "viewer")
 
 #: Every scope the API checks. A key holds a subset; admin holds them all.
 SCOPES: tuple[str, ...] = (
     "audit:read",
+    "dashboard:read",
     "dead_letters:read",
     "dead_letters:write",
     "faults:write",
@@ -44,6 +45,9 @@ DEFAULT_SCOPES: dict[System, frozenset[str]] = {
     "erp": frozenset({"inventory:read", "orders:read", "audit:read"}),
     "carrier": frozenset({"milestones:write"}),
     "admin": frozenset(SCOPES),
+    # A person looking at /dashboard: reads its snapshots, can change nothing (requeueing
+    # from the page needs the admin key's dead_letters:write).
+    "viewer": frozenset({"dashboard:read"}),
 }
 
 
@@ -195,9 +199,10 @@ class Settings(BaseModel):
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Settings from ``TWIN_*`` variables, then `overrides` (command-line arguments).
 
-        ``TWIN_API_KEY_<SYSTEM>``: the key of shop, wms, erp, carrier or admin (a system
-        without one cannot call); ``TWIN_RATE_<SYSTEM>``: its requests per second (burst is
-        twice that); ``TWIN_DB``, ``TWIN_SYNCHRONOUS``, ``TWIN_BATCH_MAX``,
+        ``TWIN_API_KEY_<SYSTEM>``: the key of shop, wms, erp, carrier, admin or viewer (a
+        system without one cannot call; viewer: the read-only dashboard key);
+        ``TWIN_RATE_<SYSTEM>``: its requests per second (burst is twice that); ``TWIN_DB``,
+        ``TWIN_SYNCHRONOUS``, ``TWIN_BATCH_MAX``,
         ``TWIN_RECONCILE_INTERVAL_S``, ``TWIN_CATALOG_SKUS``, ``TWIN_CATALOG_FILE``,
         ``TWIN_ERP_URL``, ``TWIN_WMS_URL``, ``TWIN_PARTNER_KEY``, ``TWIN_INTAKE_WORKERS``,
         ``TWIN_CHECKPOINT_INTERVAL_S``, ``TWIN_MAX_BODY_BYTES``, ``TWIN_MAX_BATCH_BODY_BYTES``,
