@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test postgres lint typecheck bench schema clean loadtest loadtest-faults fuzz
+.PHONY: demo test postgres browser lint typecheck bench schema clean loadtest loadtest-faults fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,7 +21,12 @@ postgres:
 	@ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || \
 		(apt-get update -qq && apt-get install -y -qq postgresql)
 
-test: $(STAMP) postgres
+# The dashboard's browser test drives Debian's headless Chromium through its driver.
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+
+test: $(STAMP) postgres browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy integration_core sim tests
 	$(BIN)/python -m pytest

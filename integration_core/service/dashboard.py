@@ -176,8 +176,11 @@ class Aggregator:
         self.db = db
         self.latency = OrderLatency(window_s)
         self.tail: LogTail | None = None
-        self.prev: tuple[float, int, int, int] | None = None
-        """(at, movements applied in the ERP, ERP posting calls ok, failed) at the last tick."""
+        self.prev: tuple[float, int, int, int, int] | None = None
+        """(at, ERP backlog, ERP dead letters, ERP posting calls ok, failed) at the last
+        tick."""
+        self.booked = 0
+        """Movements booked in the ERP since this aggregator started watching."""
         self.reconcile_runs = -1
         self.reconciled_at: float | None = None
 
@@ -192,16 +195,22 @@ class Aggregator:
         movements_in = self._read_log(now)
         status = engine.status()
         consumers = status["consumers"]
-        applied = int(engine.outcomes.get("applied", 0))
-        dt, out_rate, posts_ok, posts_failed = 0.0, 0.0, 0, 0
+        backlog, dead = consumers["erp"]["backlog"], consumers["erp"]["dead_letters"]
+        dt, in_rate, out_rate, posts_ok, posts_failed = 0.0, 0.0, 0.0, 0, 0
         if self.prev is not None:
-            dt = max(1e-6, now - self.prev[0])
-            out_rate = (applied - self.prev[1]) / dt
-            posts_ok = runner.erp_posts - self.prev[2]
-            posts_failed = runner.erp_post_failures - self.prev[3]
-        first = self.prev is None
-        self.prev = (now, applied, runner.erp_posts, runner.erp_post_failures)
-        in_rate = 0.0 if first or movements_in is None else movements_in / dt
+            at, prev_backlog, prev_dead, prev_ok, prev_failed = self.prev
+            dt = max(1e-6, now - at)
+            posts_ok, posts_failed = (
+                runner.erp_posts - prev_ok,
+                runner.erp_post_failures - prev_failed,
+            )
+            if movements_in is not None:
+                # What left the ERP's queue booked: what came in, less what the queue and its
+                # dead letters grew by (a requeue moves one from the second to the first).
+                booked = max(0, movements_in - (backlog - prev_backlog) - (dead - prev_dead))
+                self.booked += booked
+                in_rate, out_rate = movements_in / dt, booked / dt
+        self.prev = (now, backlog, dead, runner.erp_posts, runner.erp_post_failures)
         erp = partners["erp"]
         erp["postings_ok"], erp["postings_failed"] = posts_ok, posts_failed
         if erp["state"] == "unknown" and (posts_ok or posts_failed):  # no switch to ask
@@ -218,7 +227,7 @@ class Aggregator:
                 "erp_backlog": consumers["erp"]["backlog"],
                 "movements_in_per_s": in_rate,
                 "movements_out_per_s": out_rate,
-                "applied_in_erp": applied,
+                "booked_while_watched": self.booked,
             },
             "consumers": {
                 c: {"backlog": v["backlog"], "lag_s": v["lag_s"], "dead_letters": v["dead_letters"]}

@@ -279,7 +279,7 @@ async def test_stream_snapshots_follow_the_movements_and_are_shared(tmp_path: Pa
     ):
         await login(http, "viewer")
         (first,) = await next_snapshots(http, 1)
-        assert first["ready"] and first["inventory"]["applied_in_erp"] == 0
+        assert first["ready"] and first["inventory"]["booked_while_watched"] == 0
         assert first["partners"]["erp"]["state"] == "up"
         assert set(first["consumers"]) >= {"erp", "wms", "orders"}
 
@@ -288,7 +288,7 @@ async def test_stream_snapshots_follow_the_movements_and_are_shared(tmp_path: Pa
             json={"movements": [movement(f"M-{i}", quantity=2) for i in range(40)]},
         )
         assert r.status_code in (200, 202), r.text
-        snaps = await wait_for(http, lambda s: s["inventory"]["applied_in_erp"] >= 40)
+        snaps = await wait_for(http, lambda s: s["inventory"]["booked_while_watched"] >= 40)
         assert any(s["inventory"]["movements_in_per_s"] > 0 for s in snaps)
         assert any(s["inventory"]["movements_out_per_s"] > 0 for s in snaps)
 

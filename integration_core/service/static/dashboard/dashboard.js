@@ -148,7 +148,7 @@
     $("sync-lag").textContent = secs(inv.sync_lag_s);
     $("mov-in").textContent = rate(inv.movements_in_per_s);
     $("mov-out").textContent = rate(inv.movements_out_per_s);
-    $("applied").textContent = int(inv.applied_in_erp);
+    $("applied").textContent = int(inv.booked_while_watched);
     $("loop-lag").textContent = secs(s.event_loop_lag_s);
     $("dead-total").textContent = int(s.dead_letters.total);
 
