@@ -7,6 +7,7 @@ can shade them), then `install` schedules their start and end in the twin.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from sim.kernel import at
 from sim.landscape import Landscape
+from sim.rng import Streams
 from sim.scenario import Migration, Scenario
 from sim.systems.endpoint import Endpoint
 
@@ -31,11 +33,18 @@ class FaultWindow:
 
 
 class FaultPlan:
-    def __init__(self, sc: Scenario, rng: np.random.Generator) -> None:
+    def __init__(self, sc: Scenario, streams: Streams) -> None:
+        """Each random outage source draws from a stream of its own (`faults/mtbf/<system>`,
+        then `#2`, `#3` for further entries of one system; swarm from `faults/swarm`), so
+        adding one leaves the others' outages where they were."""
         self.duration_s = sc.duration_s
         plan = [FaultWindow(o.system, o.start_h * 3600, (o.start_h + o.duration_h) * 3600,
                             o.kind, o.factor) for o in sc.faults.outages]
+        entries: Counter[str] = Counter()
         for r in sc.faults.random:
+            entries[r.system] += 1
+            n = entries[r.system]
+            rng = streams.get(f"faults/mtbf/{r.system}" + (f"#{n}" if n > 1 else ""))
             t = 0.0
             while True:
                 t += rng.exponential(r.mtbf_h * 3600)
@@ -46,7 +55,7 @@ class FaultPlan:
                 t = end
         self.swarm_link_faults: dict[str, tuple[float, float]] = {}
         if sc.faults.swarm:
-            plan += self._swarm(rng)
+            plan += self._swarm(streams.get("faults/swarm"))
         self.plan = sorted(plan, key=lambda f: (f.start_s, f.system))
         self.windows: list[tuple[str, float, float]] = [
             (f"{f.system} {f.kind}", f.start_s, min(f.end_s, self.duration_s)) for f in self.plan

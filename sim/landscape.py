@@ -21,6 +21,7 @@ from integration_core.orchestrator import OrchestratorConfig
 from sim.columns import Column
 from sim.core import TwinCore
 from sim.network import Link
+from sim.offered import OfferedTraffic
 from sim.partners import SimPartners
 from sim.rng import Streams
 from sim.scenario import ApiConfig, Scenario
@@ -45,6 +46,7 @@ class Landscape:
         self.n_rows = len(self.wms.on_hand)
         self.truth = GroundTruth(self.n_rows)
         self.kinds = Column(np.uint8)
+        self.offered = OfferedTraffic()
         self.erp = ErpState(
             self.n_rows, sc.catalog.initial_on_hand, self.truth, lambda: self.env.now,
             honours_idempotency_keys=sc.erp.honours_idempotency_keys,

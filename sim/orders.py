@@ -195,6 +195,8 @@ class OrderFlow:
         order = SalesOrder(order_id=order_id, customer_id="C-1", lines=lines,
                            placed_at=when(t.env.now), ship_from=t.warehouse_ids[w])
         rec = _Order(order, w, [t.row_of(ln.sku, t.warehouse_ids[w]) for ln in lines], t.env.now)
+        t.offered.order(t.env.now, order_id, w,
+                        ((int(s), int(ln.quantity)) for s, ln in zip(skus, lines, strict=True)))
         self.orders[order_id] = rec
         lookups = t.scenario.shop.status_lookups_per_order
         if lookups:

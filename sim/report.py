@@ -214,6 +214,20 @@ def seed_statement(seeds: Mapping[str, int]) -> str:
             "not design.")
 
 
+def traffic_statement(offered: Mapping[str, Mapping[str, Any]]) -> str:
+    """Whether the scenarios were offered the same orders and movements (`sim.offered`): only
+    then are the differences below the designs' doing alone."""
+    digests = {o["digest"] for o in offered.values()}
+    if len(digests) == 1:
+        one = next(iter(offered.values()))
+        return (f"Every scenario was offered identical traffic ({one['orders']:,} orders, "
+                f"{one['movements']:,} warehouse movements; digest {one['digest'][:12]}).")
+    listed = ", ".join(f"{name} {o['orders']:,} orders / {o['movements']:,} movements"
+                       for name, o in offered.items())
+    return (f"The scenarios were offered different traffic ({listed}): they differ in load or "
+            "seed, not only in design.")
+
+
 def write_comparison(results: list[RunResult], out: Path) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
     summaries = [write_run(r, out / r.scenario.name) for r in results]
@@ -225,7 +239,8 @@ def write_comparison(results: list[RunResult], out: Path) -> pd.DataFrame:
     (out / "comparison.md").write_text("\n".join([
         "# Comparison",
         "",
-        seed_statement({x["scenario"]: x["seed"] for x in summaries}),
+        seed_statement({x["scenario"]: x["seed"] for x in summaries}) + " "
+        + traffic_statement({x["scenario"]: x["extras"]["offered"] for x in summaries}),
         "Lower is better everywhere except `slos_met`. "
         "`unexplained_final_units`, `lost` and `duplicated` are damage; in-flight divergence "
         "and latency are the price of decoupling.",

@@ -61,7 +61,7 @@ class Twin:
         self.land = land = Landscape(sc, desk)
         self.env = land.env
         self.core = land.core
-        self.faults = FaultPlan(sc, land.streams.get("faults"))
+        self.faults = FaultPlan(sc, land.streams)
         self.inventory = InventoryFlow(land)
         land.partners.serve(POST, land.links["core_erp"], lambda _p: land.erp_api,
                             self.inventory.post)
@@ -121,6 +121,7 @@ class Twin:
         for w, draws in enumerate(self.land.draws):
             env.process(movement_stream(
                 env, self.land.wms, w, draws, partial(self.inventory.on_movement, w), sc.duration_s,
+                self.land.offered.movement,
             ))
         if sc.erp.batch_posting_min:
             env.process(self._erp_batches(sc.erp.batch_posting_min * 60))
@@ -202,6 +203,7 @@ class Twin:
             wall_s=wall_s,
             events=next(self.env._eid),  # SimPy numbers every scheduled event
             extras={"links": links, "drained_s": self.drained_s,
+                    "offered": self.land.offered.summary(),
                     "reconciler": self.reconciler.summary() if self.reconciler else None},
         )
 

@@ -109,9 +109,10 @@ class MovementDraws:
 
 def movement_stream(
     env: simpy.Environment, wms: WmsState, warehouse: int, draws: MovementDraws, sink: Sink,
-    until: float,
+    until: float, offered: Callable[[float, int, int, int, int], None] | None = None,
 ) -> Generator[Any, Any, None]:
-    """The background movement stream of one warehouse (receipts, picks, counts, ...)."""
+    """The background movement stream of one warehouse (receipts, picks, counts, ...).
+    `offered(at, warehouse, kind, sku, delta)` hears every movement as drawn."""
     if not draws.mean_gap:
         return
     while True:
@@ -119,6 +120,8 @@ def movement_stream(
         if env.now + gap >= until:
             return
         yield env.timeout(gap)
+        if offered is not None:
+            offered(env.now, warehouse, kind, sku, delta)
         row = wms.row(sku, warehouse)
         applied = wms.apply(row, delta)
         if applied:

@@ -49,3 +49,14 @@ def test_an_slo_on_unfinished_work_says_so_and_a_miss_says_by_how_much() -> None
         {"censored": True, "n_unfinished": 1267, "value_s": None, "met": False, "max_s": 60})
     assert slo_measure({"censored": False, "value_s": 90.0, "met": False, "max_s": 60}) \
         == "measured 90.0 s, 30.0 s over"
+
+
+def test_traffic_statement_says_whether_the_designs_saw_the_same_traffic() -> None:
+    from sim.report import traffic_statement
+
+    same = {"orders": 1450, "movements": 49717, "digest": "ab" * 12}
+    text = traffic_statement({"direct": same, "hybrid": same})
+    assert text.startswith("Every scenario was offered identical traffic (1,450 orders")
+    other = {**same, "orders": 1500, "digest": "cd" * 12}
+    text = traffic_statement({"direct": same, "peak": other})
+    assert "different traffic" in text and "peak 1,500 orders" in text
