@@ -95,6 +95,11 @@ class PgServer:
     def dsn(self) -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
 
+    @property
+    def url(self) -> str:
+        """The same as a URL, the form `twin serve --store` takes."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.bin_dir / args[0]), *args[1:]]
         if self.user is not None:

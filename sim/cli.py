@@ -149,6 +149,13 @@ def serve(
                                                  "(default: $TWIN_DB or twin.db).")] = None,
     synchronous: Annotated[str | None, typer.Option(help="SQLite synchronous level: NORMAL "
                                                          "or FULL.")] = None,
+    store: Annotated[str | None, typer.Option(
+        help="PostgreSQL URL (postgresql://user@host:port/dbname) of the durable state instead "
+             "of the SQLite file (default: $TWIN_STORE; a password is better in $TWIN_STORE, "
+             "PGPASSWORD or ~/.pgpass than on a command line).")] = None,
+    store_schema: Annotated[str | None, typer.Option(
+        help="PostgreSQL schema of the service's tables (default: $TWIN_STORE_SCHEMA or "
+             "interop_twin).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every request (costly under "
                                                   "load).")] = False,
@@ -169,7 +176,9 @@ def serve(
     Without --erp-url/--wms-url (or TWIN_ERP_URL/TWIN_WMS_URL) the ERP and WMS twins run in
     this process, over <db>.twins.db; with them, the core calls those URLs and sends
     TWIN_PARTNER_KEY. TWIN_INTAKE_WORKERS processes (default 1; 0: none) read movement
-    batches off the event loop."""
+    batches off the event loop. With --store (or TWIN_STORE) the bus and the idempotency
+    records live in PostgreSQL (one instance per schema); the in-process twins stay on
+    <db>.twins.db."""
     import os
     import secrets
 
@@ -189,6 +198,7 @@ def serve(
     try:
         settings = Settings.from_env(
             os.environ, db=db, synchronous=synchronous, erp_url=erp_url, wms_url=wms_url,
+            store=store, store_schema=store_schema,
             partner_key=None if remote else SecretStr(local_key))
     except ValueError as exc:
         why = str(exc)
@@ -207,8 +217,10 @@ def serve(
         twins_db = settings.db.with_name(settings.db.name + ".twins.db")
         transport = httpx.ASGITransport(app=create_twins_app(twins_db, local_key))
         partners = f"ERP and WMS twins in process ({twins_db})"
-    console.print(f"serving on http://{host}:{port} (db {settings.db}, synchronous "
-                  f"{settings.synchronous}, keys for: {systems}; {partners})")
+    where = (f"db {settings.db}, synchronous {settings.synchronous}" if settings.store is None
+             else settings.store_label)
+    console.print(f"serving on http://{host}:{port} ({where}, keys for: {systems}; "
+                  f"{partners})")
     app_ = create_app(settings, partner_transport=transport)
     if gc_tuning:
         import gc

@@ -224,7 +224,6 @@ class PostgresStore:
         self.schema = schema
         self.cache_state = cache_state
         self.connect_timeout_s = connect_timeout_s
-        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._depth = 0
         self._doomed: StorageError | None = None
         """The open batch could not begin: everything in it fails."""
@@ -235,7 +234,8 @@ class PostgresStore:
         self._pending: dict[tuple[str, str], tuple[Any, int]] = {}
         """cache_state: what the open transaction wrote; into the cache when it commits."""
         self._sql = self._statements()
-        self._connect()
+        self._conn: psycopg.Connection[tuple[Any, ...]] = self._connect()
+        """The connection: replaced by a new one when it was closed or lost."""
 
     # -- connection --------------------------------------------------------------------------
 
@@ -284,10 +284,10 @@ class PostgresStore:
         }
 
     @guarded
-    def _connect(self) -> None:
-        psycopg = _pg()
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        pg = _pg()
         self._cache.clear()  # whatever changed while we were away is not in it
-        conn = psycopg.connect(
+        conn: psycopg.Connection[tuple[Any, ...]] = pg.connect(
             self.dsn, autocommit=True, connect_timeout=max(1, round(self.connect_timeout_s))
         )
         try:
@@ -311,7 +311,7 @@ class PostgresStore:
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
+        return conn
 
     def _live(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The connection; a new one if the last was lost (outside a transaction only: a
@@ -319,15 +319,12 @@ class PostgresStore:
         conn = self._conn
         if self._doomed is not None:
             raise StorageError(f"postgres: no transaction: {self._doomed}")
-        if conn is None or conn.closed or conn.broken:
+        if conn.closed or conn.broken:
             if self._depth:
                 raise StorageError("postgres: the connection was lost in a transaction")
-            if conn is not None:
-                conn.close()
-            self._conn = None
-            self._connect()
-            conn = self._conn
-            assert conn is not None
+            conn.close()
+            # Until a new one connects, the closed one stays: the next call tries again.
+            conn = self._conn = self._connect()
         return conn
 
     def _exec(self, sql: str, args: Any = None) -> Any:
@@ -642,6 +639,4 @@ class PostgresStore:
 
     def close(self) -> None:
         """Close the connection. Writes of an open batch are rolled back, as in a crash."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._conn.close()

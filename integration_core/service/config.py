@@ -80,7 +80,15 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    db: Path = Field(Path("twin.db"), description="SQLite file holding all durable state.")
+    db: Path = Field(Path("twin.db"), description="SQLite file holding all durable state "
+                     "(unless `store` names a PostgreSQL database).")
+    store: SecretStr | None = Field(
+        None, description="PostgreSQL URL (postgresql://user:password@host:port/dbname) of "
+        "the durable state: the bus and the idempotency records, in schema `store_schema`. "
+        "Unset: the SQLite file `db`. Secret: it may hold a password.")
+    store_schema: Annotated[str, Field(min_length=1, max_length=63)] = Field(
+        "interop_twin", description="PostgreSQL schema of the service's tables (created if "
+        "missing); one service instance per schema.")
     synchronous: Literal["NORMAL", "FULL"] = Field(
         "NORMAL", description="SQLite synchronous level: NORMAL survives a killed process, "
         "FULL also an OS crash or power loss (one fsync per commit).",
@@ -167,6 +175,33 @@ class Settings(BaseModel):
             raise ValueError("keys: two systems share a key")
         return self
 
+    @model_validator(mode="after")
+    def _store_url(self) -> Settings:
+        if self.store is not None:
+            url = self.store.get_secret_value()
+            if not url.startswith(("postgresql://", "postgres://")):
+                raise ValueError("store: a PostgreSQL URL, postgresql://user@host:port/dbname "
+                                 "(unset for the SQLite file `db`)")
+        return self
+
+    @property
+    def postgres_url(self) -> str | None:
+        """The PostgreSQL URL of the durable state, or None on SQLite."""
+        return None if self.store is None else self.store.get_secret_value()
+
+    @property
+    def store_label(self) -> str:
+        """Where the durable state is, for a log line: the SQLite path, or the PostgreSQL
+        URL without its password."""
+        url = self.postgres_url
+        if url is None:
+            return f"SQLite {self.db}"
+        scheme, _, rest = url.partition("://")
+        creds, at, where = rest.rpartition("@")
+        if at and ":" in creds:
+            creds = creds.split(":", 1)[0] + ":***"
+        return f"PostgreSQL {scheme}://{creds}{at}{where} schema {self.store_schema}"
+
     @property
     def batch_body_limit(self) -> int:
         if self.max_batch_body_bytes is not None:
@@ -207,7 +242,8 @@ class Settings(BaseModel):
         ``TWIN_ERP_URL``, ``TWIN_WMS_URL``, ``TWIN_PARTNER_KEY``, ``TWIN_INTAKE_WORKERS``,
         ``TWIN_CHECKPOINT_INTERVAL_S``, ``TWIN_MAX_BODY_BYTES``, ``TWIN_MAX_BATCH_BODY_BYTES``,
         ``TWIN_MAX_JSON_DEPTH``, ``TWIN_MAX_JSON_ELEMENTS``, ``TWIN_MAX_NUMBER_CHARS``,
-        ``TWIN_MAX_NUMBER_EXPONENT``, ``TWIN_REPAIR_AFTER_S``."""
+        ``TWIN_MAX_NUMBER_EXPONENT``, ``TWIN_REPAIR_AFTER_S``, ``TWIN_STORE`` (a PostgreSQL URL),
+        ``TWIN_STORE_SCHEMA``."""
         env = os.environ if environ is None else environ
         keys = []
         for system in SYSTEMS:
@@ -226,7 +262,7 @@ class Settings(BaseModel):
                      "catalog_file", "erp_url", "wms_url", "partner_key", "intake_workers",
                      "checkpoint_interval_s", "max_body_bytes", "max_batch_body_bytes",
                      "max_json_depth", "max_json_elements", "max_number_chars",
-                     "max_number_exponent", "repair_after_s"):
+                     "max_number_exponent", "repair_after_s", "store", "store_schema"):
             value = env.get(f"TWIN_{name.upper()}")
             if value:
                 fields[name] = value

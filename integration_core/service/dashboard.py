@@ -172,8 +172,10 @@ class Aggregator:
     """Turns the engine's and runner's state into the dashboard's snapshot, keeping what
     needs memory across ticks: the latency window, the log position, previous counters."""
 
-    def __init__(self, db: Path, window_s: float = WINDOW_S) -> None:
+    def __init__(self, db: Path | None, window_s: float = WINDOW_S) -> None:
         self.db = db
+        """The SQLite file whose log is tailed; None (the PostgreSQL store): no tail, so
+        order latency and movements/s stay empty (docs/postgres.md)."""
         self.latency = OrderLatency(window_s)
         self.tail: LogTail | None = None
         self.prev: tuple[float, int, int, int, int] | None = None
@@ -252,6 +254,8 @@ class Aggregator:
     def _read_log(self, now: float) -> int | None:
         """Movements logged since the last tick (None on the first read: that one covers the
         window's backlog, not one tick), feeding the order-latency window on the way."""
+        if self.db is None:
+            return None
         first = self.tail is None
         try:
             if self.tail is None:
@@ -383,7 +387,7 @@ class Hub:
 
     def __init__(
         self,
-        db: Path,
+        db: Path | None,
         source: Source,
         tick_s: float = TICK_S,
         linger_s: float = LINGER_S,

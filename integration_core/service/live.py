@@ -1,8 +1,11 @@
-"""The engine as the live service runs it: on one SQLite file, with a real clock.
+"""The engine as the live service runs it: on one SQLite file (or a PostgreSQL database),
+with a real clock.
 
 The service's part is storage and time only: it opens the bus's `SQLiteStore`, the
 idempotency table (a second connection to the same file) and the background WAL checkpointer,
-and hands the store and the clock to the core's `Engine`, which does the rest.
+and hands the store and the clock to the core's `Engine`, which does the rest. With
+`settings.store` (a PostgreSQL URL) it opens a `PostgresStore` and a `PgIdempotencyStore` in
+`settings.store_schema` instead, and no checkpointer.
 """
 
 from __future__ import annotations
@@ -12,27 +15,40 @@ from typing import Any
 
 import numpy as np
 
-from integration_core.bus import SQLiteStore
+from integration_core.bus import PostgresStore, SQLiteStore
 from integration_core.bus.wal import Checkpointer
 from integration_core.clock import Clock, SystemClock
 from integration_core.engine import Engine
 from integration_core.service.config import Settings
 from integration_core.service.idempotency import IdempotencyStore
+from integration_core.service.idempotency_pg import PgIdempotencyStore
 
 
 class LiveEngine(Engine):
-    store: SQLiteStore
+    store: SQLiteStore | PostgresStore
+    idempotency: IdempotencyStore | PgIdempotencyStore
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         # Checkpoints on their own thread (when configured): a commit on the loop never
         # copies the log into the database file.
         auto = settings.checkpoint_interval_s == 0
-        store = SQLiteStore(settings.db, settings.synchronous, autocheckpoint=auto)
-        self.idempotency = IdempotencyStore(settings.db, settings.synchronous,
-                                            autocheckpoint=auto)
         self.checkpointer: Checkpointer | None = None
-        if not auto:
+        url = settings.postgres_url
+        store: SQLiteStore | PostgresStore
+        if url is not None:
+            # One instance per schema: the state cache's advisory lock refuses a second one.
+            store = PostgresStore(url, settings.store_schema, cache_state=True)
+            try:
+                self.idempotency = PgIdempotencyStore(url, settings.store_schema)
+            except BaseException:
+                store.close()
+                raise
+        else:
+            store = SQLiteStore(settings.db, settings.synchronous, autocheckpoint=auto)
+            self.idempotency = IdempotencyStore(settings.db, settings.synchronous,
+                                                autocheckpoint=auto)
+        if url is None and not auto:
             self.checkpointer = Checkpointer(settings.db, settings.checkpoint_interval_s,
                                              synchronous=settings.synchronous)
         super().__init__(store, clock if clock is not None else SystemClock(),

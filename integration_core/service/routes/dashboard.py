@@ -103,7 +103,8 @@ def add_routes(app: FastAPI, ctx: Context) -> None:
             return None
         return held.engine, held.runner
 
-    hub = Hub(ctx.settings.db, running)
+    # The log tail reads the SQLite file; on PostgreSQL there is none (latency stays empty).
+    hub = Hub(ctx.settings.db if ctx.settings.store is None else None, running)
     app.state.dashboard_hub = hub  # the lifespan closes it
 
     def session_of(request: Request) -> Session | None:
