@@ -3,11 +3,14 @@ scenario's warm-up is already cut). One number per name, None when undefined for
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sim.metrics import FLOWS
+FLOWS = ("order_release", "inventory_sync", "ship_to_invoice", "order_to_ship",
+         "master_data_sync")
+"""The flows whose latency the twin measures (see `sim.metrics`)."""
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,10 @@ class Kpi:
 
 def _latency(flow: str, stat: str) -> Callable[[dict[str, Any]], float | None]:
     def read(s: dict[str, Any]) -> float | None:
-        v = s["latency"][flow][stat]
+        lat = s["latency"][flow]
+        if stat in lat.get("censored", ()):
+            return math.inf  # falls on work that never finished: longer than the run
+        v = lat[stat]
         return None if v is None else float(v)
 
     return read
@@ -46,13 +52,17 @@ def _calls(system: str) -> Callable[[dict[str, Any]], float | None]:
     return lambda s: float(s["api_calls"].get(system, 0))
 
 
+def _unfinished(flow: str) -> Callable[[dict[str, Any]], float | None]:
+    return lambda s: float(s["latency"][flow]["n_unfinished"])
+
+
 def _slos_met(s: dict[str, Any]) -> float | None:
     return float(sum(x["met"] for x in s["slos"])) if s["slos"] else None
 
 
 _ALL: list[Kpi] = [
-    Kpi(f"{flow}_{stat}_s", f"{stat} latency of {flow}, seconds (after warm-up)",
-        _latency(flow, stat))
+    Kpi(f"{flow}_{stat}_s", f"{stat} latency of {flow}, seconds (after warm-up); infinite "
+        "when it falls on operations that never finished", _latency(flow, stat))
     for flow in FLOWS for stat in ("p50", "p95", "p99")
 ] + [
     Kpi("divergence_max_units", "max |ERP - WMS| on-hand summed over SKU-locations",
@@ -71,10 +81,20 @@ _ALL: list[Kpi] = [
     Kpi("unexpected", "applied but never produced", _top("unexpected")),
     Kpi("updates_given_up", "movements a direct caller gave up on",
         _count("movements_given_up")),
+    Kpi("movements_never_applied", "movements the ERP never applied by the end (given up, "
+        "lost or still on their way)", _unfinished("inventory_sync")),
+    Kpi("orders_not_shipped", "orders placed but not shipped by the end",
+        _unfinished("order_to_ship")),
+    Kpi("orders_stuck", "orders that will not ship without someone's help (given up, "
+        "stuck at a failed step)", _count("orders_stuck")),
+    Kpi("orders_not_invoiced", "orders shipped but not invoiced by the end",
+        _unfinished("ship_to_invoice")),
+    Kpi("dead_letters_left", "dead letters nobody redrove by the end", _count("dead_letters_left")),
     Kpi("warehouse_blocked_s", "warehouse worker time spent waiting on sync calls",
         _top("warehouse_blocked_s")),
     Kpi("erp_api_calls", "calls to the ERP API", _calls("erp")),
     Kpi("wms_api_calls", "calls to the WMS API", _calls("wms")),
+    Kpi("api_calls", "calls to every partner API", lambda s: float(sum(s["api_calls"].values()))),
     Kpi("items_out_of_sync_final", "item master records out of sync at the end",
         _count("items_out_of_sync_final")),
     Kpi("slos_met", "SLOs met (None without SLOs)", _slos_met, lower_is_better=False),

@@ -9,20 +9,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.kpis import FLOWS, flatten
 from sim.scenario import DOMAINS
 from sim.twin import RunResult
 
-FLOWS = ("order_release", "inventory_sync", "ship_to_invoice", "order_to_ship",
-         "master_data_sync")
+PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0}
 
 
-def latency_stats(samples: np.ndarray) -> dict[str, float | int | None]:
-    if len(samples) == 0:
-        return {"n": 0, "mean": None, "p50": None, "p95": None, "p99": None, "max": None}
-    p50, p95, p99 = np.percentile(samples, [50, 95, 99])
-    return {"n": len(samples), "mean": round(float(samples.mean()), 3),
-            "p50": round(float(p50), 3), "p95": round(float(p95), 3),
-            "p99": round(float(p99), 3), "max": round(float(samples.max()), 3)}
+def latency_stats(samples: np.ndarray, n_unfinished: int = 0) -> dict[str, Any]:
+    """Count, mean and max of the finished operations; percentiles over finished and
+    unfinished ones, the unfinished counted as longer than the horizon: a percentile that
+    falls on them is None and named in `censored` (it reads "> horizon")."""
+    out: dict[str, Any] = {"n": len(samples), "n_unfinished": n_unfinished,
+                           "mean": round(float(samples.mean()), 3) if len(samples) else None}
+    censored = []
+    for name, q in PERCENTILES.items():
+        value, above = censored_percentile(samples, n_unfinished, q)
+        out[name] = None if value is None else round(value, 3)
+        if above:
+            censored.append(name)
+    out["max"] = round(float(samples.max()), 3) if len(samples) else None
+    out["censored"] = censored
+    return out
 
 
 def after_warmup(r: RunResult, flow: str) -> np.ndarray:
@@ -134,26 +142,38 @@ def censored_percentile(samples: np.ndarray, n_unfinished: int, q: float
     return float(np.percentile(x, q)), False
 
 
-def slo_results(r: RunResult) -> list[dict[str, Any]]:
-    """Each SLO met or missed; one whose percentile falls on work that never finished is
-    missed, with a value of "> horizon" (a percentile of the finished ones alone would hide
-    exactly the operations the SLO exists for)."""
+def slo_results(r: RunResult, kpis: Mapping[str, float | None]) -> list[dict[str, Any]]:
+    """Each SLO met or missed. A latency SLO whose percentile falls on work that never
+    finished is missed, with a value of "> horizon" (a percentile of the finished ones alone
+    would hide exactly the operations the SLO exists for); a KPI SLO is read from `kpis`
+    (`sim.kpis.flatten`) and missed when the KPI has no value (consistency never reached)."""
     out = []
     for slo in r.scenario.slos:
-        samples = after_warmup(r, slo.flow)
-        left = unfinished(r.counts, slo.flow) if slo.flow in _UNFINISHED else 0
-        value, censored = censored_percentile(samples, left, slo.percentile)
-        out.append({"flow": slo.flow, "percentile": slo.percentile, "max_s": slo.max_s,
-                    "value_s": None if value is None else round(value, 3),
-                    "censored": censored, "n_unfinished": left,
-                    "met": value is not None and value <= slo.max_s})
+        if slo.flow is not None:
+            assert slo.max_s is not None  # the model's validator
+            samples = after_warmup(r, slo.flow)
+            left = unfinished(r.counts, slo.flow)
+            value, censored = censored_percentile(samples, left, slo.percentile)
+            out.append({"name": slo.name, "flow": slo.flow, "percentile": slo.percentile,
+                        "max_s": slo.max_s, "value_s": None if value is None else round(value, 3),
+                        "censored": censored, "n_unfinished": left,
+                        "met": value is not None and value <= slo.max_s})
+            continue
+        assert slo.kpi is not None
+        got = kpis.get(slo.kpi)
+        met = got is not None and not np.isnan(got) and (
+            got <= slo.max if slo.max is not None else got >= (slo.min or 0.0))
+        finite = got is not None and bool(np.isfinite(got))
+        out.append({"name": slo.name, "kpi": slo.kpi, "max": slo.max, "min": slo.min,
+                    "value": got if finite else None, "censored": got == float("inf"),
+                    "met": bool(met)})
     return out
 
 
 def summary(r: RunResult) -> dict[str, Any]:
     sc = r.scenario
     sim_s = sc.duration_s + float(r.extras.get("drained_s", 0.0))
-    return {
+    out: dict[str, Any] = {
         "scenario": sc.name,
         "seed": sc.seed,
         "patterns": {d: sc.patterns.resolved(d).value for d in DOMAINS},
@@ -161,8 +181,8 @@ def summary(r: RunResult) -> dict[str, Any]:
         "warmup_h": sc.warmup_h,
         "drained_s": r.extras.get("drained_s", 0.0),
         "counts": r.counts,
-        "latency": {flow: {**latency_stats(after_warmup(r, flow)),
-                           "n_unfinished": unfinished(r.counts, flow)} for flow in FLOWS},
+        "latency": {flow: latency_stats(after_warmup(r, flow), unfinished(r.counts, flow))
+                    for flow in FLOWS},
         "divergence": divergence(r),
         "checker": r.check,
         "lost": r.check["lost"],
@@ -171,7 +191,7 @@ def summary(r: RunResult) -> dict[str, Any]:
         "bus": r.bus,
         "warehouse_blocked_s": round(r.warehouse_blocked_s, 1),
         "api_calls": r.api_calls,
-        "slos": slo_results(r),
+        "slos": [],
         "faults": [{"what": w, "start_s": s, "end_s": e} for w, s, e in r.fault_windows],
         "extras": r.extras,
         "wall_s": round(r.wall_s, 3),
@@ -179,6 +199,9 @@ def summary(r: RunResult) -> dict[str, Any]:
         "events": r.events,
         "events_per_wall_s": round(r.events / r.wall_s) if r.wall_s else None,
     }
+    # KPI SLOs read the flat KPIs, which read this summary.
+    out["slos"] = slo_results(r, flatten(out))
+    return out
 
 
 WALL_CLOCK_FIELDS = ("wall_s", "events_per_wall_s")
@@ -206,7 +229,8 @@ def comparison_row(s: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"scenario": s["scenario"]}
     row.update({f"pattern_{d}": p for d, p in s["patterns"].items()})
     for flow in FLOWS:
-        row[f"{flow}_p95_s"] = s["latency"][flow]["p95"]
+        lat = s["latency"][flow]
+        row[f"{flow}_p95_s"] = float("inf") if "p95" in lat["censored"] else lat["p95"]
         row[f"{flow}_unfinished"] = s["latency"][flow]["n_unfinished"]
     d = s["divergence"]
     row.update({

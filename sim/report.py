@@ -114,6 +114,8 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         if v != v:  # NaN: pandas' None in a number column
             return "never"
+        if v == float("inf"):  # a percentile that falls on work never finished
+            return "> horizon"
         return f"{v:,.1f}" if abs(v) >= 10 else f"{v:.3g}"
     if isinstance(v, int):
         return f"{v:,}"
@@ -128,7 +130,16 @@ def markdown_table(rows: Sequence[Mapping[Any, Any]]) -> str:
 
 
 def slo_measure(x: Mapping[str, Any]) -> str:
-    """What an SLO's percentile came to, and by how much it missed."""
+    """What an SLO's percentile or KPI came to, and by how much it missed."""
+    if "kpi" in x:
+        if x.get("censored"):
+            return "measured > horizon: it falls on work that never finished"
+        if x["value"] is None:
+            return "no value (never reached)"
+        limit = x["max"] if x["max"] is not None else x["min"]
+        side = "over" if x["max"] is not None else "under"
+        off = "" if x["met"] else f", {_fmt(abs(x['value'] - limit))} {side}"
+        return f"measured {_fmt(x['value'])}{off}"
     if x.get("censored"):
         return (f"measured > horizon: the percentile falls on {x['n_unfinished']:,} "
                 "operations that never finished")
@@ -159,8 +170,7 @@ def write_run(r: RunResult, out: Path) -> dict[str, Any]:
     plot_latency([r], out / "latency.png")
     lat_rows = [{"flow": f, **s["latency"][f]} for f in FLOWS]
     d = s["divergence"]
-    slo_lines = [f"- {x['flow']} p{x['percentile']:g} <= {x['max_s']:g} s: "
-                 f"{'met' if x['met'] else 'MISSED'} ({slo_measure(x)})"
+    slo_lines = [f"- {x['name']}: {'met' if x['met'] else 'MISSED'} ({slo_measure(x)})"
                  for x in s["slos"]] or ["- none declared"]
     (out / "report.md").write_text("\n".join([
         f"# {s['scenario']}",

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sim.distributions import Constant, Distribution, Exponential, Lognormal, Uniform
+from sim.kpis import KPIS
 
 Hours = Annotated[float, Field(gt=0)]
 
@@ -296,10 +297,46 @@ class MasterDataConfig(Model):
 
 
 class Slo(Model):
+    """A service level objective: a flow's latency percentile at most `max_s` seconds
+    (`flow`), or any KPI at most `max` or at least `min` (`kpi`; `twin kpis` lists them).
+    Unfinished work counts against both: a percentile that falls on operations that never
+    finished is missed, and so is a KPI with no value (consistency never reached)."""
+
     flow: Literal["order_release", "inventory_sync", "ship_to_invoice", "order_to_ship",
-                  "master_data_sync"]
-    percentile: float = Field(95, gt=0, le=100)
-    max_s: float = Field(gt=0)
+                  "master_data_sync"] | None = Field(
+        None, description="The flow whose latency percentile this SLO bounds.")
+    percentile: float = Field(95, gt=0, le=100, description="Which percentile of `flow`.")
+    max_s: float | None = Field(None, gt=0, description="Most seconds the percentile may be.")
+    kpi: str | None = Field(None, description="The KPI this SLO bounds (unexplained_final_units, "
+                            "orders_not_shipped, dead_letters_left, erp_api_calls, ...).")
+    max: float | None = Field(None, description="Most the KPI may be.")
+    min: float | None = Field(None, description="Least the KPI may be (for KPIs where more is "
+                              "better).")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Slo:
+        if (self.flow is None) == (self.kpi is None):
+            raise ValueError("an SLO names either a `flow` (with `max_s`) or a `kpi` (with "
+                             "`max` or `min`)")
+        if self.flow is not None:
+            if self.max_s is None:
+                raise ValueError(f"the SLO on {self.flow} needs `max_s`")
+            if self.max is not None or self.min is not None:
+                raise ValueError("`max`/`min` belong to a `kpi` SLO; a flow's bound is `max_s`")
+            return self
+        if self.kpi not in KPIS or self.kpi == "slos_met":
+            raise ValueError(f"unknown KPI {self.kpi!r} for an SLO; one of: "
+                             + ", ".join(k for k in KPIS if k != "slos_met"))
+        if (self.max is None) == (self.min is None):
+            raise ValueError(f"the SLO on {self.kpi} needs exactly one of `max` and `min`")
+        return self
+
+    @property
+    def name(self) -> str:
+        if self.flow is not None:
+            return f"{self.flow} p{self.percentile:g} <= {self.max_s:g} s"
+        bound = f"<= {self.max:g}" if self.max is not None else f">= {self.min:g}"
+        return f"{self.kpi} {bound}"
 
 
 class Catalog(Model):

@@ -107,6 +107,14 @@ def estimate(values: Iterable[float | None], level: float = 0.95) -> Estimate:
     nan = math.nan
     if n == 0:
         return Estimate(0, missing, nan, nan, nan, nan, nan, nan, nan, level)
+    if np.isinf(x).any():
+        # Values beyond the run's horizon (a percentile on work that never finished): all of
+        # them so, and the mean is "> horizon" for sure; only some, and no interval is known.
+        if np.isinf(x).all():
+            inf = math.inf
+            return Estimate(n, missing, inf, 0.0, 0.0, inf, inf, inf, inf, level)
+        return Estimate(n, missing, math.inf, nan, nan, nan, nan, float(x.min()), math.inf,
+                        level)
     mean = float(x.mean())
     if n == 1:
         return Estimate(1, missing, mean, nan, nan, nan, nan, mean, mean, level)

@@ -182,6 +182,7 @@ class Twin:
             "reconciliation_adjusted_units": self.land.erp.adjusted_units,
             "core_crashes": self.core.crashes,
             "dead_letters_redriven": self.core.redriven,
+            "dead_letters_left": len(self.core.engine.dead_letters()),
             **self.orders.counts(),
             "item_changes": self.master.changes,
             "item_syncs_given_up": self.master.gave_up,

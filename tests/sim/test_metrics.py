@@ -73,3 +73,62 @@ def test_a_percentile_on_unfinished_work_is_censored_and_otherwise_unchanged() -
     assert not censored and value == float(np.percentile(np.r_[done, [np.inf] * 20], 50))
     assert censored_percentile(done, 0, 95) == (float(np.percentile(done, 95)), False)
     assert censored_percentile(np.empty(0), 0, 95) == (None, False)
+
+
+def test_summary_latency_percentiles_are_censored_where_they_fall_on_unfinished_work() -> None:
+    from sim.metrics import latency_stats
+
+    done = np.arange(1.0, 101.0)
+    s = latency_stats(done, n_unfinished=10)  # 110 operations, the 10 slowest never finished
+    assert s["p50"] == float(np.percentile(np.concatenate([done, np.full(10, np.inf)]), 50))
+    assert s["p95"] is None and s["p99"] is None and s["censored"] == ["p95", "p99"]
+    assert (s["n"], s["n_unfinished"], s["max"]) == (100, 10, 100.0)
+    clean = latency_stats(done)
+    assert clean["censored"] == [] and clean["p95"] == round(float(np.percentile(done, 95)), 3)
+    assert latency_stats(np.empty(0))["p50"] is None
+
+
+def _with_slos(slos: list[dict[str, Any]]) -> RunResult:
+    r = run([], [0, 0], [0, 0])
+    r.scenario = Scenario.model_validate({"name": "t", "slos": slos})
+    r.latency, r.latency_at = {"order_to_ship": np.arange(1.0, 101.0)}, {
+        "order_to_ship": np.arange(1.0, 101.0)}
+    r.counts = {"orders_placed": 110, "orders_shipped": 100}
+    return r
+
+
+def test_slos_on_any_kpi_say_met_or_missed_and_unfinished_work_counts_against_them() -> None:
+    from sim.metrics import slo_results
+
+    r = _with_slos([{"kpi": "unexplained_final_units", "max": 0},
+                    {"kpi": "orders_not_shipped", "max": 5},
+                    {"kpi": "time_to_consistency_s", "max": 600},
+                    {"kpi": "order_to_ship_p95_s", "max": 3600},
+                    {"kpi": "erp_api_calls", "min": 1}])
+    kpis = {"unexplained_final_units": 0.0, "orders_not_shipped": 10.0,
+            "time_to_consistency_s": None, "order_to_ship_p95_s": float("inf"),
+            "erp_api_calls": 0.0}
+    got = {x["kpi"]: x for x in slo_results(r, kpis)}
+    assert got["unexplained_final_units"]["met"]
+    assert not got["orders_not_shipped"]["met"] and got["orders_not_shipped"]["value"] == 10
+    assert not got["time_to_consistency_s"]["met"]  # never consistent: no value is a miss
+    inf = got["order_to_ship_p95_s"]
+    assert not inf["met"] and inf["censored"] and inf["value"] is None  # JSON-safe
+    assert not got["erp_api_calls"]["met"] and got["erp_api_calls"]["name"] == "erp_api_calls >= 1"
+
+
+def test_the_kpis_count_unfinished_work_from_the_summary() -> None:
+    from sim.kpis import flatten
+    from sim.metrics import summary
+
+    r = _with_slos([])
+    r.series = {**r.series, "t": np.array([0.0, 100.0]), "divergence_units": np.zeros(2),
+                "skus_out_of_sync": np.zeros(2)}
+    r.check, r.api_calls = {"lost": 0, "duplicated": 0, "unexpected": 0}, {"erp": 3, "wms": 2}
+    r.counts.update({"movements_generated": 50, "movements_applied_in_erp": 45,
+                     "orders_stuck": 4, "dead_letters_left": 2, "items_out_of_sync_final": 0,
+                     "movements_given_up": 0})
+    k = flatten(summary(r))
+    assert (k["orders_not_shipped"], k["movements_never_applied"]) == (10, 5)
+    assert (k["orders_stuck"], k["dead_letters_left"], k["api_calls"]) == (4, 2, 5)
+    assert k["order_to_ship_p95_s"] == float("inf") and k["order_to_ship_p50_s"] == 55.5

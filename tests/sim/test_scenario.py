@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from sim.scenario import Pattern, Scenario, ScenarioError, json_schema, load
 
@@ -89,3 +91,19 @@ def test_json_schema_documents_the_knobs() -> None:
     props = schema["properties"]
     assert "description" in props["drain_h"]
     assert "Distribution" in str(schema) or "lognormal" in str(schema)
+
+
+@pytest.mark.parametrize(("slo", "says"), [
+    ({"kpi": "unexplained_final_units"}, "exactly one of `max` and `min`"),
+    ({"kpi": "no_such_kpi", "max": 1}, "unknown KPI 'no_such_kpi'"),
+    ({"kpi": "slos_met", "min": 1}, "unknown KPI 'slos_met'"),
+    ({"flow": "order_to_ship"}, "needs `max_s`"),
+    ({"flow": "order_to_ship", "max_s": 1, "kpi": "lost", "max": 0}, "either a `flow`"),
+    ({"percentile": 95}, "either a `flow`"),
+])
+def test_an_slo_is_a_latency_bound_or_a_kpi_bound(slo: dict[str, object], says: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        Scenario.model_validate({"name": "t", "slos": [slo]})
+    assert Scenario.model_validate(
+        {"name": "t", "slos": [{"kpi": "dead_letters_left", "max": 0}]}).slos[0].name \
+        == "dead_letters_left <= 0"
