@@ -38,7 +38,7 @@ import pandas as pd
 
 from sim.executors import RunOutcome, RunTask
 from sim.kpis import HEADLINE, KPIS
-from sim.stats import Estimate, Ranking, estimate
+from sim.stats import MIN_INTERVAL_N, Estimate, Ranking, estimate
 from sim.sweep import Config
 
 
@@ -255,12 +255,12 @@ def ranking_frame(rankings: dict[str, Ranking], labels: dict[str, str]) -> pd.Da
              "lower_is_better": r.lower_is_better, "n": e.estimate.n,
              "missing": e.estimate.missing, "mean": e.estimate.mean,
              "ci_low": e.estimate.ci_low, "ci_high": e.estimate.ci_high,
-             "overlaps": ",".join(e.overlaps), "distinct": not e.overlaps,
-             "winner": e.id == r.winner}
+             "overlaps": ",".join(e.overlaps), "ties": ",".join(e.ties),
+             "distinct": not e.overlaps and not e.ties, "winner": e.id == r.winner}
             for group, r in rankings.items() for e in r.entries]
     return pd.DataFrame(rows, columns=["group", "rank", "config_id", "label", "kpi",
                                        "lower_is_better", "n", "missing", "mean", "ci_low",
-                                       "ci_high", "overlaps", "distinct", "winner"])
+                                       "ci_high", "overlaps", "ties", "distinct", "winner"])
 
 
 def failures_frame(failures: Sequence[Failure]) -> pd.DataFrame:
@@ -311,6 +311,8 @@ def load_meta(path: str | Path) -> dict[str, Any]:
 def fmt(v: float | None) -> str:
     if v is None or math.isnan(v):
         return "-"
+    if math.isinf(v):
+        return "> horizon"  # a percentile on work that never finished
     if abs(v) >= 100:
         return f"{v:,.0f}"
     return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
@@ -320,7 +322,10 @@ def fmt_estimate(e: Estimate) -> str:
     """`mean ± half-width`; `(n/N)` when some runs had no value; `-` when none had."""
     if e.n == 0:
         return "-" if not e.missing else f"- (0/{e.missing})"
-    text = fmt(e.mean) if math.isnan(e.half_width) else f"{fmt(e.mean)} ± {fmt(e.half_width)}"
+    if e.interval_known:
+        text = f"{fmt(e.mean)} ± {fmt(e.half_width)}"
+    else:  # no interval worth printing from fewer than MIN_INTERVAL_N runs
+        text = fmt(e.mean) + (f" (n={e.n})" if 1 < e.n < MIN_INTERVAL_N else "")
     return text + (f" ({e.n}/{e.n + e.missing})" if e.missing else "")
 
 
@@ -346,16 +351,26 @@ def summary_table(exp: Experiment) -> str:
     return _table(["config", "label", *cols], rows)
 
 
+def _interval(e: Estimate) -> str:
+    if e.interval_known:
+        return f"[{fmt(e.ci_low)}, {fmt(e.ci_high)}]"
+    if e.n == 0:
+        return "-"
+    if e.min == e.max:
+        return "none (the same value in every run)" if e.n > 1 else "none (one run)"
+    return f"none (n={e.n}: at least {MIN_INTERVAL_N} runs needed)"
+
+
 def ranking_table(exp: Experiment) -> str:
     """Every ranking as a table, each followed by its verdict."""
     parts = []
     for (group, r), verdict in zip(exp.rankings.items(), exp.verdicts(), strict=True):
         rows = [[str(e.rank), e.id, exp.labels.get(e.id, e.id), fmt(e.estimate.mean),
-                 "-" if math.isnan(e.estimate.ci_low)
-                 else f"[{fmt(e.estimate.ci_low)}, {fmt(e.estimate.ci_high)}]",
-                 ", ".join(e.overlaps) or "none"]
+                 _interval(e.estimate), ", ".join(e.overlaps) or "none",
+                 ", ".join(e.ties) or "none"]
                 for e in r.entries]
-        table = _table(["rank", "config", "label", "mean", "95% CI", "CI overlaps"], rows)
+        table = _table(["rank", "config", "label", "mean", "95% CI", "CI overlaps", "ties"],
+                       rows)
         parts.append((f"### {group}\n\n" if group else "") + f"{table}\n\n{verdict}")
     return "\n\n".join(parts)
 

@@ -67,6 +67,10 @@ def t_quantile(p: float, df: int) -> float:
     return (lo + hi) / 2
 
 
+MIN_INTERVAL_N = 3
+"""Fewest values whose confidence interval is printed and may back a winner."""
+
+
 @dataclass(frozen=True)
 class Estimate:
     """Mean of replications with a Student-t confidence interval and the spread.
@@ -98,6 +102,16 @@ class Estimate:
             return True
         return self.ci_low <= other.ci_high and other.ci_low <= self.ci_high
 
+    def identical(self, other: Estimate) -> bool:
+        """Whether both are one value repeated, the same value: a tie, not an overlap."""
+        return (self.n > 0 and other.n > 0 and self.min == self.max == other.min == other.max)
+
+    @property
+    def interval_known(self) -> bool:
+        """Enough values for an interval worth printing (fewer than 3 give a t interval so wide
+        it says nothing, and one read as evidence would mislead)."""
+        return self.n >= MIN_INTERVAL_N and not math.isnan(self.half_width)
+
 
 def estimate(values: Iterable[float | None], level: float = 0.95) -> Estimate:
     """Mean, sample standard deviation, t interval at `level`, min and max of `values`."""
@@ -126,12 +140,14 @@ def estimate(values: Iterable[float | None], level: float = 0.95) -> Estimate:
 
 @dataclass(frozen=True)
 class Ranked:
-    """One entry of a ranking: `overlaps` lists the ids whose interval shares a point."""
+    """One entry of a ranking: `overlaps` lists the ids whose interval shares a point, `ties`
+    those with the identical value in every run (they share the rank)."""
 
     rank: int
     id: str
     estimate: Estimate
     overlaps: tuple[str, ...]
+    ties: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,11 +160,11 @@ class Ranking:
     def winner(self) -> str | None:
         """The first entry, if its interval is clear of every other one; else no winner.
         Entries without any value (the KPI undefined in all their runs) rank last and cannot
-        tie; the first must still have a real interval (n >= 2)."""
+        tie; the first must have a real interval (n >= MIN_INTERVAL_N) and no tie."""
         if len(self.entries) < 2:
             return None
         first = self.entries[0]
-        if first.estimate.n < 2 or first.overlaps:
+        if not first.estimate.interval_known or first.overlaps or first.ties:
             return None
         return first.id
 
@@ -177,9 +193,15 @@ class Ranking:
                     "interval is clear of every other configuration's." + notes)
         if first.estimate.n == 0:
             return f"No winner: no configuration has a value of {self.kpi}."
-        if not first.overlaps:  # one replication: no interval to compare
+        if first.ties:
+            tied = ", ".join(name(i) for i in (first.id, *first.ties))
+            return (f"No winner on {self.kpi}: {tied} tie at {_num(first.estimate.mean)} "
+                    "(the same value in every run)." + notes)
+        if not first.estimate.interval_known:
+            runs = "one run" if first.estimate.n == 1 else f"{first.estimate.n} runs"
             return (f"No winner on {self.kpi}: {name(first.id)} has the {better} value, but "
-                    "one replication gives no confidence interval." + notes)
+                    f"{runs} each give no confidence interval (at least {MIN_INTERVAL_N} "
+                    "replications are needed)." + notes)
         tied = ", ".join(name(i) for i in first.overlaps)
         return (f"No winner on {self.kpi}: {name(first.id)} has the {better} mean, but its 95% "
                 f"confidence interval overlaps {tied}." + notes)
@@ -195,12 +217,20 @@ def rank(estimates: dict[str, Estimate], kpi: str, lower_is_better: bool = True)
         return (math.isnan(m), m if lower_is_better else -m, item[0])
 
     order = sorted(estimates.items(), key=key)
-    entries = tuple(
-        Ranked(i + 1, cid, est,
-               tuple(o for o, e in order if o != cid and est.overlaps(e)))
-        for i, (cid, est) in enumerate(order)
-    )
-    return Ranking(kpi, lower_is_better, entries)
+    entries: list[Ranked] = []
+    for i, (cid, est) in enumerate(order):
+        ties = tuple(o for o, e in order if o != cid and est.identical(e))
+        overlaps = tuple(o for o, e in order
+                         if o != cid and o not in ties and est.overlaps(e))
+        earlier = next((r.rank for r in entries if r.id in ties), None)
+        entries.append(Ranked(earlier or i + 1, cid, est, overlaps, ties))
+    return Ranking(kpi, lower_is_better, tuple(entries))
+
+
+def _num(v: float) -> str:
+    if math.isinf(v):
+        return "> horizon"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
 def replication_seeds(seed: int, n: int) -> list[int]:

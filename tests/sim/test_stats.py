@@ -116,3 +116,29 @@ def test_streams_from_replication_seeds_are_uncorrelated() -> None:
     corr = np.corrcoef(draws)
     off_diagonal = corr[~np.eye(6, dtype=bool)]
     assert np.abs(off_diagonal).max() < 0.03  # sd of r for independent streams: 0.007
+
+
+def test_identical_values_are_ties_sharing_a_rank_not_overlaps() -> None:
+    zeros = estimate([0.0, 0.0, 0.0])
+    r = rank({"a": zeros, "b": estimate([0.0, 0.0, 0.0]), "c": estimate([5.0, 6.0, 7.0])}, "k")
+    first, second, third = r.entries
+    assert (first.rank, second.rank, third.rank) == (1, 1, 3)
+    assert first.ties == ("b",) and first.overlaps == () and r.winner is None
+    assert "a, b tie at 0 (the same value in every run)" in r.verdict()
+
+
+def test_fewer_than_three_runs_give_no_interval_and_no_winner() -> None:
+    r = rank({"a": estimate([1.0, 1.2]), "b": estimate([50.0, 51.0])}, "k")
+    assert not r.entries[0].estimate.interval_known and r.winner is None
+    assert "2 runs each give no confidence interval (at least 3" in r.verdict()
+    three = rank({"a": estimate([1.0, 1.2, 1.1]), "b": estimate([50.0, 51.0, 50.5])}, "k")
+    assert three.winner == "a"
+
+
+def test_values_beyond_the_horizon_rank_last_and_all_of_them_are_certain() -> None:
+    inf = float("inf")
+    all_inf, some = estimate([inf, inf, inf]), estimate([1.0, inf, 2.0])
+    assert all_inf.mean == inf and all_inf.ci_low == inf and all_inf.interval_known
+    assert some.mean == inf and not some.interval_known and some.max == inf
+    r = rank({"never": all_inf, "ok": estimate([1.0, 2.0, 1.5])}, "k")
+    assert [e.id for e in r.entries] == ["ok", "never"] and r.winner == "ok"
