@@ -9,18 +9,18 @@ an order not placed yet: dead at once, deterministic), and save a screenshot of 
 (always in tmp_path; also to docs/img/dashboard-outage.png with INTEROP_SCREENSHOTS=1).
 
 Without Chromium, its driver or Selenium the test skips and says why; with
-INTEROP_REQUIRE_BROWSER=1 (CI) it fails instead. `make browser` installs the packages.
+INTEROP_REQUIRE_BROWSER=1 (CI) it fails instead (tests/browser.py, shared with the twin's
+report page). `make browser` installs the packages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,46 +28,11 @@ import httpx
 import pytest
 
 from integration_core.service import SYSTEMS
+from tests.browser import chromium, keep_screenshot, need_browser, severe_errors, wait_until
 from tests.service.helpers import KEYS, PARTNER_KEY, movement, order, shipment
 from tests.service.test_sigkill import REPO, free_port, start_twins, wait_ready
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT = REPO / "docs" / "img" / "dashboard-outage.png"
-# This machine has no network beyond loopback: no background fetches, no update checks.
-CHROME_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--window-size=1400,2200",
-)
-
-
-def _missing() -> str | None:
-    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        return (
-            f"no {CHROMIUM} or {CHROMEDRIVER}: `make browser` installs Debian's chromium "
-            "and chromium-driver"
-        )
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (the dev extra has it)"
-    return None
-
-
-def _need_browser() -> None:
-    why = _missing()
-    if why is None:
-        return
-    if os.environ.get("INTEROP_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"INTEROP_REQUIRE_BROWSER=1 but {why}")
-    pytest.skip(why)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -83,7 +48,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[str]:
     """`twin twins` and `twin serve` on free loopback ports; yields the service's URL."""
-    _need_browser()
+    need_browser()
     twins_port, port = free_port(), free_port()
     twins_log, log = tmp_path / "twins.log", tmp_path / "serve.log"
     with open(twins_log, "wb") as tl, open(log, "wb") as sl:
@@ -133,38 +98,8 @@ def service(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    _need_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager: download nothing
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium(tmp_path, monkeypatch) as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout_s: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as exc:  # an element not there yet, a stale row: look again
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout_s} s (last: {last!r})")
 
 
 def number(text: str) -> float:
@@ -281,10 +216,7 @@ def test_dashboard_live_outage_and_requeue(
     first_lag = wait_until("a sync lag", lambda: seconds(text("sync-lag")))
     wait_until("the sync lag rising", lambda: seconds(text("sync-lag")) > first_lag)
     assert number(cell("consumers", "consumer", "erp", 1)) >= 30  # still there: not lost
-    browser.save_screenshot(str(tmp_path / "dashboard-outage.png"))
-    if os.environ.get("INTEROP_SCREENSHOTS") == "1":
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tmp_path / "dashboard-outage.png", SCREENSHOT)
+    keep_screenshot(browser, tmp_path, SCREENSHOT)
 
     # -- requeue the dead letter from the page ------------------------------------------------
     browser.find_element(By.CSS_SELECTOR, "#dead-letters button.requeue").click()
@@ -305,10 +237,5 @@ def test_dashboard_live_outage_and_requeue(
     )
     # The page's first question, "am I logged in?", is answered 401 before the login: the one
     # error expected. Anything else (a script error, a missing file) fails the test.
-    errors = [
-        e
-        for e in browser.get_log("browser")
-        if e["level"] == "SEVERE"
-        and not ("/v1/dashboard/session" in e["message"] and "401" in e["message"])
-    ]
+    errors = severe_errors(browser, lambda m: "/v1/dashboard/session" in m and "401" in m)
     assert not errors, errors
