@@ -149,7 +149,7 @@
     });
     if (!data.windows.length) {
       const li = document.createElement("li");
-      li.textContent = "No fault windows in this run.";
+      li.textContent = `No fault windows in ${several ? "these runs" : "this run"}.`;
       ul.appendChild(li);
     }
   }

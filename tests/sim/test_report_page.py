@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,27 @@ def test_a_hostile_scenario_name_stays_text(one: RunResult, tmp_path: Path) -> N
     assert "<!--" not in text
     assert [sc["name"] for sc in embedded(path)["scenarios"]] == ["calm-ish", HOSTILE]
     assert "&lt;/script&gt;&lt;script&gt;window.pwned" in text  # the tables: HTML-escaped
+
+
+def test_a_long_run_makes_a_page_of_sensible_size(one: RunResult, tmp_path: Path) -> None:
+    # The short run stretched to 100,000 samples a series (10 weeks at a minute) and 200,000
+    # latencies a flow: the page must stay small, thinned to MAX_POINTS a line, spikes kept.
+    n = 100_000
+    rng = np.random.default_rng(3)
+    series = {k: rng.poisson(20, n).astype(np.float64) for k in one.series}
+    series["t"] = np.arange(n, dtype=np.float64) * 60
+    series["bus_backlog"][77_777] = 123_456.0
+    latency = {f: rng.exponential(5.0, 200_000) for f in one.latency}
+    long = replace(one, series=series, latency=latency)
+    path = write_run_page(long, summary(one), tmp_path)
+    assert path.stat().st_size < 1_000_000
+    (sc,) = embedded(path)["scenarios"]
+    for key in SERIES:
+        assert len(sc["series"][key]["t"]) <= MAX_POINTS
+    backlog = sc["series"]["bus_backlog"]
+    assert max(backlog["y"]) == 123_456.0
+    assert backlog["t"][backlog["y"].index(123_456.0)] == 77_777 * 60
+    assert all(len(x["x"]) <= MAX_POINTS for x in sc["latency"].values())
 
 
 def test_embed_json_escapes_what_could_end_a_script_element() -> None:
