@@ -28,7 +28,9 @@ minute is 43,200 points a line, megabytes of JSON and a slow page, for no visibl
 SERIES = ("in_flight_units", "unexplained_units", "bus_backlog", "wms_queue")
 
 _HERE = Path(__file__).parent
-_UPLOT = files("integration_core.service") / "static" / "vendor" / "uplot"
+# Located from the top package: importing integration_core.service would load FastAPI into
+# every `twin run` for the sake of three files.
+_UPLOT = files("integration_core") / "service" / "static" / "vendor" / "uplot"
 
 
 def downsample(t: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS
