@@ -30,7 +30,7 @@ from sim import results
 from sim.executors import Executor, ProcessExecutor, RunFn, RunOutcome, run_tasks
 from sim.experiment import simulate, tasks_for
 from sim.kpis import kpi as lookup_kpi
-from sim.stats import Estimate, estimate
+from sim.stats import Estimate, estimate, fmt
 from sim.sweep import Config, resolve
 
 Criterion = Literal["upper", "mean"]
@@ -258,9 +258,9 @@ def report_markdown(meta: dict[str, Any], found: Sequence[Capacity],
         "",
         "| scenario | value | mean | 95% CI | guards | passed |",
         "|---|---|---|---|---|---|",
-        *[f"| {p.scenario} | {p.value:g} | {results.fmt(p.estimate.mean)} | "
+        *[f"| {p.scenario} | {p.value:g} | {fmt(p.estimate.mean)} | "
           + ("-" if math.isnan(p.estimate.ci_low) else
-             f"[{results.fmt(p.estimate.ci_low)}, {results.fmt(p.estimate.ci_high)}]")
+             f"[{fmt(p.estimate.ci_low)}, {fmt(p.estimate.ci_high)}]")
           + f" | {'held' if p.guards_held else 'broken'} | {'yes' if p.passed else 'no'} |"
           for c in found for p in c.probes],
         "",

@@ -90,18 +90,27 @@ def compare(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("results/compare"),
     seed: Annotated[int | None, typer.Option(help="One seed for all (default: each "
                                                    "file's own).")] = None,
+    kpi: Annotated[str, typer.Option(help="Rank by this KPI (see `twin kpis`).")] = "damage",
 ) -> None:
-    """Run several scenarios and write one comparison table (CSV + markdown) and plots."""
-    from sim.report import markdown_table, write_comparison
+    """Run several scenarios; print the verdict and write decision.md, comparison.csv (every
+    KPI), comparison.md, plots and one folder per run."""
+    from sim.decision import terminal
+    from sim.kpis import kpi as lookup_kpi
+    from sim.report import comparison_decision, write_comparison
 
+    try:
+        lookup_kpi(kpi)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     scs = [_load(p, seed) for p in scenarios]
     names = [s.name for s in scs]
     if len(set(names)) != len(names):
         console.print(f"[red]error:[/red] scenario names must differ, got {names}")
         raise typer.Exit(2)
-    table = write_comparison(_run_all(scs), out)
-    typer.echo(markdown_table(table.to_dict("records")))
-    typer.echo(f"\nwritten to {out}/ (comparison.csv, comparison.md, plots, one folder per run)")
+    write_comparison(_run_all(scs), out, kpi)
+    summaries = [json.loads((out / n / "summary.json").read_text()) for n in names]
+    typer.echo(terminal(comparison_decision(summaries, kpi), str(out)))
 
 
 @app.command()
@@ -130,6 +139,17 @@ def schema(
         sys.stdout.write(text)
     else:
         out.write_text(text)
+
+
+@app.command()
+def kpis() -> None:
+    """List every KPI (for `--kpi`, sweeps and SLOs `kpi = ...`) and what it measures."""
+    from sim.kpis import KPIS
+
+    width = max(map(len, KPIS))
+    for k in KPIS.values():
+        better = "" if k.lower_is_better else " (higher is better)"
+        typer.echo(f"{k.name.ljust(width)}  {k.description}{better}")
 
 
 @app.command()
@@ -317,10 +337,10 @@ def sweep(
                                                   "(timeseries.parquet).")] = False,
 ) -> None:
     """Run a sweep: replications of every grid point; means with 95% CIs and a ranking."""
+    from sim.decision import terminal
     from sim.executors import RunOutcome
     from sim.experiment import run_sweep
     from sim.kpis import kpi as lookup_kpi
-    from sim.results import ranking_table, summary_table
     from sim.sweep import SweepError, load_sweep
 
     try:
@@ -348,10 +368,9 @@ def sweep(
                             keep_timeseries=timeseries, on_outcome=tick, **extra)
     finally:
         ex.close()
-    typer.echo(summary_table(exp))
-    typer.echo("")
-    typer.echo(ranking_table(exp))
-    typer.echo(f"\nwritten to {dest}/ (report.md, runs.parquet, summary.parquet, ...)")
+    typer.echo(terminal(exp.decision(), str(dest)))
+    typer.echo(f"Means with 95% CIs and every KPI: {dest}/report.md (and runs.parquet, "
+               "summary.parquet, ...)")
     for f in exp.failures:
         console.print(f"[red]{f.message()}[/red]")
     if exp.failures:

@@ -52,6 +52,14 @@ def _calls(system: str) -> Callable[[dict[str, Any]], float | None]:
     return lambda s: float(s["api_calls"].get(system, 0))
 
 
+def _damage(s: dict[str, Any]) -> float | None:
+    # Lost, duplicated and given-up movements show in the unexplained units unless a repair
+    # undid them: counting them again would count one cause twice.
+    c = s["counts"]
+    return float(s["divergence"]["unexplained_final_units"] + c.get("orders_stuck", 0)
+                 + c.get("dead_letters_left", 0))
+
+
 def _unfinished(flow: str) -> Callable[[dict[str, Any]], float | None]:
     return lambda s: float(s["latency"][flow]["n_unfinished"])
 
@@ -90,6 +98,8 @@ _ALL: list[Kpi] = [
     Kpi("orders_not_invoiced", "orders shipped but not invoiced by the end",
         _unfinished("ship_to_invoice")),
     Kpi("dead_letters_left", "dead letters nobody redrove by the end", _count("dead_letters_left")),
+    Kpi("damage", "what someone must fix at the end: stock units unexplained + orders stuck + "
+        "dead letters left", _damage),
     Kpi("warehouse_blocked_s", "warehouse worker time spent waiting on sync calls",
         _top("warehouse_blocked_s")),
     Kpi("erp_api_calls", "calls to the ERP API", _calls("erp")),

@@ -15,14 +15,24 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from sim.decision import DEFAULT_KPI, Decision, decide, markdown, option_from_summaries
+from sim.kpis import FLOWS
 from sim.metrics import (
-    FLOWS,
     comparison_row,
     latency_frame,
     summary,
     timeseries_frame,
 )
+from sim.report_page import write_comparison_page, write_run_page
 from sim.twin import RunResult
+from sim.wording import (
+    fault_rows,
+    fmt_cell,
+    seed_statement,
+    shaded_windows,
+    slo_measure,
+    traffic_statement,
+)
 
 HOUR = 3600.0
 
@@ -34,20 +44,6 @@ def _shade(ax: Any, windows: list[tuple[str, float, float]]) -> None:
         # Staggered, since windows of several scenarios often start close together.
         ax.text(start / HOUR, 1.0 - 0.07 * (i % 3), what, transform=ax.get_xaxis_transform(),
                 fontsize=7, va="top", color="tab:red")
-
-
-def shaded_windows(results: list[RunResult]) -> list[tuple[str, float, float]]:
-    """Every scenario's fault windows for an overlay plot: a window all scenarios share once,
-    one only some have labelled with their names, so no scenario's outage goes unshaded."""
-    owners: dict[tuple[str, float, float], list[str]] = {}
-    for r in results:
-        for w in r.fault_windows:
-            names = owners.setdefault(w, [])
-            if r.scenario.name not in names:
-                names.append(r.scenario.name)
-    everyone = len(results)
-    return [(what if len(names) == everyone else f"{', '.join(names)}: {what}", start, end)
-            for (what, start, end), names in sorted(owners.items(), key=lambda kv: kv[0][1])]
 
 
 def plot_divergence(results: list[RunResult], path: Path) -> None:
@@ -108,55 +104,11 @@ def plot_latency(results: list[RunResult], path: Path) -> None:
     plt.close(fig)
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        if v != v:  # NaN: pandas' None in a number column
-            return "never"
-        if v == float("inf"):  # a percentile that falls on work never finished
-            return "> horizon"
-        return f"{v:,.1f}" if abs(v) >= 10 else f"{v:.3g}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
-
-
 def markdown_table(rows: Sequence[Mapping[Any, Any]]) -> str:
     cols = list(rows[0])
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
+    out += ["| " + " | ".join(fmt_cell(r[c]) for c in cols) + " |" for r in rows]
     return "\n".join(out)
-
-
-def slo_measure(x: Mapping[str, Any]) -> str:
-    """What an SLO's percentile or KPI came to, and by how much it missed."""
-    if "kpi" in x:
-        if x.get("censored"):
-            return "measured > horizon: it falls on work that never finished"
-        if x["value"] is None:
-            return "no value (never reached)"
-        limit = x["max"] if x["max"] is not None else x["min"]
-        side = "over" if x["max"] is not None else "under"
-        off = "" if x["met"] else f", {_fmt(abs(x['value'] - limit))} {side}"
-        return f"measured {_fmt(x['value'])}{off}"
-    if x.get("censored"):
-        return (f"measured > horizon: the percentile falls on {x['n_unfinished']:,} "
-                "operations that never finished")
-    if x["value_s"] is None:
-        return "nothing measured"
-    over = "" if x["met"] else f", {_fmt(x['value_s'] - x['max_s'])} s over"
-    return f"measured {_fmt(x['value_s'])} s{over}"
-
-
-def _fault_rows(faults: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The per-fault table in words: a fault that cannot affect stock has no recovery."""
-    return [{"fault": f["fault"], "from s": f["start_s"], "to s": f["end_s"],
-             "affects stock": "yes" if f["affects_stock"] else "no",
-             "peak divergence (units)": f["peak_divergence_units"],
-             "recovered after (s)": (f["time_to_recover_s"] if f["time_to_recover_s"] is not None
-                                     else "never" if f["affects_stock"] else "n/a")}
-            for f in faults]
 
 
 def write_run(r: RunResult, out: Path) -> dict[str, Any]:
@@ -181,20 +133,21 @@ def write_run(r: RunResult, out: Path) -> dict[str, Any]:
         f"from KPIs), patterns: " + ", ".join(f"{k} = {v}" for k, v in s["patterns"].items()),
         "",
         "## Did stock stay in sync?",
-        f"- max divergence {_fmt(d['max_units'])} units, "
-        f"{_fmt(d['skus_out_of_sync_max'])} SKU-locations out of sync at worst;",
+        f"- max divergence {fmt_cell(d['max_units'])} units, "
+        f"{fmt_cell(d['skus_out_of_sync_max'])} SKU-locations out of sync at worst;",
         f"- unexplained (lost, duplicated, wrongly applied) at the end: "
-        f"{_fmt(d['unexplained_final_units'])} units (max {_fmt(d['unexplained_max_units'])});",
+        f"{fmt_cell(d['unexplained_final_units'])} units "
+        f"(max {fmt_cell(d['unexplained_max_units'])});",
         f"- time to consistency after the last fault that can affect stock: "
-        f"{_fmt(d['time_to_consistency_s'])} s;",
+        f"{fmt_cell(d['time_to_consistency_s'])} s;",
         f"- checker: lost {s['lost']}, duplicated {s['duplicated']}, "
         f"unexpected {s['unexpected']};",
-        f"- warehouse blocked on synchronous partners: {_fmt(s['warehouse_blocked_s'])} s;",
-        f"- ERP API calls: {_fmt(s['api_calls'].get('erp', 0))}.",
+        f"- warehouse blocked on synchronous partners: {fmt_cell(s['warehouse_blocked_s'])} s;",
+        f"- ERP API calls: {fmt_cell(s['api_calls'].get('erp', 0))}.",
         "",
         "![divergence](divergence.png)",
         "",
-        *(["## Each fault", markdown_table(_fault_rows(d["faults"])), ""] if d["faults"] else []),
+        *(["## Each fault", markdown_table(fault_rows(d["faults"])), ""] if d["faults"] else []),
         "## How fast were the flows?",
         markdown_table(lat_rows),
         "",
@@ -207,40 +160,34 @@ def write_run(r: RunResult, out: Path) -> dict[str, Any]:
         "![backlog](backlog.png)",
         "",
         f"Wall time {s['wall_s']} s, {s['events']:,} events "
-        f"({_fmt(s['events_per_wall_s'])} per wall second). Data: summary.json, "
-        "timeseries.parquet, latency.parquet.",
+        f"({fmt_cell(s['events_per_wall_s'])} per wall second). Data: summary.json, "
+        "timeseries.parquet, latency.parquet; the same charts to explore: report.html.",
         "",
     ]))
+    write_run_page(r, s, out)
     return s
 
 
-def seed_statement(seeds: Mapping[str, int]) -> str:
-    """What the comparison's reader must know about randomness: one seed for all, or which."""
-    used = sorted(set(seeds.values()))
-    if len(used) == 1:
-        return f"Seed {used[0]} for every scenario."
-    listed = ", ".join(f"{name} {seed}" for name, seed in seeds.items())
-    return (f"Seeds differ ({listed}): part of every difference below is random variation, "
-            "not design.")
+def comparison_decision(summaries: Sequence[Mapping[str, Any]], kpi: str = DEFAULT_KPI
+                        ) -> Decision:
+    """The verdict over one run per scenario, with what the reader must know about the
+    traffic and the seeds."""
+    notes = [seed_statement({x["scenario"]: x["seed"] for x in summaries}) + " "
+             + traffic_statement({x["scenario"]: x["extras"]["offered"] for x in summaries})]
+    options = [option_from_summaries(s["scenario"], [s], slo_measure) for s in summaries]
+    return decide(options, kpi, notes)
 
 
-def traffic_statement(offered: Mapping[str, Mapping[str, Any]]) -> str:
-    """Whether the scenarios were offered the same orders and movements (`sim.offered`): only
-    then are the differences below the designs' doing alone."""
-    digests = {o["digest"] for o in offered.values()}
-    if len(digests) == 1:
-        one = next(iter(offered.values()))
-        return (f"Every scenario was offered identical traffic ({one['orders']:,} orders, "
-                f"{one['movements']:,} warehouse movements; digest {one['digest'][:12]}).")
-    listed = ", ".join(f"{name} {o['orders']:,} orders / {o['movements']:,} movements"
-                       for name, o in offered.items())
-    return (f"The scenarios were offered different traffic ({listed}): they differ in load or "
-            "seed, not only in design.")
-
-
-def write_comparison(results: list[RunResult], out: Path) -> pd.DataFrame:
+def write_comparison(results: list[RunResult], out: Path, kpi: str = DEFAULT_KPI
+                     ) -> pd.DataFrame:
+    """Every run's files, comparison.csv (the wide table), comparison.md, decision.md and
+    overlay plots."""
     out.mkdir(parents=True, exist_ok=True)
     summaries = [write_run(r, out / r.scenario.name) for r in results]
+    d = comparison_decision(summaries, kpi)
+    (out / "decision.md").write_text(markdown(d, ", ".join(s["scenario"] for s in summaries))
+                                     + "\nThe wide table: comparison.csv; each run: "
+                                     "<scenario>/report.md.\n")
     table = pd.DataFrame([comparison_row(s) for s in summaries])
     table.to_csv(out / "comparison.csv", index=False)
     plot_divergence(results, out / "divergence.png")
@@ -264,4 +211,5 @@ def write_comparison(results: list[RunResult], out: Path) -> pd.DataFrame:
         "![backlog](backlog.png)",
         "",
     ]))
+    write_comparison_page(results, summaries, table, out)
     return table

@@ -19,6 +19,7 @@ import pandas as pd
 
 from sim.metrics import comparison_row
 from sim.twin import RunResult
+from sim.wording import fault_rows, fmt_cell, seed_statement, shaded_windows, slo_measure
 
 MAX_POINTS = 2000
 """Most points a chart line carries into the page (`downsample`, `ecdf`): a month sampled each
@@ -114,7 +115,6 @@ def _flows(s: Mapping[str, Any]) -> list[str]:
 
 
 def _windows(results: list[RunResult]) -> list[dict[str, Any]]:
-    from sim.report import shaded_windows  # here: sim.report imports this module
 
     return [{"label": what, "start_s": start, "end_s": end}
             for what, start, end in shaded_windows(results)]
@@ -123,9 +123,8 @@ def _windows(results: list[RunResult]) -> list[dict[str, Any]]:
 # -- tables: rendered here, so they read without the script too -------------------------------
 
 def _cell(v: Any) -> str:
-    from sim.report import _fmt
 
-    text = _fmt(v)
+    text = fmt_cell(v)
     classes = (["num"] if isinstance(v, int | float) and not isinstance(v, bool) else []) + (
         ["missed"] if text in ("MISSED", "never") else [])
     cls = f' class="{" ".join(classes)}"' if classes else ""
@@ -175,7 +174,6 @@ def _latency_rows(s: Mapping[str, Any], scenario: str | None = None) -> list[dic
 
 
 def _slo_rows(s: Mapping[str, Any], scenario: str | None = None) -> list[dict[str, Any]]:
-    from sim.report import slo_measure
 
     first = {"scenario": scenario} if scenario is not None else {}
     return [{**first,
@@ -186,10 +184,9 @@ def _slo_rows(s: Mapping[str, Any], scenario: str | None = None) -> list[dict[st
 
 def _fault_table_rows(s: Mapping[str, Any], scenario: str | None = None
                       ) -> list[dict[str, Any]]:
-    from sim.report import _fault_rows
 
     first = {"scenario": scenario} if scenario is not None else {}
-    return [{**first, **row} for row in _fault_rows(s["divergence"]["faults"])]
+    return [{**first, **row} for row in fault_rows(s["divergence"]["faults"])]
 
 
 def _transposed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -289,7 +286,6 @@ def write_comparison_page(results: list[RunResult], summaries: Sequence[Mapping[
     """`out/report.html` for `twin compare`: `summaries` are write_run's return values in the
     order of `results`, `table` the comparison table written to comparison.csv (None: built
     here from the summaries)."""
-    from sim.report import seed_statement
 
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = (

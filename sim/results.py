@@ -36,9 +36,10 @@ from typing import Any
 
 import pandas as pd
 
+from sim.decision import DEFAULT_KPI, Decision, Option, decide, markdown
 from sim.executors import RunOutcome, RunTask
 from sim.kpis import HEADLINE, KPIS
-from sim.stats import MIN_INTERVAL_N, Estimate, Ranking, estimate
+from sim.stats import MIN_INTERVAL_N, Estimate, Ranking, estimate, fmt
 from sim.sweep import Config
 
 
@@ -97,6 +98,25 @@ class Experiment:
 
     def report(self) -> str:
         return report_markdown(self)
+
+    def decision(self) -> Decision:
+        """The verdict over the configurations (`sim.decision`), ranked by the experiment's
+        KPI, each judged on its successful runs."""
+        runs = self.tables["runs"]
+        ok = runs[runs["ok"]]
+        options = []
+        for c in self.configs:
+            mine = ok[ok["config_id"] == c.id]
+            slos: dict[str, tuple[int, int]] = {}
+            for declared, missed in zip(mine.get("slos_declared", []), mine.get("slos_missed", []),
+                                        strict=True):
+                gone = set(filter(None, str(missed).split("; ")))
+                for name in filter(None, str(declared).split("; ")):
+                    met, n = slos.get(name, (0, 0))
+                    slos[name] = (met + (name not in gone), n + 1)
+            kpis = {k: estimate(mine[k].tolist() if k in mine else []) for k in KPIS}
+            options.append(Option(c.label or c.id, kpis, slos))
+        return decide(options, self.kpi if self.kpi in KPIS else DEFAULT_KPI)
 
 
 def estimates(runs: pd.DataFrame, kpi: str, config_ids: Sequence[str]) -> dict[str, Estimate]:
@@ -222,14 +242,21 @@ def runs_frame(configs: Sequence[Config], outcomes: Sequence[RunOutcome]) -> pd.
             "replication": o.task.replication, "seed": o.task.seed, "ok": o.ok,
             "error": None if o.ok else (o.error or "").strip().splitlines()[-1],
             "wall_s": o.output.wall_s if o.output else math.nan,
+            # Which SLOs the run declared and missed, by name ("; "-separated), for the verdict.
+            "slos_declared": "; ".join(x["name"] for x in _slos(o)),
+            "slos_missed": "; ".join(x["name"] for x in _slos(o) if not x["met"]),
             **{k: _num(values.get(k)) for k in (*kpi_names, *extra)},
         })
     return _param_columns(pd.DataFrame(rows), keys)
 
 
+def _slos(o: RunOutcome) -> list[dict[str, Any]]:
+    return list(o.output.summary.get("slos", [])) if o.output else []
+
+
 def _kpis_of(runs: pd.DataFrame, configs: Sequence[Config]) -> list[str]:
     fixed = {"config_id", "label", "scenario", "replication", "seed", "ok", "error", "wall_s",
-             *_param_keys(configs)}
+             "slos_declared", "slos_missed", *_param_keys(configs)}
     return [c for c in runs.columns if c not in fixed]
 
 
@@ -288,6 +315,9 @@ def write(exp: Experiment) -> None:
     write_json(exp.out / "experiment.json", {**exp.meta, "status": "done",
                                              "failures": [f.message() for f in exp.failures]})
     (exp.out / "report.md").write_text(report_markdown(exp))
+    (exp.out / "decision.md").write_text(
+        markdown(exp.decision(), f"sweep {exp.name}")
+        + "\nMeans, intervals and every KPI: report.md and the Parquet tables.\n")
 
 
 def load(path: str | Path) -> dict[str, pd.DataFrame]:
@@ -307,16 +337,6 @@ def load_meta(path: str | Path) -> dict[str, Any]:
 
 
 # -- report -------------------------------------------------------------------------------
-
-def fmt(v: float | None) -> str:
-    if v is None or math.isnan(v):
-        return "-"
-    if math.isinf(v):
-        return "> horizon"  # a percentile on work that never finished
-    if abs(v) >= 100:
-        return f"{v:,.0f}"
-    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
-
 
 def fmt_estimate(e: Estimate) -> str:
     """`mean ± half-width`; `(n/N)` when some runs had no value; `-` when none had."""

@@ -195,7 +195,7 @@ class Ranking:
             return f"No winner: no configuration has a value of {self.kpi}."
         if first.ties:
             tied = ", ".join(name(i) for i in (first.id, *first.ties))
-            return (f"No winner on {self.kpi}: {tied} tie at {_num(first.estimate.mean)} "
+            return (f"No winner on {self.kpi}: {tied} tie at {fmt(first.estimate.mean)} "
                     "(the same value in every run)." + notes)
         if not first.estimate.interval_known:
             runs = "one run" if first.estimate.n == 1 else f"{first.estimate.n} runs"
@@ -227,10 +227,15 @@ def rank(estimates: dict[str, Estimate], kpi: str, lower_is_better: bool = True)
     return Ranking(kpi, lower_is_better, tuple(entries))
 
 
-def _num(v: float) -> str:
+def fmt(v: float | None) -> str:
+    """A KPI value for people: thousands separated, 3 significant digits below 100."""
+    if v is None or math.isnan(v):
+        return "-"
     if math.isinf(v):
-        return "> horizon"
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+        return "> horizon"  # a percentile on work that never finished
+    if abs(v) >= 100 or float(v).is_integer():
+        return f"{v:,.0f}"
+    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
 
 
 def replication_seeds(seed: int, n: int) -> list[int]:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sim.report import seed_statement
+from sim.wording import seed_statement
 
 
 def test_one_seed_for_all_scenarios_is_stated_with_its_value() -> None:
@@ -15,9 +15,9 @@ def test_different_seeds_are_named_per_scenario_and_flagged() -> None:
 
 
 def test_fault_rows_say_in_words_whether_and_when_stock_recovered() -> None:
-    from sim.report import _fault_rows
+    from sim.wording import fault_rows
 
-    rows = _fault_rows([
+    rows = fault_rows([
         {"fault": "erp down", "start_s": 0.0, "end_s": 10.0, "affects_stock": True,
          "peak_divergence_units": 5, "time_to_recover_s": None},
         {"fault": "carrier down", "start_s": 0.0, "end_s": 10.0, "affects_stock": False,
@@ -31,7 +31,7 @@ def test_overlay_plots_shade_every_scenarios_faults_and_share_common_ones() -> N
     from types import SimpleNamespace
     from typing import Any
 
-    from sim.report import shaded_windows
+    from sim.wording import shaded_windows
 
     def result(name: str, windows: list[tuple[str, float, float]]) -> Any:
         return SimpleNamespace(scenario=SimpleNamespace(name=name), fault_windows=windows)
@@ -43,7 +43,7 @@ def test_overlay_plots_shade_every_scenarios_faults_and_share_common_ones() -> N
 
 
 def test_an_slo_on_unfinished_work_says_so_and_a_miss_says_by_how_much() -> None:
-    from sim.report import slo_measure
+    from sim.wording import slo_measure
 
     assert "1,267 operations that never finished" in slo_measure(
         {"censored": True, "n_unfinished": 1267, "value_s": None, "met": False, "max_s": 60})
@@ -52,7 +52,7 @@ def test_an_slo_on_unfinished_work_says_so_and_a_miss_says_by_how_much() -> None
 
 
 def test_traffic_statement_says_whether_the_designs_saw_the_same_traffic() -> None:
-    from sim.report import traffic_statement
+    from sim.wording import traffic_statement
 
     same = {"orders": 1450, "movements": 49717, "digest": "ab" * 12}
     text = traffic_statement({"direct": same, "hybrid": same})
