@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullFormatter
 
 from sim.decision import DEFAULT_KPI, Decision, decide, markdown, option_from_summaries
 from sim.kpis import FLOWS
@@ -22,6 +23,7 @@ from sim.metrics import (
     latency_frame,
     summary,
     timeseries_frame,
+    unfinished,
 )
 from sim.report_page import write_comparison_page, write_run_page
 from sim.twin import RunResult
@@ -84,24 +86,52 @@ def plot_backlog(results: list[RunResult], path: Path) -> None:
 
 
 def plot_latency(results: list[RunResult], path: Path) -> None:
-    flows = [f for f in FLOWS if any(len(r.latency.get(f, ())) for r in results)]
-    fig, axes = plt.subplots(1, max(len(flows), 1), figsize=(4.2 * max(len(flows), 1), 3.6))
-    axes = np.atleast_1d(axes)
+    fig = latency_figure(results)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def latency_figure(results: list[RunResult]) -> Any:
+    """One panel per flow in a grid: the share of operations done within x seconds, over
+    all that started, so work that never finished keeps a curve below 1 (and is counted in
+    the legend); each latency SLO drawn as the corner its curve must pass above-left of."""
+    flows = [f for f in FLOWS if any(len(r.latency.get(f, ())) or unfinished(r.counts, f)
+                                     for r in results)]
+    cols = min(3, max(len(flows), 1))
+    rows = -(-max(len(flows), 1) // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    axes = grid.ravel()
+    for ax in axes[len(flows):]:
+        ax.set_visible(False)
     for ax, flow in zip(axes, flows, strict=False):
         for r in results:
             x = np.sort(r.latency.get(flow, np.empty(0)))
+            left = unfinished(r.counts, flow)
+            label = r.scenario.name + (f" ({left:,} unfinished)" if left else "")
             if len(x):
-                ax.step(np.maximum(x, 1e-3), np.arange(1, len(x) + 1) / len(x),
-                        label=r.scenario.name)
+                ax.step(np.maximum(x, 1e-3), np.arange(1, len(x) + 1) / (len(x) + left),
+                        label=label, where="post")
+            elif left:
+                ax.plot([], [], label=label)  # nothing finished at all: still in the key
+        slos = {(s.percentile, s.max_s) for r in results for s in r.scenario.slos
+                if s.flow == flow and s.max_s is not None}
         ax.set_xscale("log")
+        for p, max_s in sorted(slos):  # the SLO's corner: a curve must pass above-left of it
+            lo, hi = ax.get_xlim()
+            ax.set_xlim(lo, max(hi, max_s * 1.5))
+            ax.hlines(p / 100, lo, max_s, color="grey", lw=0.8, ls=":")
+            ax.vlines(max_s, 0, p / 100, color="grey", lw=0.8, ls=":")
+            ax.annotate(f"SLO p{p:g} <= {max_s:g} s", (max_s, p / 100), fontsize=7,
+                        color="grey", xytext=(-3, -10), textcoords="offset points", ha="right")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # crowded labels on short decades
+        ax.set_ylim(0, 1.02)
         ax.set_title(flow)
         ax.set_xlabel("seconds (log)")
-        ax.set_ylabel("share completed within")
+        ax.set_ylabel("share done within")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")  # on each panel: no hunting for the key
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def markdown_table(rows: Sequence[Mapping[Any, Any]]) -> str:
