@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,12 +26,23 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
-def _load(path: Path, seed: int | None) -> Scenario:
+def _load(path: Path, seed: int | None, sets: list[str] | None = None) -> Scenario:
+    """The scenario in `path` with `--set KEY=VALUE` assignments (dotted paths, TOML values,
+    as in sweeps) and `--seed` applied; errors name the file and the field."""
+    from sim.sweep import resolve
+
+    assignments = _parse_set(sets or [])
+    if seed is not None:
+        assignments["seed"] = seed
     try:
-        return load(path, **({} if seed is None else {"seed": seed}))
-    except ScenarioError as exc:
+        return resolve(path, assignments)
+    except ValueError as exc:  # ScenarioError, or a --set path that does not fit
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+SET_HELP = ("KEY=VALUE applied to the scenario, a dotted path and a TOML value, e.g. "
+            "--set erp.api.workers=16 --set 'patterns.inventory=\"hybrid\"'.")
 
 
 def _run_all(scenarios: list[Scenario]) -> list:  # type: ignore[type-arg]
@@ -66,11 +78,12 @@ def run_cmd(
     scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("results/run"),
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
 ) -> None:
-    """Run one scenario and write summary.json, Parquet, plots and report.md."""
+    """Run one scenario and write summary.json, Parquet, plots, report.md and report.html."""
     from sim.report import write_run
 
-    sc = _load(scenario, seed)
+    sc = _load(scenario, seed, set_)
     (result,) = _run_all([sc])
     s = write_run(result, out / sc.name)
     d = s["divergence"]
@@ -91,6 +104,8 @@ def compare(
     seed: Annotated[int | None, typer.Option(help="One seed for all (default: each "
                                                    "file's own).")] = None,
     kpi: Annotated[str, typer.Option(help="Rank by this KPI (see `twin kpis`).")] = "damage",
+    set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP + " Applied to "
+                                                              "every scenario.")] = None,
 ) -> None:
     """Run several scenarios; print the verdict and write decision.md, comparison.csv (every
     KPI), comparison.md, plots and one folder per run."""
@@ -103,7 +118,7 @@ def compare(
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    scs = [_load(p, seed) for p in scenarios]
+    scs = [_load(p, seed, set_) for p in scenarios]
     names = [s.name for s in scs]
     if len(set(names)) != len(names):
         console.print(f"[red]error:[/red] scenario names must differ, got {names}")
@@ -114,14 +129,32 @@ def compare(
 
 
 @app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help="Scenario TOML files.")]) -> None:
-    """Check scenario files; errors name the file and the field."""
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Scenario or sweep TOML files.")],
+    show: Annotated[bool, typer.Option(help="Print each resolved scenario (extends and "
+                                            "defaults applied) as JSON.")] = False,
+) -> None:
+    """Check scenario and sweep files; errors name the file and the field."""
+    from sim.sweep import SweepError, is_sweep, load_sweep
+
     bad = 0
     for f in files:
         try:
-            load(f)
-            typer.echo(f"ok  {f}")
-        except ScenarioError as exc:
+            if is_sweep(f):
+                sw = load_sweep(f)
+                typer.echo(f"ok  {f} (sweep: {len(sw.configs)} configurations x "
+                           f"{sw.replications} replications)")
+                if show:
+                    for c in sw.configs:
+                        typer.echo(f"# {c.id} {c.label}")
+                        typer.echo(c.scenario.model_dump_json(indent=2))
+                continue
+            sc = load(f)
+            empty = f.is_file() and not tomllib.loads(f.read_text())
+            typer.echo(f"ok  {f}" + (" (empty: every field takes its default)" if empty else ""))
+            if show:
+                typer.echo(sc.model_dump_json(indent=2))
+        except (ScenarioError, SweepError) as exc:
             bad += 1
             console.print(f"[red]error:[/red] {exc}")
     if bad:
@@ -305,8 +338,6 @@ def _executor(workers: int | None, dask: str | None) -> Executor:
 
 def _parse_set(items: list[str]) -> dict[str, object]:
     """`KEY=VALUE` pairs; VALUE is read as a TOML value (`4`, `"erp"`, `[1, 2]`), else text."""
-    import tomllib
-
     out: dict[str, object] = {}
     for item in items:
         key, sep, value = item.partition("=")

@@ -8,6 +8,7 @@ scenario that way, to replay it).
 
 from __future__ import annotations
 
+import difflib
 import json
 import tomllib
 from enum import StrEnum
@@ -381,6 +382,19 @@ class Scenario(Model):
         ids = [w.id for w in self.warehouses]
         if len(set(ids)) != len(ids):
             raise ValueError(f"warehouse ids must be unique, got {ids}")
+        # A window that begins after the run ends would be silently ignored: name it.
+        starts = [(f"faults.outages.{i}", o.start_h) for i, o in enumerate(self.faults.outages)]
+        starts += [(f"erp.api.maintenance.{i}", w.start_h)
+                   for i, w in enumerate(self.erp.api.maintenance)]
+        starts += [(f"links.{name}.partitions.{i}", w.start_h)
+                   for name in ("wms_core", "core_erp", "wms_erp")
+                   for i, w in enumerate(getattr(self.links, name).partitions)]
+        if self.migration is not None:
+            starts.append(("migration.at_h", self.migration.at_h))
+        late = [f"{where} starts at {h:g} h" for where, h in starts if h >= self.duration_h]
+        if late:
+            raise ValueError(f"outside the run (duration_h = {self.duration_h:g}): "
+                             + "; ".join(late))
         return self
 
     @property
@@ -392,10 +406,24 @@ class ScenarioError(ValueError):
     """A scenario file that cannot be used; the message names the file and the field."""
 
 
+APPEND = "+"
+"""A key ending in it appends to the parent's list instead of replacing it:
+`[[faults."outages+"]]` adds an outage to those the `extends` file declares."""
+
+
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`: tables merge key by key, anything else (lists included)
+    replaces, except lists under a key ending in `APPEND`, which extend the parent's."""
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        if k.endswith(APPEND) and isinstance(v, list):
+            name = k[: -len(APPEND)]
+            parent = out.get(name, [])
+            out[name] = [*(parent if isinstance(parent, list) else [parent]), *v]
+        elif isinstance(v, dict):
+            out[k] = _merge(out[k] if isinstance(out.get(k), dict) else {}, v)
+        else:
+            out[k] = v
     return out
 
 
@@ -405,11 +433,19 @@ def _raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         chain = " -> ".join(p.name for p in (*seen, path))
         raise ScenarioError(f"{path}: extends forms a cycle: {chain}")
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
+        if b"\0" in raw[:8192]:
+            raise ScenarioError(f"{path}: a binary file, not a scenario (TOML text)")
+        text = raw.decode("utf-8")
         # JSON: a resolved scenario an experiment saved so a failed run can be replayed.
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such scenario file") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: a directory, not a scenario file") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start}): a scenario is a "
+                            "TOML text file") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         kind = "JSON" if path.suffix == ".json" else "TOML"
         raise ScenarioError(f"{path}: not valid {kind}: {exc}") from None
@@ -420,10 +456,46 @@ def _raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         shop["arrivals_csv"] = str(path.parent / shop["arrivals_csv"])  # relative to this file
     parent = data.pop("extends", None)
     if parent is None:
-        return data
+        return _merge({}, data)  # an APPEND key with no parent: just its list
     if not isinstance(parent, str):
         raise ScenarioError(f"{path}: field 'extends': expected a file name, got {parent!r}")
+    if not (path.parent / parent).is_file():
+        raise ScenarioError(f"{path}: field 'extends': no scenario file {parent!r} (looked for "
+                            f"{(path.parent / parent).resolve()})")
     return _merge(_raw(path.parent / parent, (*seen, path)), data)
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The field names the model at `loc` (a validation error's path) accepts."""
+    model: Any = Scenario
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = field.annotation
+        for arg in getattr(model, "__args__", ()):  # list[X], X | None: the model inside
+            if hasattr(arg, "model_fields"):
+                model = arg
+    return list(getattr(model, "model_fields", {}))
+
+
+def _problem(e: Any) -> str:
+    loc = tuple(e["loc"])
+    where = ".".join(str(p) for p in loc) or "(the scenario as a whole)"
+    if e["type"] == "extra_forbidden":
+        known = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else (
+            f"; known here: {', '.join(known)}" if known else "")
+        return f"  field '{where}': unknown field{hint}"
+    got = e.get("input")
+    # A scalar says what was wrong; a table or list (the whole scenario, for a check across
+    # fields) would bury the message.
+    shown = (f" (got {got!r})" if e["type"] != "missing" and not isinstance(got, dict | list)
+             and len(repr(got)) <= 80 else "")
+    return f"  field '{where}': {e['msg'].removeprefix('Value error, ')}{shown}"
 
 
 def load(path: str | Path, **overrides: Any) -> Scenario:
@@ -435,11 +507,7 @@ def load(path: str | Path, **overrides: Any) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        problems = "\n".join(
-            f"  field '{'.'.join(str(p) for p in e['loc']) or '(top level)'}': {e['msg']}"
-            + (f" (got {e['input']!r})" if e["type"] != "missing" else "")
-            for e in exc.errors()
-        )
+        problems = "\n".join(_problem(e) for e in exc.errors())
         raise ScenarioError(f"{path}: invalid scenario:\n{problems}") from None
 
 

@@ -218,6 +218,15 @@ def _problems(exc: ValidationError) -> str:
     )
 
 
+def is_sweep(path: str | Path) -> bool:
+    """Whether `path` reads as a sweep file (it names a `base` scenario; a scenario has no
+    such field). Unreadable files are not: the scenario loader says what is wrong."""
+    try:
+        return "base" in tomllib.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+
+
 def load_sweep(path: str | Path) -> Sweep:
     """Read and expand a sweep file; errors name the file and the field."""
     path = Path(path)

@@ -49,7 +49,10 @@ def test_hybrid_resolves_to_the_articles_recommendation() -> None:
 @pytest.mark.parametrize(
     ("text", "field", "expected"),
     [
-        ("colour = 'red'", "colour", "Extra inputs are not permitted"),
+        ("colour = 'red'", "colour", "unknown field"),
+        ("[erp.api]\nworkes = 3", "erp.api.workes", "did you mean 'workers'?"),
+        ("[[warehouses]]\nid = 'A'\nmovments_per_hour = 3", "warehouses.0.movments_per_hour",
+         "did you mean 'movements_per_hour'?"),
         ("duration_h = 'long'", "duration_h", "valid number"),
         ("duration_h = -1", "duration_h", "greater than 0"),
         ("[erp.api]\nservice_time_s = { kind = 'gamma', mean = 1 }", "erp.api.service_time_s",
@@ -57,9 +60,14 @@ def test_hybrid_resolves_to_the_articles_recommendation() -> None:
         ("[erp.api]\nservice_time_s = { kind = 'uniform', low = 5, high = 1 }",
          "erp.api.service_time_s.uniform.high", "must be >= low"),
         ("[patterns]\ninventory = 'carrier_pigeon'", "patterns.inventory", "direct"),
-        ("[[warehouses]]\nid = 'A'\n[[warehouses]]\nid = 'A'", "(top level)", "unique"),
+        ("[[warehouses]]\nid = 'A'\n[[warehouses]]\nid = 'A'", "(the scenario as a whole)",
+         "unique"),
         ("[shop]\ndaily_profile = [1, 2]", "shop", "24 values"),
-        ("duration_h = 2\nwarmup_h = 3", "(top level)", "warmup_h"),
+        ("duration_h = 2\nwarmup_h = 3", "(the scenario as a whole)", "warmup_h"),
+        ("duration_h = 6\n[[faults.outages]]\nsystem = 'erp'\nstart_h = 10\nduration_h = 1",
+         "(the scenario as a whole)", "faults.outages.0 starts at 10 h"),
+        ("duration_h = 6\n[[erp.api.maintenance]]\nstart_h = 7\nduration_h = 1",
+         "(the scenario as a whole)", "erp.api.maintenance.0 starts at 7 h"),
         ("[[faults.outages]]\nsystem = 'mainframe'\nstart_h = 1\nduration_h = 1",
          "faults.outages.0.system", "'erp'"),
     ],
@@ -72,13 +80,23 @@ def test_bad_files_name_file_field_and_expectation(
         load(path)
     msg = str(info.value)
     assert str(path) in msg and f"field '{field}" in msg and expected in msg, msg
+    assert "'catalog'" not in msg  # a whole-scenario error does not dump the scenario
 
 
 def test_invalid_toml_missing_parent_and_cycles(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="not valid TOML"):
         load(write(tmp_path, "broken.toml", "name = \n"))
-    with pytest.raises(ScenarioError, match="no such scenario file"):
+    with pytest.raises(ScenarioError, match=r"orphan\.toml: field 'extends': no scenario file "
+                       r"'gone\.toml' \(looked for .*gone\.toml\)"):
         load(write(tmp_path, "orphan.toml", 'extends = "gone.toml"\n'))
+    with pytest.raises(ScenarioError, match="no such scenario file"):
+        load(tmp_path / "nowhere.toml")
+    (tmp_path / "blob.toml").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")
+    with pytest.raises(ScenarioError, match=r"blob\.toml: a binary file, not a scenario"):
+        load(tmp_path / "blob.toml")
+    (tmp_path / "latin.toml").write_bytes("name = 'caf\xe9'\n".encode("latin-1"))
+    with pytest.raises(ScenarioError, match="not UTF-8 text"):
+        load(tmp_path / "latin.toml")
     write(tmp_path, "a.toml", 'extends = "b.toml"\n')
     with pytest.raises(ScenarioError, match=r"cycle: b\.toml -> a\.toml -> b\.toml"):
         load(write(tmp_path, "b.toml", 'extends = "a.toml"\n'))
@@ -107,3 +125,18 @@ def test_an_slo_is_a_latency_bound_or_a_kpi_bound(slo: dict[str, object], says: 
     assert Scenario.model_validate(
         {"name": "t", "slos": [{"kpi": "dead_letters_left", "max": 0}]}).slos[0].name \
         == "dead_letters_left <= 0"
+
+
+def test_lists_replace_under_extends_unless_the_key_ends_in_plus(tmp_path: Path) -> None:
+    write(tmp_path, "base.toml", "[[faults.outages]]\nsystem = 'erp'\nstart_h = 1\n"
+          "duration_h = 1\n")
+    replaced = load(write(tmp_path, "r.toml", "extends = 'base.toml'\n[[faults.outages]]\n"
+                          "system = 'wms'\nstart_h = 2\nduration_h = 1\n"))
+    assert [o.system for o in replaced.faults.outages] == ["wms"]
+    appended = load(write(tmp_path, "a.toml", "extends = 'base.toml'\n"
+                          "[[faults.\"outages+\"]]\nsystem = 'wms'\nstart_h = 2\n"
+                          "duration_h = 1\n"))
+    assert [o.system for o in appended.faults.outages] == ["erp", "wms"]
+    alone = load(write(tmp_path, "alone.toml", "[[faults.\"outages+\"]]\nsystem = 'carrier'\n"
+                       "start_h = 2\nduration_h = 1\n"))  # nothing to append to: just the list
+    assert [o.system for o in alone.faults.outages] == ["carrier"]

@@ -91,7 +91,7 @@ def test_shipped_sweep_files_load() -> None:
     ("text", "expected"),
     [
         ('[grid]\n"patterns.colour" = ["red"]',
-         "field 'patterns.colour': Extra inputs are not permitted"),
+         "field 'patterns.colour': unknown field; known here: order_release, inventory"),
         ('[grid]\n"erp.api.workers" = [4, 0]',
          "field 'erp.api.workers': Input should be greater than or equal to 1"),
         ('[grid]\n"duration_h" = ["long"]', "field 'duration_h': Input should be a valid number"),
