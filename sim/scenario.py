@@ -99,7 +99,8 @@ class ApiConfig(Model):
 
 
 class ErpConfig(Model):
-    api: ApiConfig = Field(default_factory=ApiConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig, description="The ERP's API: workers, "
+                           "service time, rate limit, maintenance windows.")
     honours_idempotency_keys: bool = Field(
         True, description="A repeated request with the same idempotency key is applied once."
     )
@@ -111,14 +112,14 @@ class ErpConfig(Model):
 class MovementMix(Model):
     """Relative weights of movement kinds in the WMS's background stream."""
 
-    receipt: float = Field(0.20, ge=0)
-    pick: float = Field(0.45, ge=0)
-    adjustment: float = Field(0.05, ge=0)
-    transfer_out: float = Field(0.05, ge=0)
-    transfer_in: float = Field(0.05, ge=0)
-    cycle_count: float = Field(0.10, ge=0)
-    return_: float = Field(0.05, ge=0, alias="return")
-    scrap: float = Field(0.05, ge=0)
+    receipt: float = Field(0.20, ge=0, description="Goods received (stock up).")
+    pick: float = Field(0.45, ge=0, description="Picks outside the shop's orders (stock down).")
+    adjustment: float = Field(0.05, ge=0, description="Manual corrections, either way.")
+    transfer_out: float = Field(0.05, ge=0, description="Stock sent to another site.")
+    transfer_in: float = Field(0.05, ge=0, description="Stock arriving from another site.")
+    cycle_count: float = Field(0.10, ge=0, description="Count differences, either way.")
+    return_: float = Field(0.05, ge=0, alias="return", description="Customer returns (up).")
+    scrap: float = Field(0.05, ge=0, description="Damaged goods written off (down).")
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -135,12 +136,15 @@ class MovementMix(Model):
 
 class WarehouseConfig(Model):
     id: str = Field(min_length=1, description="Warehouse (site) id; also its location code.")
-    operator: Literal["own", "3pl"] = "own"
+    operator: Literal["own", "3pl"] = Field(
+        "own", description="Who runs the site; recorded with the results (a 3PL's behaviour "
+        "is set by batch_minutes and api).")
     batch_minutes: float | None = Field(
         None, gt=0, description="A 3PL reports its movements in batches every N minutes."
     )
     movements_per_hour: float = Field(2000, ge=0, description="Background movement rate.")
-    mix: MovementMix = Field(default_factory=MovementMix)
+    mix: MovementMix = Field(default_factory=MovementMix,
+                             description="Relative weights of the movement kinds.")
     workers: int = Field(20, ge=1, description="Warehouse staff posting movements and picking.")
     posting_time_s: Distribution = Field(
         default_factory=lambda: Constant(value=2.0),
@@ -150,12 +154,17 @@ class WarehouseConfig(Model):
         default_factory=lambda: Exponential(mean=120.0), description="Pick and pack per order."
     )
     wave_interval_min: float = Field(15, gt=0, description="Released orders are waved this often.")
-    api: ApiConfig = Field(default_factory=lambda: ApiConfig(workers=16))
+    api: ApiConfig = Field(default_factory=lambda: ApiConfig(workers=16),
+                           description="The site's WMS API (order releases, direct calls).")
 
 
 class CarrierConfig(Model):
-    label_latency_s: Distribution = Field(default_factory=lambda: Lognormal(mean=1.0, sigma=0.4))
-    failure_probability: float = Field(0.01, ge=0, le=1)
+    label_latency_s: Distribution = Field(
+        default_factory=lambda: Lognormal(mean=1.0, sigma=0.4),
+        description="Seconds the carrier's API takes to issue a label.")
+    failure_probability: float = Field(
+        0.01, ge=0, le=1, description="Chance a label request fails; the shipment is rebooked "
+        "with another service.")
     pickup_h: Distribution = Field(
         default_factory=lambda: Uniform(low=0.5, high=4.0),
         description="Shipped -> picked up by the carrier, hours.",
@@ -184,8 +193,10 @@ class ShopConfig(Model):
         0.0, ge=0, description="Mean times a customer looks up an order's status (Poisson). "
         "Without the core each lookup is an ERP API call; with it the core answers.",
     )
-    lines_per_order: Distribution = Field(default_factory=lambda: Exponential(mean=2.0))
-    units_per_line: Distribution = Field(default_factory=lambda: Exponential(mean=3.0))
+    lines_per_order: Distribution = Field(default_factory=lambda: Exponential(mean=2.0),
+                                          description="Lines per order (rounded, at least 1).")
+    units_per_line: Distribution = Field(default_factory=lambda: Exponential(mean=3.0),
+                                         description="Units per line (rounded, at least 1).")
 
     @model_validator(mode="after")
     def _profiles(self) -> ShopConfig:
@@ -201,7 +212,8 @@ class ShopConfig(Model):
 class LinkConfig(Model):
     """A network link between a system and the core (or two systems)."""
 
-    latency_s: Distribution = Field(default_factory=lambda: Lognormal(mean=0.05, sigma=0.5))
+    latency_s: Distribution = Field(default_factory=lambda: Lognormal(mean=0.05, sigma=0.5),
+                                    description="One-way network latency, seconds.")
     loss: float = Field(0.0, ge=0, le=1, description="Probability a message is dropped.")
     duplication: float = Field(0.0, ge=0, le=1, description="Probability it arrives twice.")
     reorder_s: float = Field(
@@ -211,17 +223,20 @@ class LinkConfig(Model):
 
 
 class Links(Model):
-    wms_core: LinkConfig = Field(default_factory=LinkConfig)
-    core_erp: LinkConfig = Field(default_factory=LinkConfig)
+    wms_core: LinkConfig = Field(default_factory=LinkConfig,
+                                 description="The WMS to the core (movements, confirmations).")
+    core_erp: LinkConfig = Field(default_factory=LinkConfig,
+                                 description="The core to the ERP (postings, order calls).")
     wms_erp: LinkConfig = Field(
         default_factory=LinkConfig, description="Used by direct point-to-point calls."
     )
 
 
 class Outage(Model):
-    system: Literal["erp", "wms", "carrier", "core", "wms_core", "core_erp", "wms_erp"]
-    start_h: float = Field(ge=0)
-    duration_h: float = Field(gt=0)
+    system: Literal["erp", "wms", "carrier", "core", "wms_core", "core_erp", "wms_erp"] = Field(
+        description="A system, the core, or a link (then a partition).")
+    start_h: float = Field(ge=0, description="Start, hours from the beginning of the run.")
+    duration_h: float = Field(gt=0, description="Length in hours.")
     kind: Literal["down", "slow", "crash"] = Field(
         "down", description="down: unavailable; slow: latency x factor; crash: core restart."
     )
@@ -229,14 +244,16 @@ class Outage(Model):
 
 
 class RandomOutages(Model):
-    system: Literal["erp", "wms", "carrier", "wms_core", "core_erp", "wms_erp"]
+    system: Literal["erp", "wms", "carrier", "wms_core", "core_erp", "wms_erp"] = Field(
+        description="The system or link that fails at random.")
     mtbf_h: float = Field(gt=0, description="Mean time between failures, hours.")
     mttr_h: float = Field(gt=0, description="Mean time to repair, hours.")
 
 
 class Faults(Model):
-    outages: list[Outage] = Field(default_factory=list)
-    random: list[RandomOutages] = Field(default_factory=list)
+    outages: list[Outage] = Field(default_factory=list, description="Scheduled faults.")
+    random: list[RandomOutages] = Field(default_factory=list, description="Faults drawn from "
+                                        "MTBF and MTTR, each source from its own stream.")
     swarm: bool = Field(
         False, description="Draw extra fault parameters at random from the seed (swarm testing)."
     )
@@ -257,18 +274,19 @@ class Migration(Model):
 class DirectConfig(Model):
     """How a blocking caller behaves in the direct pattern."""
 
-    timeout_s: float = Field(10, gt=0)
+    timeout_s: float = Field(10, gt=0, description="How long a caller waits for an answer.")
     retries: int = Field(2, ge=0, description="Retries after the first attempt, then give up.")
-    backoff_s: float = Field(2, ge=0)
+    backoff_s: float = Field(2, ge=0, description="Wait between attempts, seconds.")
 
 
 class BusConfig(Model):
     durable: bool = Field(False, description="SQLite-like durability: survives a core crash.")
-    max_attempts: int = Field(12, ge=1)
-    initial_delay_s: float = Field(1.0, ge=0)
-    multiplier: float = Field(2.0, ge=1)
-    max_delay_s: float = Field(300, ge=0)
-    jitter: float = Field(0.2, ge=0, lt=1)
+    max_attempts: int = Field(12, ge=1, description="Deliveries tried before a dead letter.")
+    initial_delay_s: float = Field(1.0, ge=0, description="First retry delay, seconds.")
+    multiplier: float = Field(2.0, ge=1, description="Each retry waits this much longer.")
+    max_delay_s: float = Field(300, ge=0, description="Longest retry delay, seconds.")
+    jitter: float = Field(0.2, ge=0, lt=1, description="Random share of each delay (spreads "
+                          "retries so they do not arrive together).")
     call_timeout_s: float = Field(10, gt=0, description="Core's timeout on a call to the ERP.")
 
 
@@ -280,12 +298,15 @@ class ReconcilerConfig(Model):
 
 
 class SystemsOfRecord(Model):
-    item_master: Literal["erp", "wms"] = "erp"
-    customers: Literal["erp", "shop"] = "erp"
-    orders: Literal["erp", "shop"] = "erp"
+    """Which system owns each kind of record. Only `inventory` changes the model (the
+    reconciler repairs toward it); the others are recorded with the results."""
+
+    item_master: Literal["erp", "wms"] = Field("erp", description="Owner of item records.")
+    customers: Literal["erp", "shop"] = Field("erp", description="Owner of customer records.")
+    orders: Literal["erp", "shop"] = Field("erp", description="Owner of sales orders.")
     inventory: Literal["erp", "wms"] = Field("wms", description="Reconciler repairs toward it.")
-    shipments: Literal["erp", "wms"] = "wms"
-    invoices: Literal["erp"] = "erp"
+    shipments: Literal["erp", "wms"] = Field("wms", description="Owner of shipment records.")
+    invoices: Literal["erp"] = Field("erp", description="Owner of invoices.")
 
 
 class MasterDataConfig(Model):
@@ -341,39 +362,52 @@ class Slo(Model):
 
 
 class Catalog(Model):
-    skus: int = Field(2000, ge=1)
+    skus: int = Field(2000, ge=1, description="Items in the item master, SKU-00000 up.")
     zipf_s: float = Field(1.1, gt=1, description="SKU popularity skew (Zipf exponent).")
     initial_on_hand: int = Field(500, ge=0, description="Starting stock per SKU and warehouse.")
 
 
 class Scenario(Model):
-    name: str
-    description: str = ""
-    seed: int = Field(1, ge=0)
-    duration_h: Hours = 24
+    name: str = Field(description="Names the run's results folder and its rows in comparisons "
+                      "(default: the file's name).")
+    description: str = Field("", description="One line for the report's reader.")
+    seed: int = Field(1, ge=0, description="Every random draw comes from this seed, one stream "
+                      "per source: the same seed offers every pattern the same traffic.")
+    duration_h: Hours = Field(24, description="Simulated hours of workload.")
     warmup_h: float = Field(0, ge=0, description="Cut from KPIs.")
     drain_h: float = Field(
         12, ge=0, description="After the workload stops, run up to this long so in-flight "
         "work settles before the checker counts lost and duplicated.",
     )
     sample_interval_s: float = Field(60, gt=0, description="Divergence sampling interval.")
-    patterns: Patterns = Field(default_factory=Patterns)
-    catalog: Catalog = Field(default_factory=Catalog)
-    erp: ErpConfig = Field(default_factory=ErpConfig)
+    patterns: Patterns = Field(default_factory=Patterns,
+        description="The integration pattern per domain.")
+    catalog: Catalog = Field(default_factory=Catalog,
+        description="The item master and starting stock.")
+    erp: ErpConfig = Field(default_factory=ErpConfig, description="The ERP and its API.")
     warehouses: list[WarehouseConfig] = Field(
-        default_factory=lambda: [WarehouseConfig(id="WH1")], min_length=1
-    )
-    carrier: CarrierConfig = Field(default_factory=CarrierConfig)
-    shop: ShopConfig = Field(default_factory=ShopConfig)
-    links: Links = Field(default_factory=Links)
-    faults: Faults = Field(default_factory=Faults)
-    direct: DirectConfig = Field(default_factory=DirectConfig)
-    bus: BusConfig = Field(default_factory=BusConfig)
-    reconciler: ReconcilerConfig = Field(default_factory=ReconcilerConfig)
-    system_of_record: SystemsOfRecord = Field(default_factory=SystemsOfRecord)
-    slos: list[Slo] = Field(default_factory=list)
-    migration: Migration | None = None
-    master_data: MasterDataConfig = Field(default_factory=MasterDataConfig)
+        default_factory=lambda: [WarehouseConfig(id="WH1")], min_length=1,
+        description="The sites: owned DCs and 3PLs, each with its movement stream and staff.")
+    carrier: CarrierConfig = Field(default_factory=CarrierConfig,
+        description="The carrier's label API and transit.")
+    shop: ShopConfig = Field(default_factory=ShopConfig,
+        description="The web shop's orders: rate, profiles, content.")
+    links: Links = Field(default_factory=Links,
+        description="Network links: latency, loss, duplication, partitions.")
+    faults: Faults = Field(default_factory=Faults, description="Outages, scheduled and random.")
+    direct: DirectConfig = Field(default_factory=DirectConfig,
+        description="How blocking callers behave in the direct pattern.")
+    bus: BusConfig = Field(default_factory=BusConfig,
+        description="The core's event bus: durability and retry policy.")
+    reconciler: ReconcilerConfig = Field(default_factory=ReconcilerConfig,
+        description="How often stock is compared and repaired.")
+    system_of_record: SystemsOfRecord = Field(default_factory=SystemsOfRecord,
+        description="Which system owns each kind of record.")
+    slos: list[Slo] = Field(default_factory=list,
+        description="Service levels the report checks: latency percentiles or any KPI.")
+    migration: Migration | None = Field(None, description="An ERP cut-over mid-run (null: none).")
+    master_data: MasterDataConfig = Field(default_factory=MasterDataConfig,
+        description="Item master changes and their sync.")
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

@@ -104,6 +104,14 @@ def test_invalid_toml_missing_parent_and_cycles(tmp_path: Path) -> None:
         load(write(tmp_path, "num.toml", "extends = 3\n"))
 
 
+def test_every_field_of_the_schema_has_a_description() -> None:
+    schema = json_schema()
+    models = {"Scenario": schema, **schema.get("$defs", {})}
+    bare = [f"{name}.{field}" for name, model in models.items()
+            for field, spec in model.get("properties", {}).items() if not spec.get("description")]
+    assert bare == [], f"fields without a description in `twin schema`: {bare}"
+
+
 def test_json_schema_documents_the_knobs() -> None:
     schema = json_schema()
     props = schema["properties"]
