@@ -314,3 +314,15 @@ def test_the_command_line_gives_the_verdict_as_exit_code(
     bad = run_dir(tmp_path / "bad", with_failures(STATS, "POST /v1/movements", 3), FAILURES_5XX)
     assert main([str(bad)]) == 1
     assert "5xx responses" in capsys.readouterr().out
+
+
+def test_the_documented_thresholds_are_the_shipped_ones() -> None:
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "loadtests.md").read_text()
+    (block,) = re.findall(r"## Thresholds \(`loadtests/thresholds.toml`\)\n\n```toml\n(.*?)```",
+                          doc, re.S)
+    shipped = tomllib.loads((root / "loadtests" / "thresholds.toml").read_text())
+    assert tomllib.loads(block) == shipped
