@@ -34,12 +34,14 @@ test: $(STAMP) postgres browser
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)
+bench: $(STAMP) postgres
 	$(BIN)/python -m loadtests.bench.bus --table
 	$(BIN)/python -m loadtests.bench.reconciler
 	$(BIN)/python -m loadtests.bench.twin
 	$(BIN)/python -m loadtests.bench.sweep
 	$(BIN)/python -m loadtests.bench.service --table
+	$(BIN)/python -m loadtests.bench.postgres
+	$(BIN)/python -m loadtests.bench.service --store postgres --table
 
 loadtest: $(STAMP)
 	$(BIN)/python -m loadtests.run --out results/loadtest
