@@ -48,7 +48,7 @@ def test_an_slo_on_unfinished_work_says_so_and_a_miss_says_by_how_much() -> None
     assert "1,267 operations that never finished" in slo_measure(
         {"censored": True, "n_unfinished": 1267, "value_s": None, "met": False, "max_s": 60})
     assert slo_measure({"censored": False, "value_s": 90.0, "met": False, "max_s": 60}) \
-        == "measured 90.0 s, 30.0 s over"
+        == "measured 90 s, 30 s over"
 
 
 def test_traffic_statement_says_whether_the_designs_saw_the_same_traffic() -> None:
@@ -60,3 +60,16 @@ def test_traffic_statement_says_whether_the_designs_saw_the_same_traffic() -> No
     other = {**same, "orders": 1500, "digest": "cd" * 12}
     text = traffic_statement({"direct": same, "peak": other})
     assert "different traffic" in text and "peak 1,500 orders" in text
+
+
+def test_kpi_slos_say_by_how_much_they_missed_in_whole_numbers() -> None:
+    from sim.wording import slo_measure
+
+    miss = {"kpi": "unexplained_final_units", "max": 0.0, "min": None, "value": 11652.0,
+            "censored": False, "met": False}
+    assert slo_measure(miss) == "measured 11,652, 11,652 over"
+    under = {"kpi": "slos", "max": None, "min": 5.0, "value": 3.0, "censored": False,
+             "met": False}
+    assert slo_measure(under) == "measured 3, 2 under"
+    assert "never finished" in slo_measure({**miss, "censored": True, "value": None})
+    assert slo_measure({**miss, "value": None}) == "no value (never reached)"
