@@ -91,38 +91,62 @@ reached after the fault) and the mean is over the n that had it."""),
 from sim.results import summary_table
 
 display(Markdown(summary_table(exp)))"""),
+        new_markdown_cell("""\
+The verdict over the means: the pick and why, the Pareto set over damage, sync latency and API
+calls, and the ranking (`sim.decision`; the same as `twin sweep` prints)."""),
+        new_code_cell("""\
+from sim.decision import terminal
+
+print(terminal(exp.decision()))"""),
+        new_markdown_cell("""\
+One panel per KPI on which the patterns differ (a panel where every pattern shows the same
+value says nothing, so it is left out): the mean and its 95% confidence interval per pattern,
+each on its own scale. "> horizon": the percentile falls on work that never finished."""),
         new_code_cell("""\
 summ = exp.tables["summary"].set_index(["label", "kpi"])
 labels = [c.label for c in exp.configs]
-panels = {
-    "p95 latency per flow, seconds (log)": ["order_release_p95_s", "inventory_sync_p95_s",
-                                             "ship_to_invoice_p95_s"],
-    "ERP vs WMS divergence, units": ["divergence_max_units", "unexplained_max_units",
-                                     "unexplained_final_units"],
-}
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-width = 0.8 / len(labels)
-for ax, (title, kpis) in zip(axes, panels.items(), strict=True):
-    x = np.arange(len(kpis))
-    for i, label in enumerate(labels):
-        rows = summ.loc[[(label, k) for k in kpis]]
-        ax.bar(x + i * width, rows["mean"], width, yerr=rows["half_width"].fillna(0),
-               capsize=3, label=label)
-    ax.set_xticks(x + width * (len(labels) - 1) / 2, [k.replace("_", " ") for k in kpis],
-                  fontsize=8)
-    ax.set_title(title)
-axes[0].set_yscale("log")
-axes[0].legend(fontsize=8)
-fig.suptitle(f"Mean of {exp.replications} replications; error bars: 95% confidence interval")
+CANDIDATES = ["damage", "unexplained_final_units", "updates_given_up", "orders_stuck",
+              "dead_letters_left", "inventory_sync_p95_s", "order_release_p95_s",
+              "order_to_ship_p95_s", "time_to_consistency_s", "api_calls"]
+kpis = set(summ.index.get_level_values("kpi"))
+
+
+def means(kpi):
+    return summ.loc[[(label, kpi) for label in labels], "mean"].to_numpy(float)
+
+
+shown = [k for k in CANDIDATES if k in kpis and len(set(np.round(means(k), 6))) > 1]
+cols = 3
+rows = max(1, -(-len(shown) // cols))
+fig, axes = plt.subplots(rows, cols, figsize=(13, 2.4 + 1.9 * rows), squeeze=False)
+y = np.arange(len(labels))
+for ax, kpi in zip(axes.ravel(), shown, strict=False):
+    m = means(kpi)
+    half = summ.loc[[(label, kpi) for label in labels], "half_width"].fillna(0).to_numpy(float)
+    finite = np.isfinite(m)
+    ax.errorbar(np.where(finite, m, np.nan), y, xerr=np.where(finite, half, 0), fmt="o",
+                capsize=3)
+    for i in y[~finite]:
+        ax.annotate("> horizon", (0.98, i), xycoords=("axes fraction", "data"), ha="right",
+                    va="center", fontsize=8, color="tab:red")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_ylim(-0.5, len(labels) - 0.5)
+    ax.set_title(kpi.replace("_", " "), fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+for ax in axes.ravel()[len(shown):]:
+    ax.set_visible(False)
+fig.suptitle(f"Mean of {exp.replications} replications per pattern; bars: 95% confidence "
+             "interval")
 fig.tight_layout()"""),
         new_markdown_cell("""\
 ## Ranking
 
 Ordered by `KPI` (lower is better unless the KPI says otherwise). Intervals that do not
-overlap mean a real difference; overlapping ones do not prove there is none."""),
+overlap mean a real difference; overlapping ones do not prove there is none. The same value in
+every run is a tie (the same rank), and fewer than 3 runs give no interval."""),
         new_code_cell("""\
 print(exp.ranking.verdict(exp.labels))
-exp.tables["ranking"][["rank", "label", "n", "mean", "ci_low", "ci_high", "overlaps"]]"""),
+exp.tables["ranking"][["rank", "label", "n", "mean", "ci_low", "ci_high", "overlaps", "ties"]]"""),
         new_markdown_cell("""\
 Every table is in `OUT` as Parquet: `sim.results.load(ROOT / OUT)` returns `runs` (one row per
 run and its seed), `summary` (every KPI with n, mean, std, CI, min, max), `ranking`, `configs`

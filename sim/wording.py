@@ -32,7 +32,7 @@ def fmt_cell(v: Any) -> str:
             return "never"
         if v == float("inf"):  # a percentile that falls on work never finished
             return "> horizon"
-        if v.is_integer():  # a count read back as a float
+        if v.is_integer() or abs(v) >= 1000:  # a count read back as a float; or big
             return f"{v:,.0f}"
         return f"{v:,.1f}" if abs(v) >= 10 else f"{v:.3g}"
     if isinstance(v, int):
