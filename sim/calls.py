@@ -85,6 +85,7 @@ def call(
     op: Callable[[], Any],
     timeout_s: float,
     on_result: OnResult,
+    items: int = 1,
 ) -> None:
     pending = _Pending(on_result)
     hear = pending.hear
@@ -93,7 +94,7 @@ def call(
         def reply(status: Status, value: Any) -> None:
             back.send(hear, status, value)
 
-        endpoint.request(op, reply)
+        endpoint.request(op, reply, items)
 
     out.send(arrive)
     deadlines = _DEADLINES.get(env)

@@ -25,6 +25,7 @@ import simpy
 
 from integration_core.bus import INGRESS, Bus, Counters, Delivery, MemoryStore, Outcome, RetryPolicy
 from integration_core.engine import Engine, MovementRecord, RowKey
+from integration_core.engine.batching import Batcher, Batching
 from integration_core.engine.calls import Call
 from integration_core.envelope import Envelope
 from integration_core.errors import PayloadError
@@ -41,6 +42,8 @@ Ack = Callable[[], None]
 Nack = Callable[[BaseException], None]
 AsyncHandler = Callable[[Delivery, Ack, Nack], None]
 """Starts handling a delivery; calls ack() or nack(error) exactly once, whenever it is done."""
+BatchHandler = Callable[[list[Delivery], Ack, Nack], None]
+"""Likewise for a batch: one answer for all of it."""
 
 
 class SimClock:
@@ -95,6 +98,13 @@ class TwinCore:
         self.redriven = 0
         self.on_dead_letter: Callable[[Envelope], None] | None = None
         """Told when the bus gives up on a message (for the simulator's ground truth)."""
+        per_min = cfg.erp_batch_calls_per_min
+        self.batcher = (Batcher(Batching(cfg.erp_batch_size, cfg.erp_batch_wait_s,
+                                         cfg.erp_batch_calls, 60 / per_min if per_min else 0.0))
+                        if cfg.erp_batch_size > 1 else None)
+        """The core's batching policy for the ERP's bulk endpoint (None: one call each)."""
+        self.erp_batch_handler: BatchHandler | None = None
+        """Posts a batch of the ERP consumer's deliveries in one call (with `batcher`)."""
         self.engine = self._build()
 
     def _build(self) -> Engine:
@@ -208,9 +218,21 @@ class TwinCore:
         timer = engine.desk.next_timer_at()
         if timer is not None and timer <= now:
             engine.fire_timers(now)
-        remote = self._remote
+        remote, batcher = self._remote, self.batcher
         for d in engine.deliver(now, self._consumers):
+            if batcher is not None and d.consumer == "erp":
+                batcher.add([d], now)
+                continue
             remote[d.consumer][1](d, self._acker(d, generation), self._nacker(d, generation))
+        if batcher is not None and batcher.held:
+            handler = self.erp_batch_handler
+            assert handler is not None, "an ERP batching policy needs erp_batch_handler"
+            for batch in batcher.ready(now):
+                handler(batch, self._batch_acker(batch, generation),
+                        self._batch_nacker(batch, generation))
+            held_until = batcher.next_at()
+            if held_until is not None:
+                self._wake(max(held_until - START_S, self.env.now))
         if engine.has_new_calls or (engine.calls.next_at() or float("inf")) <= now:
             for call in engine.calls_due(now):
                 self.partners.perform(call.op, call.body, self._answerer(call, generation))
@@ -245,6 +267,30 @@ class TwinCore:
 
         return ack
 
+    def _batch_acker(self, batch: list[Delivery], generation: int) -> Ack:
+        def ack() -> None:
+            if generation == self._generation and self.up:
+                assert self.batcher is not None
+                self.batcher.done()
+                self.engine.settle(batch, None, self.clock.now())
+                self.poke()  # a call is free, and the batch's keys may have more waiting
+
+        return ack
+
+    def _batch_nacker(self, batch: list[Delivery], generation: int) -> Nack:
+        def nack(error: BaseException) -> None:
+            if generation == self._generation and self.up:
+                assert self.batcher is not None
+                self.batcher.done()
+                exc = error if isinstance(error, Exception) else RuntimeError(str(error))
+                outcomes = self.engine.settle(batch, exc, self.clock.now())
+                if self.on_dead_letter is not None:
+                    for d, outcome in zip(batch, outcomes, strict=True):
+                        if outcome is Outcome.DEAD:
+                            self.on_dead_letter(d.envelope)
+
+        return nack
+
     def _nacker(self, d: Delivery, generation: int) -> Nack:
         def nack(error: BaseException) -> None:
             if generation == self._generation and self.up:
@@ -265,6 +311,8 @@ class TwinCore:
         self.crashes += 1
         self._generation += 1
         self._wake_at = None
+        if self.batcher is not None:
+            self.batcher.drop()  # in flight: a durable store redelivers them after the restart
         self._accumulate()
         if not self.cfg.durable:
             self.lost_in_crash.extend(

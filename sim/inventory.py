@@ -58,6 +58,7 @@ class InventoryFlow:
         if self.pattern is not Pattern.DIRECT:
             twin.env.process(self._sweep())
             twin.core.subscribe(CONSUMER, [MOVEMENT], self._deliver)
+            twin.core.erp_batch_handler = self._deliver_many
             twin.core.on_dead_letter = self._dead
         for w, cfg in enumerate(sc.warehouses):
             if cfg.batch_minutes:
@@ -214,6 +215,15 @@ class InventoryFlow:
             ack() if error is None else nack(error)
 
         self.t.partners.post(Engine.posting(d), result)
+
+    def _deliver_many(self, ds: list[Delivery], ack: Callable[[], None],
+                      nack: Callable[[BaseException], None]) -> None:
+        """A batch of the ERP consumer's deliveries to the ERP's bulk endpoint, one call."""
+
+        def result(_answer: object, error: BaseException | None) -> None:
+            ack() if error is None else nack(error)
+
+        self.t.partners.post_many([Engine.posting(d) for d in ds], result)
 
     def post(self, posting: dict[str, object]) -> str:
         """The ERP twin's posting operation (served through the partner port)."""

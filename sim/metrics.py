@@ -191,6 +191,7 @@ def summary(r: RunResult) -> dict[str, Any]:
         "bus": r.bus,
         "warehouse_blocked_s": round(r.warehouse_blocked_s, 1),
         "api_calls": r.api_calls,
+        "api_cost": r.api_cost,
         "slos": [],
         "faults": [{"what": w, "start_s": s, "end_s": e} for w, s, e in r.fault_windows],
         "extras": r.extras,

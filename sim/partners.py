@@ -86,8 +86,21 @@ class SimPartners:
         answer is "applied" or "duplicate"."""
         self._call("erp", self._service(POST), posting, _same, on_answer)
 
+    def post_many(self, postings: list[dict[str, Any]], on_answer: OnAnswer) -> None:
+        """Movements to the ERP's bulk endpoint in one request: all applied (each answer
+        "applied" or "duplicate") or, on any failure, none heard of (the core retries them
+        all; the ERP books a movement id once)."""
+        service = self._service(POST)
+        handle = service.handler
+
+        def apply() -> list[Any]:
+            return [handle(p) for p in postings]
+
+        self._call("erp", service, postings[0], _same, on_answer, apply, len(postings))
+
     def _call(self, system: str, service: _Service, request: Wire | dict[str, Any],
-              read: Callable[[Any], Any], on_answer: OnAnswer) -> None:
+              read: Callable[[Any], Any], on_answer: OnAnswer,
+              op: Callable[[], Any] | None = None, items: int = 1) -> None:
         self.api_calls[system] += 1
 
         def result(status: Status, value: Any) -> None:
@@ -100,7 +113,7 @@ class SimPartners:
                 on_answer(None, TransientError(f"{system} {status.value}"))
 
         call(self.env, service.link, service.endpoint(request), service.link,
-             lambda: service.handler(request), self.timeout_s, result)
+             op or (lambda: service.handler(request)), self.timeout_s, result, items)
 
 
 def _same(value: Any) -> Any:

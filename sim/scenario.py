@@ -96,6 +96,15 @@ class ApiConfig(Model):
         description="Probability that a served request fails with a server error (500) "
         "instead of being applied; retrying may succeed.",
     )
+    bulk_max_items: int | None = Field(
+        None, ge=1, description="The API's bulk endpoint takes up to this many items in one "
+        "request (null: one item a request). One bulk request counts once against the rate "
+        "limit; the caller's batching policy is the core's (bus.erp_batch_size).")
+    bulk_per_item_s: float = Field(
+        0.0, ge=0, description="Service time each item adds to a bulk request, on top of "
+        "service_time_s (the fixed part).")
+    cost_per_1000_calls: float = Field(
+        0.0, ge=0, description="What 1,000 requests cost (any currency): the api_cost KPI.")
 
 
 class ErpConfig(Model):
@@ -288,6 +297,19 @@ class BusConfig(Model):
     jitter: float = Field(0.2, ge=0, lt=1, description="Random share of each delay (spreads "
                           "retries so they do not arrive together).")
     call_timeout_s: float = Field(10, gt=0, description="Core's timeout on a call to the ERP.")
+    erp_batch_size: int = Field(
+        1, ge=1, description="Movements the core posts to the ERP in one call (more than 1 "
+        "needs the ERP's bulk endpoint, erp.api.bulk_max_items), as the live service does.")
+    erp_batch_wait_s: float = Field(
+        0.0, ge=0, description="A partial batch waits this long for more movements (0: post "
+        "whatever is due at once).")
+    erp_batch_calls: int = Field(
+        2, ge=1, description="Bulk calls on the wire at once (the live service's ERP workers): "
+        "while they are out, what becomes due gathers into the next batch.")
+    erp_batch_calls_per_min: int | None = Field(
+        None, ge=1, description="The core paces its bulk calls to at most this many a minute "
+        "(keep it under the ERP's rate_limit_per_min so calls are not refused; null: no "
+        "pacing).")
 
 
 class ReconcilerConfig(Model):
@@ -413,6 +435,10 @@ class Scenario(Model):
     def _consistent(self) -> Scenario:
         if self.warmup_h >= self.duration_h:
             raise ValueError(f"warmup_h ({self.warmup_h}) must be shorter than duration_h")
+        bulk = self.erp.api.bulk_max_items
+        if self.bus.erp_batch_size > 1 and (bulk is None or bulk < self.bus.erp_batch_size):
+            raise ValueError(f"bus.erp_batch_size = {self.bus.erp_batch_size} needs an ERP bulk "
+                             f"endpoint that takes as many (erp.api.bulk_max_items is {bulk})")
         ids = [w.id for w in self.warehouses]
         if len(set(ids)) != len(ids):
             raise ValueError(f"warehouse ids must be unique, got {ids}")

@@ -25,6 +25,7 @@ from sim.orders import OrderFlow
 from sim.partners import POST
 from sim.reconcile import SimReconciler
 from sim.scenario import DOMAINS, Pattern, Scenario
+from sim.systems.endpoint import Status
 from sim.systems.wms import movement_stream
 
 SERIES = ("t", "divergence_units", "in_flight_units", "unexplained_units", "skus_out_of_sync",
@@ -43,6 +44,7 @@ class RunResult:
     check: dict[str, Any]
     bus: dict[str, int]
     api_calls: dict[str, int]
+    api_cost: float
     warehouse_blocked_s: float
     fault_windows: list[tuple[str, float, float]]
     wall_s: float
@@ -163,6 +165,14 @@ class Twin:
                 if not self.land.truth.applied[idx]:
                     self.land.truth.abandon(idx)
 
+    def _api_cost(self) -> float:
+        """Partner calls priced per 1,000 (`cost_per_1000_calls`); the WMS calls of all sites
+        at the highest site price (calls are not counted per site yet)."""
+        sc, calls = self.scenario, self.land.api_calls
+        wms_price = max((w.api.cost_per_1000_calls for w in sc.warehouses), default=0.0)
+        return (calls.get("erp", 0) * sc.erp.api.cost_per_1000_calls
+                + calls.get("wms", 0) * wms_price) / 1000
+
     def _result(self, wall_s: float) -> RunResult:
         truth = self.land.truth
         check = truth.check()
@@ -183,6 +193,9 @@ class Twin:
             "core_crashes": self.core.crashes,
             "dead_letters_redriven": self.core.redriven,
             "dead_letters_left": len(self.core.engine.dead_letters()),
+            # Refused by the partner's rate limit (HTTP 429 in the live world).
+            "erp_rate_limited": self.land.erp_api.refused[Status.RATE_LIMITED],
+            "wms_rate_limited": sum(a.refused[Status.RATE_LIMITED] for a in self.land.wms_apis),
             **self.orders.counts(),
             "item_changes": self.master.changes,
             "item_syncs_given_up": self.master.gave_up,
@@ -199,6 +212,7 @@ class Twin:
             check=check.summary(),
             bus=self.core.counters(),
             api_calls=dict(self.land.api_calls),
+            api_cost=round(self._api_cost(), 4),
             warehouse_blocked_s=self.inventory.blocked_s + self.orders.blocked_s,
             fault_windows=self.faults.windows,
             wall_s=wall_s,

@@ -121,6 +121,7 @@ class Endpoint:
         """Set by fault injection: an outage outside the scenario's maintenance windows."""
         self.slow_factor = 1.0
         """Multiplies service times of calls that start service from now on."""
+        self._per_item_s = cfg.bulk_per_item_s
         self.failure_probability = cfg.failure_probability
         """Probability that a served call fails with SERVER_ERROR; fault injection may change
         it. Drawn from a child of `rng`, and only while > 0, so switching failures on or off
@@ -184,8 +185,9 @@ class Endpoint:
 
     # --- requests -------------------------------------------------------------------------
 
-    def request(self, op: Callable[[], Any], reply: Reply) -> None:
-        """Serve `op` and call `reply(status, value)` once, now or later (see the module doc)."""
+    def request(self, op: Callable[[], Any], reply: Reply, items: int = 1) -> None:
+        """Serve `op` and call `reply(status, value)` once, now or later (see the module doc).
+        A bulk request of `items` takes `bulk_per_item_s` more per item beyond the first."""
         env = self.env
         arrival = env.now
         self.calls += 1
@@ -207,8 +209,8 @@ class Endpoint:
                 # task inside this one, and a long queue would overflow the stack.
                 at(env, 0.0, self._drop, reply, done)
                 return
-            at(env, self._service() * self.slow_factor, self._finish, op, reply, done,
-               arrival, env.now)
+            service = self._service() + self._per_item_s * (items - 1)
+            at(env, service * self.slow_factor, self._finish, op, reply, done, arrival, env.now)
 
         self.pool.submit(task)
 

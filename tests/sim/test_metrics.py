@@ -18,7 +18,8 @@ def run(windows: list[tuple[str, float, float]], unexplained: list[int],
                               "in_flight_units": np.array(in_flight)}
     return RunResult(scenario=Scenario.model_validate({"name": "t", "warmup_h": 0}), series=series,
                      latency={}, latency_at={}, counts={}, check={}, bus={}, api_calls={},
-                     warehouse_blocked_s=0.0, fault_windows=windows, wall_s=0.0, events=0)
+                     api_cost=0.0, warehouse_blocked_s=0.0, fault_windows=windows, wall_s=0.0,
+                     events=0)
 
 
 def test_carrier_faults_cannot_affect_stock_and_others_can() -> None:
