@@ -25,8 +25,8 @@ from integration_core.clock import Clock
 from integration_core.errors import InteropError, NotFound
 from integration_core.service.auth import Gatekeeper
 from integration_core.service.config import Settings
+from integration_core.service.edi import EdiBodyLimit
 from integration_core.service.intake import Intake
-from integration_core.service.limits import BodyLimit
 from integration_core.service.live import LiveEngine
 from integration_core.service.metrics import Registry
 from integration_core.service.partners import Partners
@@ -41,6 +41,7 @@ from integration_core.service.routes import (
     audit,
     carrier,
     dashboard,
+    edi,
     inventory,
     operations,
     probes,
@@ -51,7 +52,7 @@ from integration_core.service.routes.context import RETRY_AFTER_S, Context, Hold
 from integration_core.service.routes.openapi import schema_builder
 from integration_core.service.runner import Runner
 
-_GROUPS = (wms, shop, carrier, inventory, audit, operations, probes, dashboard)
+_GROUPS = (wms, edi, shop, carrier, inventory, audit, operations, probes, dashboard)
 """The route groups, in the order the OpenAPI document lists them."""
 
 
@@ -162,7 +163,8 @@ def create_app(settings: Settings, clock: Clock | None = None,
         redirect_slashes=False,  # a 4xx is a problem, never a bare 307 to another path
     )
     # Added first, so it runs inside the metrics middleware: its refusals are counted too.
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes,
+    app.add_middleware(EdiBodyLimit, limit=settings.max_body_bytes,
+                       edi_limit=settings.max_edi_bytes,
                        by_path={"/v1/movements:batch": settings.batch_body_limit})
     app.add_middleware(MetricsMiddleware, registry=registry)
 

@@ -27,6 +27,7 @@ SCOPES: tuple[str, ...] = (
     "dashboard:read",
     "dead_letters:read",
     "dead_letters:write",
+    "edi:write",
     "faults:write",
     "inventory:read",
     "milestones:write",
@@ -41,7 +42,8 @@ SCOPES: tuple[str, ...] = (
 #: shipment confirmations but no orders; the shop places and reads orders; and so on.
 DEFAULT_SCOPES: dict[System, frozenset[str]] = {
     "shop": frozenset({"orders:write", "orders:read"}),
-    "wms": frozenset({"movements:write", "shipments:write", "inventory:read"}),
+    # edi:write: POST /v1/edi/x12, the 3PL's X12 (which can carry 940 orders too).
+    "wms": frozenset({"movements:write", "shipments:write", "inventory:read", "edi:write"}),
     "erp": frozenset({"inventory:read", "orders:read", "audit:read"}),
     "carrier": frozenset({"milestones:write"}),
     "admin": frozenset(SCOPES),
@@ -164,6 +166,9 @@ class Settings(BaseModel):
         "follow the canonical models' own rule: 40 characters, exponent within 40.")
     max_number_exponent: Annotated[int, Field(ge=1, le=300)] = Field(
         40, description="Largest exponent a JSON number literal may write, either sign.")
+    max_edi_bytes: Annotated[int, Field(ge=1024)] = Field(
+        16 << 20, description="Largest X12 interchange (16 MiB): the body of POST "
+        "/v1/edi/x12, refused before it is parsed.")
 
     @model_validator(mode="after")
     def _unique(self) -> Settings:
@@ -243,7 +248,7 @@ class Settings(BaseModel):
         ``TWIN_CHECKPOINT_INTERVAL_S``, ``TWIN_MAX_BODY_BYTES``, ``TWIN_MAX_BATCH_BODY_BYTES``,
         ``TWIN_MAX_JSON_DEPTH``, ``TWIN_MAX_JSON_ELEMENTS``, ``TWIN_MAX_NUMBER_CHARS``,
         ``TWIN_MAX_NUMBER_EXPONENT``, ``TWIN_REPAIR_AFTER_S``, ``TWIN_STORE`` (a PostgreSQL URL),
-        ``TWIN_STORE_SCHEMA``."""
+        ``TWIN_STORE_SCHEMA``, ``TWIN_MAX_EDI_BYTES``."""
         env = os.environ if environ is None else environ
         keys = []
         for system in SYSTEMS:
@@ -262,7 +267,8 @@ class Settings(BaseModel):
                      "catalog_file", "erp_url", "wms_url", "partner_key", "intake_workers",
                      "checkpoint_interval_s", "max_body_bytes", "max_batch_body_bytes",
                      "max_json_depth", "max_json_elements", "max_number_chars",
-                     "max_number_exponent", "repair_after_s", "store", "store_schema"):
+                     "max_number_exponent", "repair_after_s", "store", "store_schema",
+                     "max_edi_bytes"):
             value = env.get(f"TWIN_{name.upper()}")
             if value:
                 fields[name] = value

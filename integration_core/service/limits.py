@@ -331,34 +331,43 @@ class BodyLimit:
             return
         limit = self.by_path.get(scope["path"], self.limit)
         headers = Headers(scope=scope)
-        declared = _content_length(headers)
-        if declared is not None and declared > limit:
-            await _answer(too_large(f"{declared:,} bytes declared", limit), scope, receive, send)
+        body = await read_body(scope, receive, send, headers, limit)
+        if body is None:
             return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client left: no one to answer
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await _answer(too_large(f"more than {limit:,} bytes sent", limit), scope,
-                              receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
         if body and not is_json_media_type(headers.get("content-type")):
             await _answer(unsupported_media_type(headers.get("content-type")), scope, receive,
                           send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay_body(body, receive), send)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+async def read_body(scope: Scope, receive: Receive, send: Send, headers: Headers, limit: int
+                    ) -> bytes | None:
+    """The whole body if it is at most `limit` bytes; else a 413 is answered and None
+    returned (also when the client left). A declared Content-Length over the limit is refused
+    before anything is read; a stream is counted as it arrives."""
+    declared = _content_length(headers)
+    if declared is not None and declared > limit:
+        await _answer(too_large(f"{declared:,} bytes declared", limit), scope, receive, send)
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client left: no one to answer
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            await _answer(too_large(f"more than {limit:,} bytes sent", limit), scope,
+                          receive, send)
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replay_body(body: bytes, receive: Receive) -> Receive:
     """A receive that gives the whole body once, then waits for what the client does next
     (a disconnect), as the server's would."""
     given = False
