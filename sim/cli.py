@@ -221,6 +221,10 @@ def serve(
     gc_tuning: Annotated[bool, typer.Option(help="Freeze start-up objects and collect the "
                                                  "young generation less often (fewer "
                                                  "collector pauses under load).")] = True,
+    feed: Annotated[Path | None, typer.Option(
+        help="Drop folder of the file feed: X12 files (.x12, .edi) and CSV movement files "
+             "(.csv), written as name.part then renamed; processed/ and failed/ inside it "
+             "(default: $TWIN_FEED_DIR; docs/edi.md).")] = None,
 ) -> None:
     """Run the live integration service (HTTP API v1) under uvicorn, in one process.
 
@@ -251,7 +255,7 @@ def serve(
     try:
         settings = Settings.from_env(
             os.environ, db=db, synchronous=synchronous, erp_url=erp_url, wms_url=wms_url,
-            store=store, store_schema=store_schema,
+            store=store, store_schema=store_schema, feed_dir=feed,
             partner_key=None if remote else SecretStr(local_key))
     except ValueError as exc:
         why = str(exc)
@@ -274,6 +278,8 @@ def serve(
              else settings.store_label)
     console.print(f"serving on http://{host}:{port} ({where}, keys for: {systems}; "
                   f"{partners})")
+    if settings.feed_dir is not None:
+        console.print(f"file feed: {settings.feed_dir} (every {settings.feed_poll_s:g} s)")
     app_ = create_app(settings, partner_transport=transport)
     if gc_tuning:
         import gc

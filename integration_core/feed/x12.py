@@ -105,11 +105,12 @@ class EdiInbox:
         self._seq = itertools.count(1)
 
     def receive(self, raw: bytes, source: str, now: float | None = None, origin: str = "",
-                also: Callable[[Verdict, bytes | None], list[Record]] | None = None) -> EdiOutcome:
+                also: Callable[[Verdict, bytes | None, tuple[EdiError, ...]], list[Record]]
+                | None = None) -> EdiOutcome:
         """`source`: the system the messages are published as (the caller's key);
         `origin`: where the bytes came from, for the dead letters' causes (a file name);
-        `also(verdict, reply)`: more (namespace, key, value) records to write in the same
-        transaction (the file feed's ledger)."""
+        `also(verdict, reply, errors)`: more (namespace, key, value) records to write in the
+        same transaction (the file feed's ledger)."""
         engine = self.engine
         now = engine.clock.now() if now is None else now
         seen = StoreSeen(engine.store)
@@ -198,7 +199,7 @@ class EdiInbox:
                     "ack": None if receipt.ack is None else receipt.ack.decode("latin-1"),
                     "verdict": verdict.value, "received_at": now}))
             if also is not None:
-                records += also(verdict, receipt.ack)
+                records += also(verdict, receipt.ack, receipt.errors)
 
             def write(tx: Tx) -> None:
                 seen.write(tx)

@@ -26,6 +26,7 @@ from integration_core.errors import InteropError, NotFound
 from integration_core.service.auth import Gatekeeper
 from integration_core.service.config import Settings
 from integration_core.service.edi import EdiBodyLimit
+from integration_core.service.feed import FeedWatcher
 from integration_core.service.intake import Intake
 from integration_core.service.live import LiveEngine
 from integration_core.service.metrics import Registry
@@ -143,11 +144,18 @@ def create_app(settings: Settings, clock: Clock | None = None,
             raise
         held.engine, held.runner, held.intake = engine, runner, intake
         runner.start()
+        feed = None if settings.feed_dir is None else FeedWatcher(engine, settings,
+                                                                  settings.feed_dir)
+        if feed is not None:
+            feed.start()
+        app.state.feed = feed
         held.ready = True
         try:
             yield
         finally:
             held.ready = False
+            if feed is not None:
+                await feed.stop()
             await app.state.dashboard_hub.close()  # its streams end; its ticker stops
             await runner.stop()
             intake.close()

@@ -169,6 +169,21 @@ class Settings(BaseModel):
     max_edi_bytes: Annotated[int, Field(ge=1024)] = Field(
         16 << 20, description="Largest X12 interchange (16 MiB): the body of POST "
         "/v1/edi/x12, refused before it is parsed.")
+    feed_dir: Path | None = Field(
+        None, description="Drop folder of the file feed (X12 files and CSV movement files, "
+        "docs/edi.md); processed/ and failed/ are made inside it. Unset: no file feed.")
+    feed_poll_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        1.0, description="Interval at which the drop folder is looked at.")
+    feed_max_bytes: Annotated[int, Field(ge=1024)] = Field(
+        64 << 20, description="Largest CSV file of the feed (64 MiB), refused before it is "
+        "read; an X12 file's limit is max_edi_bytes.")
+    feed_max_rows: Annotated[int, Field(ge=1)] = Field(
+        1_000_000, description="Most rows of one CSV file, counted before it is parsed.")
+    feed_chunk_rows: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        1000, description="Rows of a CSV file published in one transaction.")
+    feed_source: Literal["wms", "erp", "shop", "carrier"] = Field(
+        "wms", description="The system the feed's messages are published as (who drops "
+        "the files).")
 
     @model_validator(mode="after")
     def _unique(self) -> Settings:
@@ -248,7 +263,8 @@ class Settings(BaseModel):
         ``TWIN_CHECKPOINT_INTERVAL_S``, ``TWIN_MAX_BODY_BYTES``, ``TWIN_MAX_BATCH_BODY_BYTES``,
         ``TWIN_MAX_JSON_DEPTH``, ``TWIN_MAX_JSON_ELEMENTS``, ``TWIN_MAX_NUMBER_CHARS``,
         ``TWIN_MAX_NUMBER_EXPONENT``, ``TWIN_REPAIR_AFTER_S``, ``TWIN_STORE`` (a PostgreSQL URL),
-        ``TWIN_STORE_SCHEMA``, ``TWIN_MAX_EDI_BYTES``."""
+        ``TWIN_STORE_SCHEMA``, ``TWIN_MAX_EDI_BYTES``, ``TWIN_FEED_DIR``,
+        ``TWIN_FEED_POLL_S``."""
         env = os.environ if environ is None else environ
         keys = []
         for system in SYSTEMS:
@@ -268,7 +284,7 @@ class Settings(BaseModel):
                      "checkpoint_interval_s", "max_body_bytes", "max_batch_body_bytes",
                      "max_json_depth", "max_json_elements", "max_number_chars",
                      "max_number_exponent", "repair_after_s", "store", "store_schema",
-                     "max_edi_bytes"):
+                     "max_edi_bytes", "feed_dir", "feed_poll_s"):
             value = env.get(f"TWIN_{name.upper()}")
             if value:
                 fields[name] = value
