@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from integration_core.bus import INGRESS, Bus, Counters, Delivery, MemoryStore, Outcome, RetryPolicy
+from integration_core.bus import Bus, Counters, Delivery, MemoryStore, Outcome, RetryPolicy
 from integration_core.engine import Engine, MovementRecord, RowKey
 from integration_core.engine.batching import Batcher, Batching
 from integration_core.engine.calls import Call
@@ -167,18 +167,15 @@ class TwinCore:
         return True
 
     def redrive(self, every_s: float) -> Generator[Any, Any, None]:
-        """Requeue dead letters with a transient cause every `every_s` (the partner was down for
-        longer than the retry policy lasts); the idempotency key makes a requeue safe. Bad
-        payloads stay dead until someone fixes them."""
+        """The operations team's round every `every_s`: requeue the dead letters the engine may
+        retry as they are (`Engine.redrive`)."""
         while True:
             yield self.env.timeout(every_s)
-            if not self.up:
-                continue
-            for d in self.engine.dead_letters():
-                if d.consumer != INGRESS and d.transient:
-                    self.engine.requeue(d.id)
-                    self.redriven += 1
-            self.poke()
+            self.redrive_now()
+
+    def redrive_now(self) -> None:
+        if self.up:
+            self.redriven += self.engine.redrive()
 
     def poke(self) -> None:
         """Something became ready (a publish, a requeue): look now."""

@@ -21,6 +21,8 @@ from sim.systems.endpoint import Endpoint
 
 LINKS = ("wms_core", "core_erp", "wms_erp")
 SWARM_SYSTEMS = ("erp", "wms", "carrier", "core", *LINKS)
+PARTNER_FAULTS = frozenset({"erp", "wms", "core_erp", "wms_core"})
+"""Faults after which a redrive of the core's dead letters may succeed."""
 
 
 @dataclass(frozen=True)
@@ -91,9 +93,11 @@ class FaultPlan:
         ends = [end for _, _, end in self.windows]
         return max(ends) if ends else None
 
-    def install(self, twin: Landscape, wms_up: Callable[[bool], None]) -> None:
+    def install(self, twin: Landscape, wms_up: Callable[[bool], None],
+                recovered: Callable[[], object] | None = None) -> None:
         """Schedule the faults in `twin`; `wms_up(up)` is told when a WMS outage begins and
-        ends (the warehouse keeps working and posts what happened once it is back)."""
+        ends (the warehouse keeps working and posts what happened once it is back);
+        `recovered()` when an outage of a partner (the ERP, a WMS) or of its link ends."""
         if self.migration is not None:
             m = self.migration
             at(twin.env, max(0.0, m.at_h * 3600 - m.snapshot_lag_min * 60), _snapshot, twin)
@@ -107,6 +111,11 @@ class FaultPlan:
             if f.start_s < self.duration_s:
                 at(twin.env, f.start_s, _toggle, twin, wms_up, f, True)
                 at(twin.env, min(f.end_s, self.duration_s), _toggle, twin, wms_up, f, False)
+                if recovered is not None and f.system in PARTNER_FAULTS:
+                    at(twin.env, min(f.end_s, self.duration_s), recovered)
+        if recovered is not None:
+            for w in twin.scenario.erp.api.maintenance:
+                at(twin.env, w.end_s, recovered)
 
 
 def _toggle(twin: Landscape, wms_up: Callable[[bool], None], f: FaultWindow, begin: bool

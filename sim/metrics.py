@@ -177,6 +177,7 @@ def summary(r: RunResult) -> dict[str, Any]:
         "scenario": sc.name,
         "seed": sc.seed,
         "patterns": {d: sc.patterns.resolved(d).value for d in DOMAINS},
+        "redrive": sc.redrive().describe(),
         "duration_h": sc.duration_h,
         "warmup_h": sc.warmup_h,
         "drained_s": r.extras.get("drained_s", 0.0),

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from integration_core.engine.redrive import Redrive, When
 from sim.distributions import Constant, Distribution, Exponential, Lognormal, Uniform
 from sim.kpis import KPIS
 
@@ -312,6 +313,20 @@ class BusConfig(Model):
         "pacing).")
 
 
+class Operations(Model):
+    """What the operations team does by hand: redriving dead letters."""
+
+    redrive: Literal["by_pattern", "never", "every", "after_recovery"] = Field(
+        "by_pattern", description="Who requeues dead letters with a transient cause (the "
+        "partner was down longer than the retry policy lasts): never (they stay, and count as "
+        "damage); every redrive_every_min; after_recovery (redrive_after_min after an outage "
+        "of the ERP or a WMS ends); by_pattern: every reconciler.interval_min when any domain "
+        "is event_driven (choreography automates it), else never.")
+    redrive_every_min: float = Field(30, gt=0, description="Interval for redrive = every.")
+    redrive_after_min: float = Field(
+        5, ge=0, description="Delay after an outage ends, for redrive = after_recovery.")
+
+
 class ReconcilerConfig(Model):
     interval_min: float = Field(15, gt=0, description="Runs this often (event-driven patterns).")
     repair_after_min: float = Field(
@@ -423,6 +438,8 @@ class Scenario(Model):
         description="The core's event bus: durability and retry policy.")
     reconciler: ReconcilerConfig = Field(default_factory=ReconcilerConfig,
         description="How often stock is compared and repaired.")
+    operations: Operations = Field(default_factory=Operations,
+        description="What people do by hand: the dead-letter redrive policy.")
     system_of_record: SystemsOfRecord = Field(default_factory=SystemsOfRecord,
         description="Which system owns each kind of record.")
     slos: list[Slo] = Field(default_factory=list,
@@ -460,6 +477,17 @@ class Scenario(Model):
     @property
     def duration_s(self) -> float:
         return self.duration_h * 3600
+
+    def redrive(self) -> Redrive:
+        """The dead-letter redrive policy in force (`operations.redrive` resolved)."""
+        ops = self.operations
+        kind = ops.redrive
+        every_s = ops.redrive_every_min * 60
+        if kind == "by_pattern":
+            auto = any(self.patterns.resolved(d) is Pattern.EVENT_DRIVEN for d in DOMAINS)
+            kind, every_s = ("every", self.reconciler.interval_min * 60) if auto else (
+                "never", every_s)
+        return Redrive(When(kind), every_s=every_s, after_s=ops.redrive_after_min * 60)
 
 
 class ScenarioError(ValueError):

@@ -16,15 +16,17 @@ from typing import Any
 import numpy as np
 
 from integration_core.engine import MOVEMENT
+from integration_core.engine.redrive import When
 from sim.columns import Column
 from sim.faults import FaultPlan
 from sim.inventory import InventoryFlow, movement_index
+from sim.kernel import at
 from sim.landscape import Landscape
 from sim.master_data import MasterDataFlow
 from sim.orders import OrderFlow
 from sim.partners import POST
 from sim.reconcile import SimReconciler
-from sim.scenario import DOMAINS, Pattern, Scenario
+from sim.scenario import Pattern, Scenario
 from sim.systems.endpoint import Status
 from sim.systems.wms import movement_stream
 
@@ -131,10 +133,12 @@ class Twin:
         self.master.start()
         if self.reconciler is not None:
             env.process(self.reconciler.process())
-        if any(sc.patterns.resolved(d) is Pattern.EVENT_DRIVEN for d in DOMAINS):
-            # Choreography automates what an operator does by hand elsewhere: redrive.
-            env.process(self.core.redrive(sc.reconciler.interval_min * 60))
-        self.faults.install(self.land, self.inventory.set_wms_up)
+        redrive = sc.redrive()
+        if redrive.when is When.EVERY:
+            env.process(self.core.redrive(redrive.every_s))
+        recovered = (partial(at, env, redrive.after_s, self.core.redrive_now)
+                     if redrive.when is When.AFTER_RECOVERY else None)
+        self.faults.install(self.land, self.inventory.set_wms_up, recovered)
         env.process(self._sampler())
         env.run(until=sc.duration_s)
         end = sc.duration_s + sc.drain_h * 3600

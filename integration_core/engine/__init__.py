@@ -14,6 +14,7 @@ from integration_core.engine.core import (
 )
 from integration_core.engine.desk import OrderDesk
 from integration_core.engine.ledger import Ledger, RowKey, add_deltas, movement_fields
+from integration_core.engine.redrive import Redrive
 from integration_core.envelope import MOVEMENT
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "MOVEMENT",
     "MovementRecord",
     "OrderDesk",
+    "Redrive",
     "RowKey",
     "WMS_ON_HAND",
     "add_deltas",

@@ -52,11 +52,20 @@ from integration_core.engine.desk import (
 )
 from integration_core.engine.ledger import Ledger, RowKey, add_deltas, movement_fields
 from integration_core.engine.partners import Stock
-from integration_core.envelope import MESSAGE_TYPES, MOVEMENT, Envelope, trusted_envelope, wrap
+from integration_core.engine.redrive import redrivable
+from integration_core.envelope import (
+    MESSAGE_TYPES,
+    MOVEMENT,
+    Envelope,
+    OrderCancellation,
+    trusted_envelope,
+    wrap,
+)
 from integration_core.errors import NotFound
 from integration_core.models import (
     Catalog,
     Movement,
+    ReturnAuthorization,
     SalesOrder,
     Shipment,
     ShipmentMilestone,
@@ -202,6 +211,15 @@ class Engine:
         env = wrap(m, source=source, occurred_at=m.at, message_id=mid,
                    correlation_id=order_id or m.shipment_id)
         return self._publish([env])[0]
+
+    def accept_cancellation(self, c: OrderCancellation, source: str) -> Accepted:
+        """The customer's cancel; one per order (a second is the bus's duplicate)."""
+        return self._publish([wrap(c, source=source, occurred_at=c.requested_at)])[0]
+
+    def accept_return(self, rma: ReturnAuthorization, source: str) -> Accepted:
+        """A return authorized (RMA); one per RMA id."""
+        return self._publish([wrap(rma, source=source, occurred_at=rma.authorized_at,
+                                   correlation_id=rma.order_id)])[0]
 
     # -- delivery ----------------------------------------------------------------------------
 
@@ -406,6 +424,17 @@ class Engine:
     def requeue(self, dead_letter_id: str, fixed: Envelope | None = None) -> None:
         self.bus.requeue(dead_letter_id, self.clock.now(), fixed)
         self.on_publish()
+
+    def redrive(self) -> int:
+        """Requeue every dead letter a redrive policy may retry as it is
+        (`integration_core.engine.redrive.redrivable`); returns how many."""
+        letters = redrivable(self.bus.dead_letters())
+        now = self.clock.now()
+        for d in letters:
+            self.bus.requeue(d.id, now)
+        if letters:
+            self.on_publish()
+        return len(letters)
 
     def status(self) -> dict[str, Any]:
         now = self.clock.now()
