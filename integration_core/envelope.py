@@ -19,6 +19,7 @@ from integration_core.models import (
     Canonical,
     Catalog,
     Customer,
+    Id,
     Invoice,
     Item,
     Movement,
@@ -26,9 +27,20 @@ from integration_core.models import (
     SalesOrder,
     Shipment,
     ShipmentMilestone,
+    Text,
 )
 
 JSON = dict[str, Any]
+
+
+class OrderCancellation(Canonical):
+    """The customer asks to cancel an order (the shop's message). The saga decides whether it
+    still can: before release at once, after release through the WMS, after packing not at
+    all (refused, in the order's trace)."""
+
+    order_id: Id
+    reason: Text = ""
+    requested_at: datetime
 
 
 class Envelope(BaseModel):
@@ -105,6 +117,10 @@ MESSAGE_TYPES: dict[str, MessageType] = {
         MessageType(
             name="invoice.posted", model=Invoice, version=1, id_field="invoice_id",
             key=lambda i: i.order_id,
+        ),
+        MessageType(
+            name="order.cancel_requested", model=OrderCancellation, version=1,
+            id_field="order_id", key=lambda c: c.order_id,
         ),
         MessageType(
             name="return.authorized", model=ReturnAuthorization, version=1, id_field="rma_id",

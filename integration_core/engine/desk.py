@@ -1,7 +1,8 @@
 """The order desk: the bus consumer that drives the core's order-to-ship saga in real time.
 
-It handles ``order.placed``, ``shipment.confirmed``, ``shipment.milestone`` and its own
-``saga.timeout`` messages through the durable inbox. The saga (`orchestrator.start` /
+It handles ``order.placed``, ``order.cancel_requested``, ``shipment.confirmed``,
+``shipment.milestone``, ``return.authorized`` and its own ``saga.timeout`` messages through
+the durable inbox. The saga (`orchestrator.start` /
 `handle`) is the same pure code the simulator drives; this module carries out its commands.
 
 State, per order, in the store's ``orders`` namespace: the order, the events fed to the saga
@@ -9,12 +10,13 @@ State, per order, in the store's ``orders`` namespace: the order, the events fed
 `handle` again: `handle` is pure, so the fold gives back exactly the state it had, and no
 hand-written serializer of `OrderState` can drift from the real thing.
 
-Calls to partners go through a transactional outbox: the credit check and the invoice (ERP)
-and the release (WMS) are written to the ``outbox`` namespace in the same transaction as the
-saga's state. The runner makes the HTTP call (retrying while the partner is down) and
-publishes its answer as a ``partner.reply`` message, which comes back here through the inbox
-and feeds the saga. A call is therefore made at least once and its answer applied once; the
-partners are idempotent per order or shipment id.
+Calls to partners go through a transactional outbox: the credit check, the invoice and the
+credit memo (ERP), the release and its cancellation (WMS) are written to the ``outbox``
+namespace in the same transaction as the saga's state. The runner makes the HTTP call
+(retrying while the partner is down) and publishes its answer as a ``partner.reply``
+message, which comes back here through the inbox and feeds the saga. A call is therefore
+made at least once and its answer applied once; the partners are idempotent per order,
+shipment or RMA id.
 
 Answers the saga gets at once: validation (the API checked the item master), allocation
 against available-to-promise, and the carrier's label (tracking from the WMS's confirmation:
@@ -26,9 +28,17 @@ less what open orders hold, kept in the ``reserved`` namespace in the same trans
 orders. An order with a ``ship_from`` is allocated at that location only (that warehouse gets
 the release). A reservation is given back when the order's shipment is confirmed (the pick's
 movement has taken the units off the WMS view by then: between the two, ATP is understated,
-never overstated) and when the saga compensates (`ReleaseReservation`). Commands with no
-partner behind them in this core (cancelling a release, credit memos) are traced, not carried
-out.
+never overstated) and when the saga compensates (`ReleaseReservation`).
+
+Cancellations: the saga cancels at once before release, through the WMS (`cancel_release`)
+after it, and not at all once the order is packed: a cancel the saga cannot take is traced
+("cancel refused"), never dropped. A shipment confirmed while the WMS is asked to cancel
+means it could not: the desk feeds `CancelRefused` before the confirmation. Returns: an RMA
+for a completed order starts the credit memo (`credit_memo`, keyed by RMA id); one for an
+order still shipping, or while another return waits for its memo, is held in the order's
+record and fed once the order is completed again. The same RMA id twice counts once. The
+goods coming back are the WMS's business: its ``return`` movement restocks the shelf through
+the inventory flow, like any other movement.
 """
 
 from __future__ import annotations
@@ -43,19 +53,30 @@ from integration_core.atp import AtpRow, AtpTable, allocate_base
 from integration_core.bus import Store, Tx
 from integration_core.clock import Clock
 from integration_core.engine.partners import OPERATIONS
-from integration_core.envelope import Envelope
+from integration_core.envelope import Envelope, OrderCancellation
 from integration_core.errors import NotFound, PayloadError, TransientError
-from integration_core.models import Catalog, SalesOrder, Shipment, ShipmentMilestone
+from integration_core.models import (
+    Catalog,
+    ReturnAuthorization,
+    SalesOrder,
+    Shipment,
+    ShipmentMilestone,
+)
 from integration_core.orchestrator import (
     DEFAULT_CONFIG,
     EVENT_TYPES,
     TERMINAL,
     Allocated,
     BackorderFilled,
+    CancelConfirmed,
+    CancelRefused,
+    CancelRelease,
+    CancelRequested,
     CloseException,
     Command,
     CreditApproved,
     CreditHeld,
+    CreditMemoPosted,
     Delivered,
     Event,
     EventKind,
@@ -67,6 +88,7 @@ from integration_core.orchestrator import (
     OrchestratorConfig,
     OrderState,
     Packed,
+    PostCreditMemo,
     PostInvoice,
     ReleaseAccepted,
     ReleaseRejected,
@@ -75,6 +97,7 @@ from integration_core.orchestrator import (
     RequestCreditCheck,
     RequestLabel,
     ReserveInventory,
+    ReturnAuthorized,
     ScheduleTimeout,
     ShipmentConfirmed,
     Status,
@@ -96,7 +119,14 @@ OUTBOX = "outbox"
 TIMEOUT_TYPE = "saga.timeout"
 REPLY_TYPE = "partner.reply"
 RESERVED = "reserved"
-TYPES = ("order.placed", "shipment.confirmed", "shipment.milestone", TIMEOUT_TYPE, REPLY_TYPE)
+CANCEL_TYPE = "order.cancel_requested"
+RETURN_TYPE = "return.authorized"
+TYPES = ("order.placed", CANCEL_TYPE, "shipment.confirmed", "shipment.milestone", RETURN_TYPE,
+         TIMEOUT_TYPE, REPLY_TYPE)
+CANCEL_REFUSED = "cancel refused"
+"""The trace's name for a cancellation the saga could not take (the order was packed)."""
+_RETURNABLE = frozenset({Status.SHIPPING, Status.SHIPPED, Status.RETURN_PENDING})
+"""Where a return waits in the record until the order is completed (again)."""
 
 Record = dict[str, Any]
 OnHand = Callable[[Tx, str, str | None], dict[str, int]]
@@ -111,7 +141,7 @@ def encode_event(event: Event, at: float) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": event.kind.value, "at": at}
     for f in dataclasses.fields(event):
         value = getattr(event, f.name)
-        if isinstance(value, Shipment):
+        if isinstance(value, Shipment | ReturnAuthorization):
             value = value.model_dump(mode="json")
         elif f.name == "lines":
             value = [[ln.line_no, ln.quantity_base] for ln in value]
@@ -126,6 +156,8 @@ def decode_event(data: dict[str, Any]) -> Event:
         args["lines"] = tuple(LineQuantity(n, q) for n, q in args["lines"])
     if cls is ShipmentConfirmed:
         args["shipment"] = Shipment.model_validate(args["shipment"])
+    if cls is ReturnAuthorized:
+        args["rma"] = ReturnAuthorization.model_validate(args["rma"])
     return cls(**args)
 
 
@@ -183,7 +215,7 @@ class OrderDesk:
 
     def load_calls(self, store: Store) -> list[str]:
         """After a restart: every outbox call without an answer (made again: at least once)."""
-        self.open_calls = {k for k, v in store.state(OUTBOX).items() if v and not v.get("done")}
+        self.open_calls = {k for k, v in store.state(OUTBOX).items() if v and v.get("done") is None}
         self.new_calls = sorted(self.open_calls)
         return self.new_calls
 
@@ -194,7 +226,7 @@ class OrderDesk:
     def open_call(self, store: Store, call_id: str) -> dict[str, Any] | None:
         """The call's outbox record if it still waits for an answer."""
         entry = store.get_state(OUTBOX, call_id)
-        if entry is None or entry.get("done"):
+        if entry is None or entry.get("done") is not None:  # done at t=0 is done
             self.open_calls.discard(call_id)
             return None
         return dict(entry)
@@ -220,10 +252,14 @@ class OrderDesk:
         now = self.clock.now()
         if envelope.type == "order.placed":
             self._placed(envelope, tx, now)
+        elif envelope.type == CANCEL_TYPE:
+            self._cancel_requested(envelope, tx, now)
         elif envelope.type == "shipment.confirmed":
             self._confirmed(envelope, tx, now)
         elif envelope.type == "shipment.milestone":
             self._milestone(envelope, tx, now)
+        elif envelope.type == RETURN_TYPE:
+            self._return_authorized(envelope, tx, now)
         elif envelope.type == TIMEOUT_TYPE:
             self._timeout(envelope, tx, now)
         elif envelope.type == REPLY_TYPE:
@@ -240,7 +276,7 @@ class OrderDesk:
         _trace_message(record, envelope, now)
         state, commands = start(order, now, self.config, self.catalog)
         state = self._carry_out(state, commands, record, tx, now)
-        self._save(tx, state, record)
+        self._save(tx, state, record, now)
 
     def _confirmed(self, envelope: Envelope, tx: Tx, now: float) -> None:
         shipment = Shipment.model_validate(envelope.payload)
@@ -251,6 +287,11 @@ class OrderDesk:
                            field="order_id")
         _trace_message(record, envelope, now)
         state = self.rebuild(record)
+        if state.status is Status.CANCELLING:
+            # The WMS was asked to cancel and shipped instead: it could not cancel, whatever
+            # its answer (still on its way) will say.
+            state = self._feed(state, CancelRefused(state.order_id, "the goods had shipped"),
+                               record, tx, now)
         if state.status is Status.IN_FULFILMENT:
             # The confirmation says the goods left: they were packed, and the carrier's label
             # is the one on the confirmation.
@@ -260,7 +301,64 @@ class OrderDesk:
         # The goods left: what they were reserved by is now off the WMS view.
         self._free(tx, record, {ln.order_line_no for ln in shipment.lines})
         tx.put(SHIPMENT_ORDER, shipment.shipment_id, shipment.order_id)
-        self._save(tx, state, record)
+        self._save(tx, state, record, now)
+
+    def _cancel_requested(self, envelope: Envelope, tx: Tx, now: float) -> None:
+        c = OrderCancellation.model_validate(envelope.payload)
+        record = self._record(tx, c.order_id)
+        if record is None:
+            raise NotFound(f"no order {c.order_id!r} to cancel; requeue once the order is "
+                           "placed", field="order_id")
+        _trace_message(record, envelope, now)
+        state = self.rebuild(record)
+        if state.status in (Status.CANCELLING, Status.CANCELLED):
+            _trace(record, now, "note", "cancel repeated", f"already {state.status.value}")
+        elif is_allowed(state.status, EventKind.CANCEL_REQUESTED):
+            record["cancel"] = {"reason": c.reason, "requested_at": now}
+            state = self._feed(state, CancelRequested(c.order_id, c.reason), record, tx, now)
+        else:
+            # Packed (or further): too late. The customer's way back is a return.
+            _trace(record, now, "note", CANCEL_REFUSED,
+                   f"cancel requested while {state.status.value}: too late")
+        self._save(tx, state, record, now)
+
+    def _return_authorized(self, envelope: Envelope, tx: Tx, now: float) -> None:
+        rma = ReturnAuthorization.model_validate(envelope.payload)
+        record = self._record(tx, rma.order_id)
+        if record is None:
+            raise NotFound(f"no order {rma.order_id!r} for return {rma.rma_id!r}",
+                           field="order_id")
+        state = self.rebuild(record)
+        held = record.setdefault("returns_held", [])
+        if (any(r.rma_id == rma.rma_id for r in state.returns)
+                or any(h["rma_id"] == rma.rma_id for h in held)):
+            _trace_message(record, envelope, now)
+            _trace(record, now, "note", "return repeated", f"return {rma.rma_id} known")
+        elif state.status is Status.COMPLETED:
+            _trace_message(record, envelope, now)
+            # The returned quantities are checked here (InvalidEvent: dead-lettered).
+            state = self._feed(state, ReturnAuthorized(rma), record, tx, now)
+        elif state.status in _RETURNABLE:
+            _trace_message(record, envelope, now)
+            held.append(envelope.payload)
+            _trace(record, now, "note", "return held",
+                   f"return {rma.rma_id} waits while {state.status.value}")
+        else:
+            raise PayloadError("order_id", f"order {rma.order_id!r} is {state.status.value}: "
+                               f"nothing shipped to return ({rma.rma_id!r})")
+        self._save(tx, state, record, now)
+
+    def _held_return(self, state: OrderState, record: Record, tx: Tx, now: float
+                     ) -> OrderState:
+        """Feed the first held return once the order is completed (again)."""
+        held = record.get("returns_held")
+        while held and state.status is Status.COMPLETED:
+            rma = ReturnAuthorization.model_validate(held.pop(0))
+            try:
+                state = self._feed(state, ReturnAuthorized(rma), record, tx, now)
+            except PayloadError as exc:  # more than shipped: refused, in the trace
+                _trace(record, now, "note", "return refused", f"{rma.rma_id}: {exc}")
+        return state
 
     def _milestone(self, envelope: Envelope, tx: Tx, now: float) -> None:
         m = ShipmentMilestone.model_validate(envelope.payload)
@@ -275,7 +373,7 @@ class OrderDesk:
         state = self.rebuild(record)
         if m.milestone.value == "delivered" and is_allowed(state.status, EventKind.DELIVERED):
             state = self._feed(state, Delivered(order_id, m.shipment_id), record, tx, now)
-        self._save(tx, state, record)
+        self._save(tx, state, record, now)
 
     def _timeout(self, envelope: Envelope, tx: Tx, now: float) -> None:
         order_id, timeout_id = envelope.payload["order_id"], envelope.payload["timeout_id"]
@@ -286,12 +384,12 @@ class OrderDesk:
         state = self.rebuild(record)
         if is_allowed(state.status, EventKind.TIMEOUT_FIRED):
             state = self._feed(state, TimeoutFired(order_id, timeout_id), record, tx, now)
-        self._save(tx, state, record)
+        self._save(tx, state, record, now)
 
     def _reply(self, envelope: Envelope, tx: Tx, now: float) -> None:
         p = envelope.payload
         entry = tx.get(OUTBOX, p["call_id"])
-        if entry is None or entry.get("done"):
+        if entry is None or entry.get("done") is not None:
             return  # answered before (a call made twice around a restart)
         tx.put(OUTBOX, p["call_id"], {**entry, "done": now})
         self.open_calls.discard(p["call_id"])
@@ -305,7 +403,7 @@ class OrderDesk:
         else:
             _trace(record, now, "note", "answer not used",
                    f"{entry['op']} answered while {state.status.value}")
-        self._save(tx, state, record)
+        self._save(tx, state, record, now)
 
     def _call(self, tx: Tx, record: Record, order_id: str, op: str, body: dict[str, Any],
               now: float) -> None:
@@ -361,6 +459,17 @@ class OrderDesk:
                                             "quantity_base": ln.quantity_base}
                                            for ln in c.lines]}, now)
             return None
+        if isinstance(c, CancelRelease):
+            self._call(tx, record, oid, "cancel_release", {
+                "order_id": oid, "reason": (record.get("cancel") or {}).get("reason", "")},
+                now)
+            return None
+        if isinstance(c, PostCreditMemo):
+            self._call(tx, record, oid, "credit_memo", {
+                "rma_id": c.rma_id, "order_id": oid, "customer_id": c.customer_id,
+                "lines": [{"sku": ln.sku, "quantity_base": ln.quantity_base,
+                           "unit_price": str(ln.unit_price)} for ln in c.lines]}, now)
+            return None
         if isinstance(c, RequestLabel):
             return LabelCreated(oid, record.get("tracking") or f"TRK-{oid}")
         if isinstance(c, PostInvoice):
@@ -383,8 +492,7 @@ class OrderDesk:
                 known["closed_at"] = c.at
         elif isinstance(c, ReleaseReservation):
             self._free(tx, record, None)
-        # NotifyCustomer, CancelTimeout: the trace is the record. Cancellations and returns
-        # have no endpoint in this slice, so their commands never come up.
+        # NotifyCustomer, CancelTimeout: the trace is the record.
         return None
 
     def _reserve(self, tx: Tx, record: Record, c: ReserveInventory
@@ -418,7 +526,8 @@ class OrderDesk:
             tx.put(RESERVED, key, max(0, int(tx.get(RESERVED, key) or 0) - qty))
         record["reserved"] = keep
 
-    def _save(self, tx: Tx, state: OrderState, record: Record) -> None:
+    def _save(self, tx: Tx, state: OrderState, record: Record, now: float) -> None:
+        state = self._held_return(state, record, tx, now)
         record["status"] = state.status.value
         pending = state.pending_timeout
         record["timer"] = None if pending is None else [pending.timeout_id, pending.due_at]
@@ -470,8 +579,8 @@ def _held(sku: str, location: str) -> str:
 
 
 def _reply_event(entry: dict[str, Any], reply: dict[str, Any]) -> Event | None:
-    """The saga event a partner's answer stands for (None: an invoice the ERP refused,
-    which the saga's invoice timeout turns into an exception)."""
+    """The saga event a partner's answer stands for (None: an invoice or a credit memo the
+    ERP refused, which the saga's timeout turns into an exception)."""
     oid, op, answer = entry["order_id"], entry["op"], reply.get("answer") or {}
     error = reply.get("error")
     if op == "credit_check":
@@ -484,6 +593,12 @@ def _reply_event(entry: dict[str, Any], reply: dict[str, Any]) -> Event | None:
         return ReleaseRejected(oid, error or answer.get("reason", "") or "refused")
     if op == "invoice" and error is None:
         return Invoiced(oid, entry["body"]["shipment_id"], answer["invoice_id"])
+    if op == "cancel_release":
+        if error is None and answer.get("cancelled"):
+            return CancelConfirmed(oid)
+        return CancelRefused(oid, error or answer.get("reason", "") or "refused")
+    if op == "credit_memo" and error is None:
+        return CreditMemoPosted(oid, entry["body"]["rma_id"], answer["credit_memo_id"])
     return None
 
 
@@ -510,6 +625,8 @@ def _detail(c: Command) -> str:
         return f"{c.timeout_id} due {c.due_at:.3f} while {c.status.value}"
     if isinstance(c, PostInvoice):
         return f"shipment {c.shipment_id}"
+    if isinstance(c, PostCreditMemo):
+        return f"return {c.rma_id}"
     if isinstance(c, RequestLabel):
         return f"service {c.service}"
     return ""

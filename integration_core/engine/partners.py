@@ -99,6 +99,33 @@ class ReleaseAnswer(Wire):
     reason: str = ""
 
 
+class CancelRelease(Wire):
+    """Take back an order's release (the customer cancelled): the WMS stops the order if
+    it can and gives its stock back to the shelf, or refuses once picking has begun."""
+
+    order_id: str = Field(description="Idempotency key: an order's release is cancelled "
+                          "once; asked again, the WMS gives the same answer.")
+    reason: str = ""
+
+
+class CancelAnswer(Wire):
+    cancelled: bool
+    reason: str = Field("", description="Why the WMS refused (too far along), if it did.")
+
+
+class CreditMemoRequest(Wire):
+    """The ERP's side of a return: a credit note for what came back, at the invoiced price."""
+
+    rma_id: str = Field(description="Idempotency key: one credit memo per return.")
+    order_id: str
+    customer_id: str
+    lines: list[InvoiceLine]
+
+
+class CreditMemoAnswer(Wire):
+    credit_memo_id: str
+
+
 class AppliedQuery(Wire):
     movement_ids: list[str]
 
@@ -124,4 +151,6 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in (
     Operation("credit_check", "erp", CreditCheck, CreditAnswer),
     Operation("release", "wms", Release, ReleaseAnswer),
     Operation("invoice", "erp", InvoiceRequest, InvoiceAnswer),
+    Operation("cancel_release", "wms", CancelRelease, CancelAnswer),
+    Operation("credit_memo", "erp", CreditMemoRequest, CreditMemoAnswer),
 )}

@@ -21,8 +21,12 @@ from integration_core.engine.partners import (
     OPERATIONS,
     AppliedAnswer,
     AppliedQuery,
+    CancelAnswer,
+    CancelRelease,
     CreditAnswer,
     CreditCheck,
+    CreditMemoAnswer,
+    CreditMemoRequest,
     InvoiceAnswer,
     InvoiceRequest,
     Posting,
@@ -38,8 +42,10 @@ from integration_core.errors import PayloadError, TransientError
 Mode = Literal["up", "down", "slow", "flaky"]
 PartnerName = Literal["erp", "wms"]
 PARTNER_KEY_HEADER = "X-Partner-Key"
-_PATHS = {"credit_check": "/credit-checks", "release": "/releases", "invoice": "/invoices"}
+_PATHS = {"credit_check": "/credit-checks", "release": "/releases", "invoice": "/invoices",
+          "cancel_release": "/release-cancellations", "credit_memo": "/credit-memos"}
 """Where each outbox operation is served (HTTP is this adapter's business, not the port's)."""
+assert _PATHS.keys() == OPERATIONS.keys(), "every operation of the port needs its path"
 
 
 class Fault(Wire):
@@ -133,6 +139,14 @@ class Partners:
 
     async def release(self, body: Release) -> ReleaseAnswer:
         return ReleaseAnswer.model_validate(await self.perform("release", body.model_dump()))
+
+    async def cancel_release(self, body: CancelRelease) -> CancelAnswer:
+        return CancelAnswer.model_validate(await self.perform("cancel_release",
+                                                              body.model_dump()))
+
+    async def credit_memo(self, body: CreditMemoRequest) -> CreditMemoAnswer:
+        return CreditMemoAnswer.model_validate(await self.perform("credit_memo",
+                                                                  body.model_dump()))
 
     async def applied(self, movement_ids: Sequence[str]) -> AppliedAnswer:
         doc = await self._call("erp", "POST", "/applied-counts",

@@ -20,8 +20,12 @@ from pydantic import BaseModel
 from integration_core.engine.partners import (
     AppliedAnswer,
     AppliedQuery,
+    CancelAnswer,
+    CancelRelease,
     CreditAnswer,
     CreditCheck,
+    CreditMemoAnswer,
+    CreditMemoRequest,
     InvoiceAnswer,
     InvoiceRequest,
     PostingResults,
@@ -106,6 +110,10 @@ def create_twins_app(db: str | Path, key: str, seed: int = 0,
     async def invoice(body: InvoiceRequest) -> InvoiceAnswer:
         return await through("erp", lambda: erp.invoice(body))
 
+    @app.post("/erp/credit-memos", response_model=CreditMemoAnswer, dependencies=[Auth])
+    async def credit_memo(body: CreditMemoRequest) -> CreditMemoAnswer:
+        return await through("erp", lambda: erp.credit_memo(body))
+
     @app.post("/erp/applied-counts", response_model=AppliedAnswer, dependencies=[Auth])
     async def applied(body: AppliedQuery) -> AppliedAnswer:
         return erp.applied(body.movement_ids)
@@ -113,6 +121,10 @@ def create_twins_app(db: str | Path, key: str, seed: int = 0,
     @app.post("/wms/releases", response_model=ReleaseAnswer, dependencies=[Auth])
     async def release(body: Release) -> ReleaseAnswer:
         return await through("wms", lambda: wms.release(body))
+
+    @app.post("/wms/release-cancellations", response_model=CancelAnswer, dependencies=[Auth])
+    async def cancel_release(body: CancelRelease) -> CancelAnswer:
+        return await through("wms", lambda: wms.cancel_release(body))
 
     def fault_routes(system: PartnerName) -> None:
         async def put_fault(body: Fault) -> FaultState:

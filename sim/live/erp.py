@@ -1,5 +1,5 @@
-"""The live ERP twin: a financial stock ledger booked by idempotent postings, credit checks
-and invoices, over a SQLite store of its own.
+"""The live ERP twin: a financial stock ledger booked by idempotent postings, credit checks,
+invoices and credit memos (one per shipment, one per return), over a SQLite store of its own.
 
 A posting's message id goes through the store's inbox, so a redelivered posting is a
 duplicate, not a second booking. ``erp_applied`` counts bookings per movement id (durable: the
@@ -20,6 +20,8 @@ from integration_core.engine.partners import (
     AppliedAnswer,
     CreditAnswer,
     CreditCheck,
+    CreditMemoAnswer,
+    CreditMemoRequest,
     InvoiceAnswer,
     InvoiceRequest,
     Posting,
@@ -29,6 +31,7 @@ from integration_core.engine.partners import (
 ON_HAND = "erp_on_hand"
 APPLIED = "erp_applied"
 INVOICES = "erp_invoices"
+CREDIT_MEMOS = "erp_credit_memos"
 
 
 class LiveErp:
@@ -78,6 +81,18 @@ class LiveErp:
                                                 "lines": body.model_dump(mode="json")["lines"]})
         self.store.apply("erp-invoices", body.shipment_id, post)
         return InvoiceAnswer(invoice_id=invoice_id)
+
+    def credit_memo(self, body: CreditMemoRequest) -> CreditMemoAnswer:
+        known = self.store.get_state(CREDIT_MEMOS, body.rma_id)
+        if known is not None:
+            return CreditMemoAnswer(credit_memo_id=str(known["credit_memo_id"]))
+        memo_id = f"CM-{body.rma_id}"
+
+        def post(tx: Tx) -> None:
+            tx.put(CREDIT_MEMOS, body.rma_id, {"credit_memo_id": memo_id, **body.model_dump(
+                mode="json", exclude={"rma_id"})})
+        self.store.apply("erp-credit-memos", body.rma_id, post)
+        return CreditMemoAnswer(credit_memo_id=memo_id)
 
     def applied(self, movement_ids: Iterable[str]) -> AppliedAnswer:
         ids = list(movement_ids)

@@ -24,6 +24,9 @@ RELEASE = {"order_id": "O-1", "lines": [{"line_no": 1, "sku": "SKU-00001",
                                          "quantity_base": 3}]}
 INVOICE = {"shipment_id": "S-1", "order_id": "O-1",
            "lines": [{"sku": "SKU-00001", "quantity_base": 3, "unit_price": "2.50"}]}
+CANCEL = {"order_id": "O-1", "reason": "changed my mind"}
+CREDIT_MEMO = {"rma_id": "RMA-1", "order_id": "O-1", "customer_id": "C-1",
+               "lines": [{"sku": "SKU-00001", "quantity_base": 1, "unit_price": "2.50"}]}
 POSTING = {"message_id": "inventory.movement:m1", "movement_id": "m1", "sku": "SKU-00001",
            "location": "A-01", "lot": None, "delta": 5}
 
@@ -48,6 +51,9 @@ class PartnerHarness:
     def invoices(self) -> int:
         raise NotImplementedError
 
+    def credit_memos(self) -> int:
+        raise NotImplementedError
+
 
 class PartnerContract:
     @pytest.fixture
@@ -55,7 +61,8 @@ class PartnerContract:
         raise NotImplementedError
 
     @pytest.mark.parametrize(("op", "body"), [("credit_check", CREDIT), ("release", RELEASE),
-                                              ("invoice", INVOICE)])
+                                              ("invoice", INVOICE), ("cancel_release", CANCEL),
+                                              ("credit_memo", CREDIT_MEMO)])
     def test_an_up_partner_answers_with_the_operations_record(
             self, partners: PartnerHarness, op: str, body: dict[str, Any]) -> None:
         answer, error = partners.perform(op, body)
@@ -63,7 +70,32 @@ class PartnerContract:
         assert OPERATIONS[op].answer.model_validate(answer) is not None
         assert answer == {"credit_check": {"approved": True, "reason": ""},
                           "release": {"accepted": True, "reason": ""},
-                          "invoice": {"invoice_id": "INV-S-1"}}[op]
+                          "invoice": {"invoice_id": "INV-S-1"},
+                          "cancel_release": {"cancelled": True, "reason": ""},
+                          "credit_memo": {"credit_memo_id": "CM-RMA-1"}}[op]
+
+    def test_every_operation_of_the_port_is_served(self, partners: PartnerHarness) -> None:
+        bodies = {"credit_check": CREDIT, "release": RELEASE, "invoice": INVOICE,
+                  "cancel_release": CANCEL, "credit_memo": CREDIT_MEMO}
+        assert bodies.keys() == OPERATIONS.keys()
+        for op, body in bodies.items():
+            assert partners.perform(op, body)[1] is None, op
+
+    def test_a_credit_memo_made_again_is_one_memo(self, partners: PartnerHarness) -> None:
+        partners.mode("erp", "lose")
+        assert isinstance(partners.perform("credit_memo", CREDIT_MEMO)[1], TransientError)
+        partners.mode("erp", "up")
+        assert partners.perform("credit_memo", CREDIT_MEMO) == (
+            {"credit_memo_id": "CM-RMA-1"}, None)
+        assert partners.credit_memos() == 1
+
+    def test_a_release_after_its_cancellation_is_refused(self, partners: PartnerHarness
+                                                         ) -> None:
+        assert partners.perform("cancel_release", CANCEL) == (
+            {"cancelled": True, "reason": ""}, None)
+        answer, error = partners.perform("release", RELEASE)
+        assert error is None and answer["accepted"] is False
+        assert not partners.released("O-1")
 
     def test_a_down_partner_is_a_transient_error_and_nothing_happened(
             self, partners: PartnerHarness) -> None:

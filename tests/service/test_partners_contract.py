@@ -76,6 +76,9 @@ class HttpHarness(PartnerHarness):
     def invoices(self) -> int:
         return len(self.app.state.erp.store.state("erp_invoices"))
 
+    def credit_memos(self) -> int:
+        return len(self.app.state.erp.store.state("erp_credit_memos"))
+
 
 class TestHttpPartners(PartnerContract):
     @pytest.fixture

@@ -15,7 +15,7 @@ import simpy
 
 from integration_core.engine.partners import Posting
 from sim.distributions import Constant
-from sim.live.erp import INVOICES, LiveErp
+from sim.live.erp import CREDIT_MEMOS, INVOICES, LiveErp
 from sim.live.wms import LiveWms
 from sim.network import Link
 from sim.partners import POST, SimPartners
@@ -40,6 +40,8 @@ class SimHarness(PartnerHarness):
         p.serve("credit_check", link, lambda _r: erp, self.erp.credit_check)
         p.serve("invoice", link, lambda _r: erp, self.erp.invoice)
         p.serve("release", link, lambda _r: wms, self.wms.release)
+        p.serve("cancel_release", link, lambda _r: wms, self.wms.cancel_release)
+        p.serve("credit_memo", link, lambda _r: erp, self.erp.credit_memo)
         p.serve(POST, link, lambda _r: erp,
                 lambda posting: self.erp.post([Posting.model_validate(posting)])[0])
 
@@ -73,6 +75,9 @@ class SimHarness(PartnerHarness):
 
     def invoices(self) -> int:
         return len(self.erp.store.state(INVOICES))
+
+    def credit_memos(self) -> int:
+        return len(self.erp.store.state(CREDIT_MEMOS))
 
 
 class TestSimPartners(PartnerContract):
