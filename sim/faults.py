@@ -16,7 +16,7 @@ import numpy as np
 from sim.kernel import at
 from sim.landscape import Landscape
 from sim.rng import Streams
-from sim.scenario import Migration, Scenario
+from sim.scenario import Migration, Scenario, spans
 from sim.systems.endpoint import Endpoint
 
 LINKS = ("wms_core", "core_erp", "wms_erp")
@@ -62,14 +62,19 @@ class FaultPlan:
         self.windows: list[tuple[str, float, float]] = [
             (f"{f.system} {f.kind}", f.start_s, min(f.end_s, self.duration_s)) for f in self.plan
         ]
-        self.windows += [("erp maintenance", w.start_s, w.end_s) for w in sc.erp.api.maintenance]
+        end = sc.duration_s
+        self.windows += [("erp maintenance", a, b) for a, b in spans(sc.erp.api.maintenance, end)]
+        for w in sc.warehouses:
+            self.windows += [(f"wms {w.id} maintenance", a, b)
+                             for a, b in spans(w.api.maintenance, end)]
+        self.maintenance_ends = [b for label, _, b in self.windows if "maintenance" in label]
         self.migration = sc.migration
         if sc.migration is not None:
             m = sc.migration
             self.windows.append(("erp cut-over", m.at_h * 3600, (m.at_h + m.freeze_h) * 3600))
         for name in LINKS:
             cfg = getattr(sc.links, name)
-            self.windows += [(f"{name} partition", w.start_s, w.end_s) for w in cfg.partitions]
+            self.windows += [(f"{name} partition", a, b) for a, b in spans(cfg.partitions, end)]
 
     def _swarm(self, rng: np.random.Generator) -> list[FaultWindow]:
         """1 to 4 outages of random systems, kinds and lengths, and random link loss and
@@ -114,8 +119,8 @@ class FaultPlan:
                 if recovered is not None and f.system in PARTNER_FAULTS:
                     at(twin.env, min(f.end_s, self.duration_s), recovered)
         if recovered is not None:
-            for w in twin.scenario.erp.api.maintenance:
-                at(twin.env, w.end_s, recovered)
+            for t in self.maintenance_ends:
+                at(twin.env, t, recovered)
 
 
 def _toggle(twin: Landscape, wms_up: Callable[[bool], None], f: FaultWindow, begin: bool
@@ -158,4 +163,4 @@ def _cut_over(twin: Landscape, m: Migration) -> None:
     Idempotency keys migrate with it (else every redelivery would be applied twice)."""
     twin.erp.on_hand[:] = twin.erp_extract
     twin.erp_api = Endpoint(twin.env, "erp-new", m.new_api, twin.streams.get("api/erp-new"),
-                           record=False)
+                           record=False, until_s=twin.scenario.duration_s)

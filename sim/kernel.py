@@ -7,6 +7,7 @@ Long-lived behaviour (arrivals, waves, sampling) still uses processes.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any
 
@@ -38,16 +39,19 @@ def at(env: simpy.Environment, delay: float, fn: Callable[..., None], *args: Any
 
 
 class Windows:
-    """Sorted, possibly overlapping [start, end) windows; `active(t)` by a linear scan of the
-    few windows a scenario declares."""
+    """[start, end) windows, possibly overlapping (merged here); `active(t)` by bisection, so a
+    year of nightly windows costs what one does."""
 
     def __init__(self, spans: list[tuple[float, float]]) -> None:
-        self.spans = sorted(spans)
+        merged: list[tuple[float, float]] = []
+        for start, end in sorted(spans):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        self.spans = merged
+        self._starts = [s for s, _ in merged]
 
     def active(self, t: float) -> bool:
-        for start, end in self.spans:
-            if start > t:
-                return False
-            if t < end:
-                return True
-        return False
+        i = bisect_right(self._starts, t) - 1
+        return i >= 0 and t < self.spans[i][1]

@@ -50,23 +50,24 @@ class Landscape:
         self.erp = ErpState(
             self.n_rows, sc.catalog.initial_on_hand, self.truth, lambda: self.env.now,
             honours_idempotency_keys=sc.erp.honours_idempotency_keys,
-            batch_posting=sc.erp.batch_posting_min is not None,
+            batch_posting=sc.erp.batch_posting_min is not None or bool(sc.erp.batch_posting_runs),
         )
         # The twin reads no per-call records (theory tests do): skip their memory.
         self.erp_api = Endpoint(self.env, "erp", sc.erp.api, self.streams.get("api/erp"),
-                                record=False)
+                                record=False, until_s=sc.duration_s)
         """Replaced by a migration's cut-over (`sim.faults`): look it up at call time."""
         self.erp_extract = self.erp.on_hand.copy()
         """The balance extract a migration loads into the new ERP (see `sim.faults`)."""
         self.wms_apis = [Endpoint(self.env, f"wms-{w.id}", w.api, self.streams.get(f"api/{w.id}"),
-                                  record=False)
+                                  record=False, until_s=sc.duration_s)
                          for w in sc.warehouses]
         self.wms_pools = [WorkerPool(self.env, w.workers) for w in sc.warehouses]
         carrier = ApiConfig(workers=8, service_time_s=sc.carrier.label_latency_s)
         self.carrier_api = Endpoint(self.env, "carrier", carrier,
                                     self.streams.get("api/carrier"), record=False)
         self.links = {name: Link(self.env, name, getattr(sc.links, name),
-                                 self.streams.get(f"link/{name}")) for name in LINKS}
+                                 self.streams.get(f"link/{name}"), until_s=sc.duration_s)
+                      for name in LINKS}
         self.api_calls: Counter[str] = Counter()
         self._sku_names = [f"SKU-{i:05d}" for i in range(n_skus)]
         self.draws = [MovementDraws(cfg, n_skus, sc.catalog.zipf_s,

@@ -15,20 +15,22 @@ import simpy
 
 from sim.distributions import sampler
 from sim.kernel import Windows, at
-from sim.scenario import LinkConfig
+from sim.scenario import LinkConfig, spans
 
 
 class Link:
     def __init__(
-        self, env: simpy.Environment, name: str, cfg: LinkConfig, rng: np.random.Generator
+        self, env: simpy.Environment, name: str, cfg: LinkConfig, rng: np.random.Generator,
+        until_s: float = float("inf"),
     ) -> None:
+        """`until_s`: where recurring partitions stop (the end of the workload)."""
         self.env = env
         self.name = name
         self.cfg = cfg
         self._latency = sampler(cfg.latency_s, rng)
         self._rng = rng
         self._uniform = _Uniform(rng)
-        self.partitions = Windows([(w.start_s, w.end_s) for w in cfg.partitions])
+        self.partitions = Windows(spans(cfg.partitions, until_s))
         self.loss = cfg.loss
         self.duplication = cfg.duplication
         self.down = False

@@ -64,8 +64,27 @@ class Patterns(Model):
 
 
 class Window(Model):
-    start_h: float = Field(ge=0, description="Start, hours from the beginning of the run.")
+    """A span of time, once or recurring: `every_h = 24` with `start_h = 2` is every night
+    02:00-04:00 (the run starts on a Monday at 00:00); `every_h = 168` once a week."""
+
+    start_h: float = Field(ge=0, description="Start, hours from the beginning of the run "
+                           "(the first occurrence when the window recurs).")
     duration_h: float = Field(gt=0, description="Length in hours.")
+    every_h: float | None = Field(None, gt=0, description="Repeats every this many hours (24: "
+                                  "daily, 168: weekly); null: once.")
+    until_h: float | None = Field(None, gt=0, description="A recurring window's last "
+                                  "occurrence starts before this hour (default: the end of "
+                                  "the workload, duration_h; the ERP's batch posting runs go "
+                                  "on through the drain).")
+
+    @model_validator(mode="after")
+    def _fits(self) -> Window:
+        if self.every_h is not None and self.duration_h >= self.every_h:
+            raise ValueError(f"a window of {self.duration_h:g} h cannot recur every "
+                             f"{self.every_h:g} h (it would never end)")
+        if self.until_h is not None and self.every_h is None:
+            raise ValueError("until_h belongs to a recurring window (set every_h)")
+        return self
 
     @property
     def start_s(self) -> float:
@@ -74,6 +93,25 @@ class Window(Model):
     @property
     def end_s(self) -> float:
         return (self.start_h + self.duration_h) * 3600
+
+    def spans(self, until_s: float) -> list[tuple[float, float]]:
+        """Every occurrence's [start, end) in seconds, starting before `until_s` (or before
+        `until_h` when the window sets it)."""
+        if self.every_h is None:
+            return [(self.start_s, self.end_s)]
+        last = self.until_h * 3600 if self.until_h is not None else until_s
+        if last == float("inf"):
+            raise ValueError("a recurring window needs an end: pass the run's length")
+        out, t, step = [], self.start_s, self.every_h * 3600
+        while t < last:
+            out.append((t, t + self.duration_h * 3600))
+            t += step
+        return out
+
+
+def spans(windows: list[Window], until_s: float) -> list[tuple[float, float]]:
+    """Every occurrence of `windows` up to `until_s`, sorted."""
+    return sorted(s for w in windows for s in w.spans(until_s))
 
 
 class ApiConfig(Model):
@@ -117,6 +155,10 @@ class ErpConfig(Model):
     batch_posting_min: float | None = Field(
         None, gt=0, description="Post inventory in batches every N minutes (null: at once)."
     )
+    batch_posting_runs: list[Window] = Field(
+        default_factory=list, description="The ERP's batch posting job: movements it accepts "
+        "are booked when a run ends (e.g. every night 01:00 for 1 h: start_h = 1, duration_h "
+        "= 1, every_h = 24); a run that ends while the ERP is down books at the next one.")
 
 
 class MovementMix(Model):
@@ -144,6 +186,25 @@ class MovementMix(Model):
                 self.cycle_count, self.return_, self.scrap]
 
 
+def check_profiles(daily: list[float], weekly: list[float]) -> None:
+    """24 hourly and 7 daily weights, none negative, not all zero."""
+    if len(daily) != 24:
+        raise ValueError(f"daily_profile needs 24 values, got {len(daily)}")
+    if len(weekly) != 7:
+        raise ValueError(f"weekly_profile needs 7 values, got {len(weekly)}")
+    if min(daily + weekly) < 0:
+        raise ValueError("profile weights must be >= 0")
+    if not sum(daily) or not sum(weekly):
+        raise ValueError("a profile needs at least one positive weight")
+
+
+def profile_rate(daily: list[float], weekly: list[float], t_s: float) -> float:
+    """The profiles' multiplier at `t_s` (each normalised to mean 1; the run starts on a
+    Monday at 00:00)."""
+    hour = int(t_s // 3600)
+    return (daily[hour % 24] / (sum(daily) / 24)) * (weekly[(hour // 24) % 7] / (sum(weekly) / 7))
+
+
 class WarehouseConfig(Model):
     id: str = Field(min_length=1, description="Warehouse (site) id; also its location code.")
     operator: Literal["own", "3pl"] = Field(
@@ -152,7 +213,16 @@ class WarehouseConfig(Model):
     batch_minutes: float | None = Field(
         None, gt=0, description="A 3PL reports its movements in batches every N minutes."
     )
-    movements_per_hour: float = Field(2000, ge=0, description="Background movement rate.")
+    movements_per_hour: float = Field(2000, ge=0, description="Background movement rate "
+                                      "(the mean over a day and a week of the profiles).")
+    daily_profile: list[float] = Field(
+        default_factory=lambda: [1.0] * 24,
+        description="24 relative weights of the movement rate per hour of day (normalised to "
+        "mean 1): [0, 0, ..., 3, 3, ...] puts the day's movements in the shifts.")
+    weekly_profile: list[float] = Field(
+        default_factory=lambda: [1.0] * 7, description="7 weights, Monday first.")
+    peak_multiplier: float = Field(1.0, gt=0, description="Multiplies the movement rate "
+                                   "(a peak season).")
     mix: MovementMix = Field(default_factory=MovementMix,
                              description="Relative weights of the movement kinds.")
     workers: int = Field(20, ge=1, description="Warehouse staff posting movements and picking.")
@@ -166,6 +236,19 @@ class WarehouseConfig(Model):
     wave_interval_min: float = Field(15, gt=0, description="Released orders are waved this often.")
     api: ApiConfig = Field(default_factory=lambda: ApiConfig(workers=16),
                            description="The site's WMS API (order releases, direct calls).")
+    order_weight: float = Field(
+        1.0, ge=0, description="Share of the shop's orders routed to this site, relative to "
+        "the other sites' weights (equal weights: orders spread evenly; 0: no orders).")
+
+    @model_validator(mode="after")
+    def _profiles(self) -> WarehouseConfig:
+        check_profiles(self.daily_profile, self.weekly_profile)
+        return self
+
+    @property
+    def flat(self) -> bool:
+        """No daily or weekly shape: a constant rate."""
+        return len(set(self.daily_profile)) == 1 and len(set(self.weekly_profile)) == 1
 
 
 class CarrierConfig(Model):
@@ -207,15 +290,41 @@ class ShopConfig(Model):
                                           description="Lines per order (rounded, at least 1).")
     units_per_line: Distribution = Field(default_factory=lambda: Exponential(mean=3.0),
                                          description="Units per line (rounded, at least 1).")
+    cancel_before_release: float = Field(
+        0.0, ge=0, le=1, description="Share of orders whose customer cancels soon after "
+        "placing: `cancel_delay_s` after the order is placed. Through the core the saga "
+        "cancels at once if the order is not released yet, else asks the WMS (which refuses "
+        "once picking has begun).")
+    cancel_after_release: float = Field(
+        0.0, ge=0, le=1, description="Share of orders whose customer cancels once the order "
+        "reached the warehouse: `cancel_delay_s` after the WMS accepted the release. The "
+        "WMS cancels if the order is not waved yet; after that the cancel is refused.")
+    cancel_delay_s: Distribution = Field(
+        default_factory=lambda: Exponential(mean=600.0),
+        description="When a cancelling customer cancels, seconds (after placing, or after "
+        "the release for `cancel_after_release`).")
+    return_rate: float = Field(
+        0.0, ge=0, le=1, description="Share of delivered orders that come back: the WMS "
+        "receives the goods (a `return` movement: stock back on the shelf, synced to the ERP "
+        "like any movement) and the ERP posts a credit memo for them.")
+    return_delay_h: Distribution = Field(
+        default_factory=lambda: Exponential(mean=72.0),
+        description="Delivered -> the return received at the warehouse, hours.")
+    return_units_share: float = Field(
+        1.0, gt=0, le=1, description="Share of each shipped line's units that come back "
+        "(rounded up: at least one unit of every shipped line).")
+
+    @model_validator(mode="after")
+    def _cancels(self) -> ShopConfig:
+        if self.cancel_before_release + self.cancel_after_release > 1:
+            raise ValueError("cancel_before_release + cancel_after_release is a share of "
+                             f"orders: at most 1, got {self.cancel_before_release} + "
+                             f"{self.cancel_after_release}")
+        return self
 
     @model_validator(mode="after")
     def _profiles(self) -> ShopConfig:
-        if len(self.daily_profile) != 24:
-            raise ValueError(f"daily_profile needs 24 values, got {len(self.daily_profile)}")
-        if len(self.weekly_profile) != 7:
-            raise ValueError(f"weekly_profile needs 7 values, got {len(self.weekly_profile)}")
-        if min(self.daily_profile + self.weekly_profile) < 0:
-            raise ValueError("profile weights must be >= 0")
+        check_profiles(self.daily_profile, self.weekly_profile)
         return self
 
 
@@ -459,10 +568,18 @@ class Scenario(Model):
         ids = [w.id for w in self.warehouses]
         if len(set(ids)) != len(ids):
             raise ValueError(f"warehouse ids must be unique, got {ids}")
+        if not any(w.order_weight > 0 for w in self.warehouses):
+            raise ValueError("warehouses: at least one order_weight must be positive (orders "
+                             "need a site)")
         # A window that begins after the run ends would be silently ignored: name it.
         starts = [(f"faults.outages.{i}", o.start_h) for i, o in enumerate(self.faults.outages)]
         starts += [(f"erp.api.maintenance.{i}", w.start_h)
                    for i, w in enumerate(self.erp.api.maintenance)]
+        starts += [(f"erp.batch_posting_runs.{i}", w.start_h)
+                   for i, w in enumerate(self.erp.batch_posting_runs)]
+        starts += [(f"warehouses.{j}.api.maintenance.{i}", w.start_h)
+                   for j, wh in enumerate(self.warehouses)
+                   for i, w in enumerate(wh.api.maintenance)]
         starts += [(f"links.{name}.partitions.{i}", w.start_h)
                    for name in ("wms_core", "core_erp", "wms_erp")
                    for i, w in enumerate(getattr(self.links, name).partitions)]

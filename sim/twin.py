@@ -26,7 +26,7 @@ from sim.master_data import MasterDataFlow
 from sim.orders import OrderFlow
 from sim.partners import POST
 from sim.reconcile import SimReconciler
-from sim.scenario import Pattern, Scenario
+from sim.scenario import Pattern, Scenario, spans
 from sim.systems.endpoint import Status
 from sim.systems.wms import movement_stream
 
@@ -114,8 +114,11 @@ class Twin:
     def _erp_batches(self, every_s: float) -> Generator[Any, Any, None]:
         while True:
             yield self.env.timeout(every_s)
-            if self.land.erp_api.available():
-                self.land.erp.post_batch()
+            self._erp_batch_run()
+
+    def _erp_batch_run(self) -> None:
+        if self.land.erp_api.available():
+            self.land.erp.post_batch()
 
     # -- run ---------------------------------------------------------------------------------
 
@@ -129,6 +132,9 @@ class Twin:
             ))
         if sc.erp.batch_posting_min:
             env.process(self._erp_batches(sc.erp.batch_posting_min * 60))
+        # The job goes on through the drain: what the workload's last run left is booked.
+        for _, end in spans(sc.erp.batch_posting_runs, sc.duration_s + sc.drain_h * 3600):
+            at(env, end, self._erp_batch_run)
         self.orders.start()
         self.master.start()
         if self.reconciler is not None:

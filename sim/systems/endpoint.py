@@ -51,7 +51,7 @@ import simpy
 from integration_core.errors import PayloadError
 from sim.distributions import Sampler, sampler
 from sim.kernel import Windows, at
-from sim.scenario import ApiConfig
+from sim.scenario import ApiConfig, spans
 from sim.systems.pool import WorkerPool
 
 RATE_WINDOW_S = 60.0
@@ -105,14 +105,16 @@ class Endpoint:
         rng: np.random.Generator,
         *,
         record: bool = True,
+        until_s: float = float("inf"),
     ) -> None:
+        """`until_s`: where recurring maintenance windows stop (the end of the workload)."""
         self.env = env
         self.name = name
         self.pool = WorkerPool(env, cfg.workers)
         self._service = sampler(cfg.service_time_s, rng)
         self._rng = rng
         self._failure_draw: Sampler | None = None
-        self.maintenance = Windows([(w.start_s, w.end_s) for w in cfg.maintenance])
+        self.maintenance = Windows(spans(cfg.maintenance, until_s))
         self._has_maintenance = bool(self.maintenance.spans)
         # Admission times of the last `limit` admitted calls: O(1) per call, O(limit) memory.
         limit = cfg.rate_limit_per_min

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import simpy
 
 from integration_core.models import MOVEMENT_SIGN, MovementKind
-from sim.scenario import WarehouseConfig
+from sim.scenario import WarehouseConfig, profile_rate
 
 KINDS = [
     MovementKind.RECEIPT, MovementKind.PICK, MovementKind.ADJUSTMENT, MovementKind.TRANSFER_OUT,
@@ -69,7 +69,14 @@ class MovementDraws:
                  rng: np.random.Generator, block: int = 4096) -> None:
         self.rng = rng
         self.block = block
-        self.mean_gap = 3600.0 / cfg.movements_per_hour if cfg.movements_per_hour else 0.0
+        rate = cfg.movements_per_hour * cfg.peak_multiplier
+        self.shaped = not cfg.flat
+        self._daily, self._weekly = cfg.daily_profile, cfg.weekly_profile
+        if self.shaped:  # thinning: draw at the profile's peak, keep rate(t) / peak of them
+            self.peak = max(profile_rate(self._daily, self._weekly, h * 3600.0)
+                            for h in range(168))
+            rate *= self.peak
+        self.mean_gap = 3600.0 / rate if rate else 0.0
         w = np.array(cfg.mix.weights(), dtype=np.float64)
         self.kind_p = w / w.sum()
         self.sku_p = zipf_probabilities(n_skus, zipf_s)
@@ -85,6 +92,7 @@ class MovementDraws:
         self._kind: list[int] = []
         self._sku: list[int] = []
         self._delta: list[int] = []
+        self._keep: list[float] = []
 
     def _refill(self) -> None:
         n, rng = self.block, self.rng
@@ -97,7 +105,15 @@ class MovementDraws:
         self._kind = kinds.tolist()
         self._sku = self.sku_perm[rng.choice(len(self.sku_p), size=n, p=self.sku_p)].tolist()
         self._delta = (qty * np.where(sign == 0, free, sign)).tolist()
+        if self.shaped:  # drawn last, so a flat profile's draws are what they always were
+            self._keep = rng.random(n).tolist()
         self._i = 0
+
+    def kept(self, t_s: float) -> bool:
+        """Thinning: whether the movement just drawn happens at `t_s` (always, when flat)."""
+        if not self.shaped:
+            return True
+        return self._keep[self._i - 1] * self.peak < profile_rate(self._daily, self._weekly, t_s)
 
     def next(self) -> tuple[float, int, int, int]:
         if self._i == self.block:
@@ -111,7 +127,8 @@ def movement_stream(
     env: simpy.Environment, wms: WmsState, warehouse: int, draws: MovementDraws, sink: Sink,
     until: float, offered: Callable[[float, int, int, int, int], None] | None = None,
 ) -> Generator[Any, Any, None]:
-    """The background movement stream of one warehouse (receipts, picks, counts, ...).
+    """The background movement stream of one warehouse (receipts, picks, counts, ...), shaped
+    by its daily and weekly profiles (a non-homogeneous Poisson process, by thinning).
     `offered(at, warehouse, kind, sku, delta)` hears every movement as drawn."""
     if not draws.mean_gap:
         return
@@ -120,6 +137,8 @@ def movement_stream(
         if env.now + gap >= until:
             return
         yield env.timeout(gap)
+        if not draws.kept(env.now):
+            continue
         if offered is not None:
             offered(env.now, warehouse, kind, sku, delta)
         row = wms.row(sku, warehouse)

@@ -373,3 +373,19 @@ def test_systems_package_exports_a_sorted_public_api() -> None:
     public = {n for n in vars(sim.systems) if not n.startswith("_")}
     submodules = {m.name for m in pkgutil.iter_modules(sim.systems.__path__)}
     assert set(exported) == public - submodules - {"annotations"}
+
+
+def test_recurring_maintenance_answers_503_every_night_until_the_end() -> None:
+    env = simpy.Environment()
+    nightly = Window(start_h=2, duration_h=2, every_h=24)
+    ep = Endpoint(env, "erp", api(maintenance=[nightly]), Streams(1).get("api/erp"),
+                  until_s=3 * 86400)
+    c = Client(env, ep)
+    for day in range(4):
+        c.at(day * 86400 + 2.5 * 3600, f"night{day}")
+        c.at(day * 86400 + 5 * 3600, f"day{day}")
+    env.run()
+    status = {k: s for k, (s, _) in c.outcomes().items()}
+    assert [status[f"night{d}"] for d in range(3)] == [str(Status.UNAVAILABLE)] * 3
+    assert status["night3"] == str(Status.OK)  # the windows stop where the workload does
+    assert all(status[f"day{d}"] == str(Status.OK) for d in range(4))

@@ -148,3 +148,18 @@ def test_lists_replace_under_extends_unless_the_key_ends_in_plus(tmp_path: Path)
     alone = load(write(tmp_path, "alone.toml", "[[faults.\"outages+\"]]\nsystem = 'carrier'\n"
                        "start_h = 2\nduration_h = 1\n"))  # nothing to append to: just the list
     assert [o.system for o in alone.faults.outages] == ["carrier"]
+
+
+def test_a_recurring_window_expands_to_every_occurrence() -> None:
+    from sim.scenario import Window, spans
+
+    nightly = Window(start_h=2, duration_h=2, every_h=24)
+    assert nightly.spans(3 * 86400) == [(7200.0, 14400.0), (93600.0, 100800.0),
+                                        (180000.0, 187200.0)]
+    sunday = Window(start_h=144, duration_h=24, every_h=168, until_h=400)
+    assert [a / 3600 for a, _ in sunday.spans(10**9)] == [144.0, 312.0]
+    assert spans([sunday, Window(start_h=1, duration_h=1)], 10**9)[0] == (3600.0, 7200.0)
+    with pytest.raises(ValueError, match="never end"):
+        Window(start_h=0, duration_h=24, every_h=24)
+    with pytest.raises(ValueError, match="until_h"):
+        Window(start_h=0, duration_h=1, until_h=5)

@@ -152,3 +152,13 @@ def test_carrier_failure_reports_its_stuck_orders_and_misses_order_to_ship() -> 
     assert stuck > 0 and s["latency"]["order_to_ship"]["n_unfinished"] >= stuck
     slo = next(x for x in s["slos"] if x["flow"] == "order_to_ship")
     assert slo["censored"] and not slo["met"]
+
+
+def test_a_nightly_batch_posting_run_books_only_when_it_ends() -> None:
+    sc = scenario("event_driven", duration_h=48, drain_h=30, erp={"batch_posting_runs": [
+        {"start_h": 1, "duration_h": 1, "every_h": 24}]})
+    r = run(sc)
+    booked_at = np.unique(r.latency_at["inventory_sync"])
+    # The runs at 02:00 on both days, and on through the drain for what came after.
+    assert set(booked_at.tolist()) == {2 * 3600.0, 26 * 3600.0, 50 * 3600.0}
+    assert r.counts["movements_applied_in_erp"] == r.counts["movements_generated"]
