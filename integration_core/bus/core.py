@@ -142,6 +142,13 @@ class Bus:
         self._seq = 0
         self._ingress_seq = 0
         self._tx: _Tx | None = None
+        self.owns: Callable[[str], bool] | None = None
+        """The ordering keys this bus delivers (None: every key). Set when several buses
+        share one store and each owns some keys: a message of another key is never queued
+        here, whichever way it comes (published, recovered, requeued, replayed)."""
+        self.queue_published = True
+        """False: what this bus publishes is not queued at once; its driver queues it from
+        the log (`adopt`), like what the other buses sharing the store publish."""
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -227,6 +234,8 @@ class Bus:
         return subs
 
     def _enqueue(self, sub: _Subscription, entry: LogEntry, now: float, item: _Item) -> None:
+        if self.owns is not None and not self.owns(entry.envelope.key):
+            return
         pos = entry.position
         if pos not in self._entries:
             self._entries[pos] = entry
@@ -252,6 +261,51 @@ class Bus:
             del self._refs[pos]
             del self._entries[pos]
 
+    def adopt(self, entries: Iterable[LogEntry], now: float, consumer: str | None = None,
+              recovered: bool = False) -> int:
+        """Queue messages read from the log (another bus published them, or this one with
+        `queue_published` off): to every consumer that wants them, or to `consumer` only;
+        `recovered`: they may have been delivered before (a takeover), so they count as
+        redeliveries. Returns how many deliveries were queued."""
+        n = 0
+        for entry in entries:
+            if consumer is not None:
+                subs = [self._subs[consumer]]
+            else:
+                routed = self._routes.get(entry.envelope.type)
+                subs = routed if routed is not None else self._route(entry.envelope.type)
+            for sub in subs:
+                before = sub.backlog
+                self._enqueue(sub, entry, now, _Item(entry.position, recovered=recovered))
+                n += sub.backlog - before
+        return n
+
+    def forget(self, keys: Callable[[str], bool]) -> int:
+        """Drop every queued message of the ordering keys `keys` selects, in flight or not
+        (another bus owns them now): nothing of them is delivered here any more, and a
+        delivery of them still out is no longer `holds`. Returns how many were dropped."""
+        n = 0
+        for sub in self._subs.values():
+            gone = [k for k in sub.queues if keys(k)]
+            if not gone:
+                continue
+            for key in gone:
+                for item in sub.queues.pop(key):
+                    sub.attempts.pop(item.position, None)
+                    self._release(item.position)
+                    n += 1
+                    sub.backlog -= 1
+                sub.inflight.pop(key, None)
+            dropped = set(gone)
+            sub.ready = [r for r in sub.ready if r[2] not in dropped]
+            heapq.heapify(sub.ready)
+        return n
+
+    def holds(self, delivery: Delivery) -> bool:
+        """Whether `delivery` is still in flight here (not settled, not `forget`-ten)."""
+        sub = self._subs.get(delivery.consumer)
+        return sub is not None and sub.inflight.get(delivery.envelope.key) is delivery
+
     # -- publishing --------------------------------------------------------------------------
 
     def publish(self, envelope: Envelope, now: float) -> PublishResult:
@@ -271,6 +325,8 @@ class Bus:
                 return PublishResult(envelope.message_id, None, True, True)
             return PublishResult(envelope.message_id, None, True)
         self.counters.published += 1
+        if not self.queue_published:
+            return PublishResult(envelope.message_id, pos, False)
         entry = LogEntry(pos, now, envelope)
         subs = self._routes.get(envelope.type)
         for sub in subs if subs is not None else self._route(envelope.type):
