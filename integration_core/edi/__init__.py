@@ -2,7 +2,8 @@
 
 `Gateway.receive` takes an interchange's bytes and returns a `Receipt`: the 997/TA1 reply,
 the canonical messages, the errors (data, with X12 codes) and dead letters. `parse`,
-`serialize`, `map_set` and `release_to_940` are the parts, for outbound documents and tests.
+`serialize`, `map_set`, `release_to_940` and `shipment_to_945` are the parts, for
+outbound documents and tests.
 """
 
 from integration_core.edi.delimiters import Delimiters
@@ -17,7 +18,7 @@ from integration_core.edi.errors import (
     SetCode,
 )
 from integration_core.edi.gateway import DeadLetter, Gateway, MemorySeen, Receipt, Seen
-from integration_core.edi.mapping import Context, map_set, release_to_940
+from integration_core.edi.mapping import Context, map_set, release_to_940, shipment_to_945
 from integration_core.edi.parser import Limits, Parsed, parse
 from integration_core.edi.records import AckRecord, AsnLine, Message, OrderRelease, ReleaseAction
 from integration_core.edi.serializer import serialize
@@ -54,4 +55,5 @@ __all__ = [
     "parse",
     "release_to_940",
     "serialize",
+    "shipment_to_945",
 ]

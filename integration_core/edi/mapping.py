@@ -460,3 +460,22 @@ def release_to_940(release: OrderRelease, control: str) -> TransactionSet:
         total += line.quantity
     body.append(Segment("W76", (str(total),)))
     return make_set("940", control, body)
+
+
+def shipment_to_945(shipment: Shipment, control: str, units: Mapping[str, str] | None = None
+                    ) -> TransactionSet:
+    """The 945 a 3PL sends when it shipped the order (what `_shipment` reads back): W06 with
+    the order and shipment ids, the warehouse as ship-from, one LX/W12 per line in base units
+    (`units`: SKU -> base unit code; EA when absent), W03 the total."""
+    when = shipment.shipped_at.strftime("%Y%m%d")
+    body = [Segment("W06", ("N", shipment.order_id, when, shipment.shipment_id)),
+            Segment("N1", ("SF", "", "91", shipment.warehouse_id))]
+    if shipment.carrier or shipment.service:  # W27-02 the carrier (SCAC), -03 the service
+        body.append(Segment("W27", ("M", shipment.carrier, shipment.service)))
+    for line in shipment.lines:
+        unit = (units or {}).get(line.sku, "EA")
+        q = str(line.quantity_base)
+        body.append(Segment("LX", (str(line.order_line_no),)))
+        body.append(Segment("W12", ("CC", q, q, "", unit, "", "VN", line.sku, line.lot or "")))
+    body.append(Segment("W03", (str(sum(ln.quantity_base for ln in shipment.lines)),)))
+    return make_set("945", control, body)

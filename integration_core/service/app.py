@@ -30,7 +30,7 @@ from integration_core.service.feed import FeedWatcher
 from integration_core.service.intake import Intake
 from integration_core.service.live import LiveEngine
 from integration_core.service.metrics import Registry
-from integration_core.service.partners import Partners
+from integration_core.service.partners_x12 import partners_for
 from integration_core.service.problems import (
     FieldError,
     Problem,
@@ -130,9 +130,7 @@ def create_app(settings: Settings, clock: Clock | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = LiveEngine(settings, clock)
-        partners = Partners(settings.erp_url, settings.wms_url,
-                            settings.partner_key.get_secret_value(),
-                            settings.partner_timeout_s, partner_transport)
+        partners = partners_for(settings, engine.store, engine.catalog, partner_transport)
         runner = Runner(engine, partners)
         intake = Intake(settings, engine.catalog)
         try:

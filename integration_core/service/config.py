@@ -90,7 +90,17 @@ class Settings(BaseModel):
         "Unset: the SQLite file `db`. Secret: it may hold a password.")
     store_schema: Annotated[str, Field(min_length=1, max_length=63)] = Field(
         "interop_twin", description="PostgreSQL schema of the service's tables (created if "
-        "missing); one service instance per schema.")
+        "missing); one service instance per schema, unless each has an `instance_id`.")
+    instance_id: Annotated[str, Field(min_length=1, max_length=100,
+                                      pattern=r"^[A-Za-z0-9._:-]+$")] | None = Field(
+        None, description="With `store`: this instance's id among several sharing "
+        "`store_schema` (unique among them; a restarted instance may keep its id). They "
+        "split the ordering keys' partitions by lease; any of them accepts posts. Unset: "
+        "one instance per schema (a second is refused).")
+    lease_ttl_s: Annotated[float, Field(ge=0.5, le=300)] = Field(
+        5.0, description="With `instance_id`: how long a partition's lease lasts without "
+        "renewal (renewed every third of it): an instance that died is taken over after "
+        "about this plus a third.")
     synchronous: Literal["NORMAL", "FULL"] = Field(
         "NORMAL", description="SQLite synchronous level: NORMAL survives a killed process, "
         "FULL also an OS crash or power loss (one fsync per commit).",
@@ -169,6 +179,17 @@ class Settings(BaseModel):
     max_edi_bytes: Annotated[int, Field(ge=1024)] = Field(
         16 << 20, description="Largest X12 interchange (16 MiB): the body of POST "
         "/v1/edi/x12, refused before it is parsed.")
+    edi_3pl_url: str | None = Field(
+        None, description="Base URL of an EDI 3PL (`sim.live` serves one at .../3pl): when "
+        "set, the order desk's releases go there as X12 940s (POST <url>/x12), answered "
+        "with a 997, and the 3PL confirms its shipments with 945s on POST /v1/edi/x12; every "
+        "other WMS call still goes to wms_url. Unset: releases go to wms_url as JSON.")
+    edi_sender_id: Annotated[str, Field(min_length=1, max_length=15, pattern=r"^[A-Z0-9]+$")
+                             ] = Field("TWIN", description="Our ISA06 / GS02 (qualifier ZZ) "
+                                       "on the interchanges we send.")
+    edi_3pl_id: Annotated[str, Field(min_length=1, max_length=15, pattern=r"^[A-Z0-9]+$")
+                          ] = Field("THREEPL", description="The EDI 3PL's ISA08 / GS03 "
+                                    "(qualifier ZZ).")
     feed_dir: Path | None = Field(
         None, description="Drop folder of the file feed (X12 files and CSV movement files, "
         "docs/edi.md); processed/ and failed/ are made inside it. Unset: no file feed.")
@@ -202,6 +223,9 @@ class Settings(BaseModel):
             if not url.startswith(("postgresql://", "postgres://")):
                 raise ValueError("store: a PostgreSQL URL, postgresql://user@host:port/dbname "
                                  "(unset for the SQLite file `db`)")
+        if self.instance_id is not None and self.store is None:
+            raise ValueError("instance_id: several instances share a PostgreSQL schema; "
+                             "give `store` too")
         return self
 
     @property
@@ -264,7 +288,7 @@ class Settings(BaseModel):
         ``TWIN_MAX_JSON_DEPTH``, ``TWIN_MAX_JSON_ELEMENTS``, ``TWIN_MAX_NUMBER_CHARS``,
         ``TWIN_MAX_NUMBER_EXPONENT``, ``TWIN_REPAIR_AFTER_S``, ``TWIN_STORE`` (a PostgreSQL URL),
         ``TWIN_STORE_SCHEMA``, ``TWIN_MAX_EDI_BYTES``, ``TWIN_FEED_DIR``,
-        ``TWIN_FEED_POLL_S``."""
+        ``TWIN_FEED_POLL_S``, ``TWIN_EDI_3PL_URL``."""
         env = os.environ if environ is None else environ
         keys = []
         for system in SYSTEMS:
@@ -284,7 +308,8 @@ class Settings(BaseModel):
                      "checkpoint_interval_s", "max_body_bytes", "max_batch_body_bytes",
                      "max_json_depth", "max_json_elements", "max_number_chars",
                      "max_number_exponent", "repair_after_s", "store", "store_schema",
-                     "max_edi_bytes", "feed_dir", "feed_poll_s"):
+                     "instance_id", "lease_ttl_s",
+                     "max_edi_bytes", "feed_dir", "feed_poll_s", "edi_3pl_url"):
             value = env.get(f"TWIN_{name.upper()}")
             if value:
                 fields[name] = value

@@ -1,4 +1,6 @@
-"""HTTP face of the live twins: ``/erp/...`` and ``/wms/...``, each behind its fault switch.
+"""HTTP face of the live twins: ``/erp/...`` and ``/wms/...``, each behind its fault switch,
+and the EDI 3PL (``/3pl/x12`` takes 940s and answers 997s; ``/3pl/ship`` ships and posts 945s
+to the core), behind the WMS's switch.
 
 Callers authenticate with the partner key (header ``X-Partner-Key``). ``PUT /{system}/fault``
 flips the switch; ``POST /erp/applied-counts`` is the auditor's window and never faulted.
@@ -13,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, FastAPI, Header
+import httpx
+from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -36,12 +39,18 @@ from integration_core.engine.partners import (
     StockQuery,
 )
 from integration_core.service.partners import Fault, FaultState, PartnerName
+from sim.live.edi_3pl import LiveEdi3pl
 from sim.live.erp import LiveErp
 from sim.live.faults import FaultSwitch, Verdict
 from sim.live.wms import LiveWms
 
 T = TypeVar("T", bound=BaseModel)
 PROBLEM = "application/problem+json"
+X12 = "application/edi-x12"
+
+
+class ShipRequest(BaseModel):
+    order_id: str | None = None
 
 
 class _Forbidden(Exception):
@@ -54,12 +63,19 @@ class _Unavailable(Exception):
 
 
 def create_twins_app(db: str | Path, key: str, seed: int = 0,
-                     synchronous: str = "NORMAL") -> FastAPI:
-    """The ERP and WMS twins over one SQLite file `db`; `key`: the partner key callers send."""
+                     synchronous: str = "NORMAL", core_url: str | None = None,
+                     core_key: str = "") -> FastAPI:
+    """The ERP and WMS twins over one SQLite file `db`; `key`: the partner key callers send.
+    The EDI 3PL (``/3pl``) posts its 945s to the core at `core_url` with `core_key` (its
+    X-API-Key; edi:write), or through ``app.state.core``, an httpx client set by the caller."""
     erp, wms = LiveErp(db, synchronous), LiveWms(db, synchronous)
+    edi_3pl = LiveEdi3pl(db, synchronous)
     switches: dict[PartnerName, FaultSwitch] = {s: FaultSwitch(s, seed) for s in ("erp", "wms")}
     app = FastAPI(title="interop-twin partner twins (ERP, WMS)", version="1")
     app.state.erp, app.state.wms, app.state.switches = erp, wms, switches
+    app.state.edi_3pl = edi_3pl
+    app.state.core = None if core_url is None else httpx.AsyncClient(
+        base_url=core_url, headers={"X-API-Key": core_key})
 
     @app.exception_handler(_Unavailable)
     async def unavailable(_: Any, exc: _Unavailable) -> JSONResponse:
@@ -126,6 +142,44 @@ def create_twins_app(db: str | Path, key: str, seed: int = 0,
     async def cancel_release(body: CancelRelease) -> CancelAnswer:
         return await through("wms", lambda: wms.cancel_release(body))
 
+    @app.post("/3pl/x12", dependencies=[Auth], response_class=Response,
+              responses={200: {"content": {X12: {}}}, 400: {"content": {X12: {}}}})
+    async def edi_3pl_x12(request: Request) -> Response:
+        """An X12 interchange (the core's 940s), answered with its 997 / TA1; behind the
+        WMS's fault switch (the 3PL is the warehouse)."""
+        if request.headers.get("content-type", "").split(";")[0].strip() != X12:
+            return JSONResponse({"type": "about:blank", "title": "Unsupported Media Type",
+                                 "status": 415, "detail": f"send {X12}"}, status_code=415,
+                                media_type=PROBLEM)
+        body = await request.body()
+        reply = await through("wms", lambda: edi_3pl.receive(body))
+        status = 200 if reply.accepted else 400
+        if reply.ack is None:
+            return Response(status_code=204 if reply.accepted else status)
+        return Response(reply.ack, status, media_type=X12)
+
+    @app.post("/3pl/ship", dependencies=[Auth])
+    async def edi_3pl_ship(body: ShipRequest) -> dict[str, Any]:
+        """Ship `order_id` (or every released order) and post the 945s not yet taken to the
+        core's POST /v1/edi/x12; a 945 the core did not take (no answer, not 2xx) stays in
+        the outbox and goes again, the same bytes, on the next call."""
+        shipped = edi_3pl.ship(body.order_id)
+        core: httpx.AsyncClient | None = app.state.core
+        posted: dict[str, int | str] = {}
+        for oid, raw in edi_3pl.outbox().items():
+            if core is None:
+                posted[oid] = "no core configured"
+                continue
+            try:
+                r = await core.post("/v1/edi/x12", content=raw, headers={"Content-Type": X12})
+            except httpx.HTTPError as exc:
+                posted[oid] = f"no answer: {type(exc).__name__}"
+                continue
+            posted[oid] = r.status_code
+            if r.is_success:
+                edi_3pl.delivered(oid)
+        return {"shipped": shipped, "posted": posted}
+
     def fault_routes(system: PartnerName) -> None:
         async def put_fault(body: Fault) -> FaultState:
             switches[system].set(body)
@@ -147,6 +201,9 @@ def create_twins_app(db: str | Path, key: str, seed: int = 0,
     def close() -> None:
         erp.close()
         wms.close()
+        edi_3pl.close()
+        # app.state.core (an httpx client) is the caller's to close, or closes with the
+        # process: close() is synchronous.
 
     app.state.close = close
     return app

@@ -1,12 +1,25 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
-from integration_core.edi import AppCode, Context, OrderRelease, ReleaseAction, map_set, parse
+from integration_core.edi import (
+    AppCode,
+    Context,
+    Gateway,
+    MemorySeen,
+    OrderRelease,
+    ReleaseAction,
+    map_set,
+    parse,
+    serialize,
+    shipment_to_945,
+)
 from integration_core.edi.document import TransactionSet
-from integration_core.models import Catalog, Item, Shipment, UnitConversion
+from integration_core.edi.envelope import wrap
+from integration_core.models import Catalog, Item, Shipment, ShipmentLine, UnitConversion
 
 ISA = ("ISA*00*          *00*          *ZZ*S              *ZZ*R              *260301*0930*U*"
        "00401*000000001*0*P*>~")  # fmt: skip
@@ -58,3 +71,21 @@ def test_846_counts_are_checked() -> None:
     assert len(one(gs, base + "CTT*2*10~")[0]) == 2
     assert one(gs, base + "CTT*3~")[1] == [AppCode.TOTAL_MISMATCH.value]
     assert one(gs, base + "CTT*2*11~")[1] == [AppCode.TOTAL_MISMATCH.value]
+
+
+def test_shipment_to_945_is_read_back_as_the_same_shipment() -> None:
+    catalog = Catalog([Item(sku="A", conversions=(UnitConversion(unit="CS", factor=12),),
+                            lot_tracked=True), Item(sku="B")])
+    sent = Shipment(shipment_id="S-1", order_id="O-1", warehouse_id="WH9", carrier="UPS",
+                    shipped_at=datetime(2026, 3, 2, tzinfo=UTC),
+                    lines=(ShipmentLine(order_line_no=1, sku="A", quantity_base=24, lot="L7"),
+                           ShipmentLine(order_line_no=3, sku="B", quantity_base=2)))
+    raw = serialize(wrap([shipment_to_945(sent, "0001")], functional_id="SW",
+                         sender=("ZZ", "WH"), receiver=("ZZ", "US"), control=5,
+                         when=datetime(2026, 3, 2, 9, 0, tzinfo=UTC)))
+    receipt = Gateway(MemorySeen(), catalog=catalog).receive(raw, 0.0)
+    assert receipt.errors == ()
+    (back,) = receipt.messages
+    assert isinstance(back, Shipment)
+    assert back.model_dump() == sent.model_dump()
+    assert b"W03*26~" in raw
