@@ -209,6 +209,10 @@ def serve(
     store_schema: Annotated[str | None, typer.Option(
         help="PostgreSQL schema of the service's tables (default: $TWIN_STORE_SCHEMA or "
              "interop_twin).")] = None,
+    instance_id: Annotated[str | None, typer.Option(
+        help="With --store: this instance's id among several sharing the schema (default: "
+             "$TWIN_INSTANCE_ID; 'auto': host name and process id). Unset: one instance "
+             "per schema.")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every request (costly under "
                                                   "load).")] = False,
@@ -234,7 +238,8 @@ def serve(
     this process, over <db>.twins.db; with them, the core calls those URLs and sends
     TWIN_PARTNER_KEY. TWIN_INTAKE_WORKERS processes (default 1; 0: none) read movement
     batches off the event loop. With --store (or TWIN_STORE) the bus and the idempotency
-    records live in PostgreSQL (one instance per schema); the in-process twins stay on
+    records live in PostgreSQL (one instance per schema, or several with --instance-id, which
+    then need --erp-url and --wms-url: one ERP for all); the in-process twins stay on
     <db>.twins.db."""
     import os
     import secrets
@@ -252,10 +257,14 @@ def serve(
         console.print("[red]error:[/red] give both --erp-url and --wms-url, or neither")
         raise typer.Exit(2)
     local_key = secrets.token_urlsafe(24)
+    if instance_id == "auto":
+        import socket
+
+        instance_id = f"{socket.gethostname()}-{os.getpid()}"
     try:
         settings = Settings.from_env(
             os.environ, db=db, synchronous=synchronous, erp_url=erp_url, wms_url=wms_url,
-            store=store, store_schema=store_schema, feed_dir=feed,
+            store=store, store_schema=store_schema, feed_dir=feed, instance_id=instance_id,
             partner_key=None if remote else SecretStr(local_key))
     except ValueError as exc:
         why = str(exc)
@@ -274,8 +283,14 @@ def serve(
         twins_db = settings.db.with_name(settings.db.name + ".twins.db")
         transport = httpx.ASGITransport(app=create_twins_app(twins_db, local_key))
         partners = f"ERP and WMS twins in process ({twins_db})"
+    if settings.instance_id is not None and not remote:
+        console.print("[red]error:[/red] --instance-id: several instances must call one ERP "
+                      "and one WMS: give --erp-url and --wms-url")
+        raise typer.Exit(2)
     where = (f"db {settings.db}, synchronous {settings.synchronous}" if settings.store is None
              else settings.store_label)
+    if settings.instance_id is not None:
+        where += f", instance {settings.instance_id}"
     console.print(f"serving on http://{host}:{port} ({where}, keys for: {systems}; "
                   f"{partners})")
     if settings.feed_dir is not None:
@@ -422,7 +437,10 @@ def capacity(
     = 300.0,
     lo: Annotated[float, typer.Option(help="Lowest value probed.")] = 1000.0,
     hi: Annotated[float, typer.Option(help="Highest value probed.")] = 60000.0,
-    field: Annotated[str, typer.Option(help="Dotted scenario field to raise.")]
+    field: Annotated[str, typer.Option(help="Dotted scenario field to raise: one site by "
+                                            "index or id (warehouses.DC.movements_per_hour), "
+                                            "every site with * (warehouses.*.peak_multiplier "
+                                            "with --lo 1 --hi 5 scales them all).")]
     = "warehouses.0.movements_per_hour",
     kpi: Annotated[str, typer.Option(help="KPI held under the SLO.")] = "inventory_sync_p95_s",
     replications: Annotated[int, typer.Option(help="Runs per probe.")] = 3,

@@ -10,6 +10,13 @@ The ERP workers post due movements to the ERP in batches over HTTP and settle th
 of the ERP (reconciliation, an inventory view) *fences* them: no posting is on the wire while
 the WMS view, the unacknowledged movements and the ERP's stock are taken, so the three describe
 one instant and a movement is never counted both booked and in flight, or neither.
+
+With several instances sharing a PostgreSQL schema (`LiveEngine.shared`), a lease task
+heartbeats every third of the lease's time to live (at once after a `Fenced` write), the
+delivery loop reads the log's tail before each round and polls it at least every
+`TAIL_POLL_S` (another instance's publish does not wake it), the reconciler and the pruning
+run on the instance holding the singletons' lease only, and the consumers' start positions
+are not advanced (one instance's queues say nothing of another's partitions).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from integration_core.bus.postgres import Fenced
 from integration_core.engine.calls import Call
 from integration_core.engine.ledger import RowKey
 from integration_core.engine.partners import Stock
@@ -34,6 +42,8 @@ IDEMPOTENCY_TTL_S = 24 * 3600.0
 ADVANCE_EVERY_S = 10.0
 """How often the consumers' start positions are saved, so a restart scans only the log written
 since (and whatever was still unfinished then) instead of all of it."""
+TAIL_POLL_S = 0.02
+"""Shared: longest the delivery loop waits before reading the log's tail again."""
 
 
 class Runner:
@@ -64,6 +74,8 @@ class Runner:
         """The last store failure while it lasts: cleared by the next background write that
         commits (an outage the service rides out; /readyz reports it meanwhile)."""
         self._stopping = False
+        self._lease_wake = asyncio.Event()
+        self.lease_failures = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -78,6 +90,8 @@ class Runner:
         self._spawn(self._watch_loop(), "loop-lag")
         self._spawn(self._timers(), "timers")
         self._spawn(self._reconcile(), "reconcile")
+        if self.engine.shared:
+            self._spawn(self._leases(), "leases")
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
@@ -91,6 +105,12 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._tasks.clear()
+        if self.engine.shared:
+            try:  # the others take over at their next heartbeat, not after the lease
+                self.engine.leave()
+            except Exception:
+                self._failed("giving up the leases")
+            return
         try:  # a clean stop leaves nothing for the next start to scan
             self.engine.bus.advance_starts()
         except Exception:
@@ -101,15 +121,40 @@ class Runner:
         log.exception("background %s failed; retrying", what)
 
     def _store_failed(self, what: str, exc: Exception) -> None:
+        if isinstance(exc, Fenced):  # not an outage: a lease was lost; re-read them now
+            self._lease_wake.set()
+            log.warning("%s fenced: %s", what, exc)
+            return
         self.storage_error = f"{what}: {type(exc).__name__}: {exc}"
         self._failed(what)
+
+    async def _leases(self) -> None:
+        engine, every = self.engine, self.settings.lease_ttl_s / 3
+        while not self._stopping:
+            await self._sleep(self._lease_wake, every)
+            self._lease_wake.clear()
+            try:
+                change = engine.heartbeat(engine.clock.now())
+            except Exception:
+                self.lease_failures += 1
+                self._failed("lease heartbeat")
+                continue
+            if change.claimed or change.lost or change.released:
+                log.info("leases: +%s -%s released %s (%d live)", sorted(change.claimed),
+                         sorted(change.lost), sorted(change.released), change.live)
+                self.wake()
+                self._calls_wake.set()
 
     async def _deliver(self) -> None:
         engine, clock = self.engine, self.engine.clock
         idle, coalesce = self.settings.idle_poll_s, self.settings.coalesce_s
+        if engine.shared:
+            idle = min(idle, TAIL_POLL_S)
         while not self._stopping:
             self._wake.clear()  # before the pump: a publish during it sets the event again
             try:
+                if engine.shared and engine.tail(clock.now()):
+                    self._erp_wake.set()
                 engine.pump(clock.now())
                 self.storage_error = None
                 if engine.has_new_calls:
@@ -269,7 +314,7 @@ class Runner:
             await asyncio.sleep(min(1.0, self.settings.idle_poll_s))
             try:
                 self.engine.fire_timers(clock.now())
-                if clock.now() - advanced >= ADVANCE_EVERY_S:
+                if not self.engine.shared and clock.now() - advanced >= ADVANCE_EVERY_S:
                     advanced = clock.now()
                     self.engine.bus.advance_starts()
             except Exception:
@@ -279,6 +324,8 @@ class Runner:
         every = self.settings.reconcile_interval_s
         while not self._stopping:
             await asyncio.sleep(every)
+            if not self.engine.singleton:
+                continue
             try:
                 self.engine.idempotency.prune(self.engine.clock.now() - IDEMPOTENCY_TTL_S)
                 await self.reconcile()
