@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from integration_core.feed import digest
+from integration_core.service import Settings
 from tests.edi.documents import x940, x944
 from tests.service.helpers import SKU, Api, make_settings, running
 
@@ -125,3 +126,12 @@ async def test_a_file_left_in_the_folder_after_its_effects_committed_is_only_mov
     async with running(settings) as api:
         await settled(feed / "processed" / "a.csv")
         assert await on_hand(api) == 6
+
+
+def test_the_feed_and_the_edi_3pl_come_from_the_environment(tmp_path: Path) -> None:
+    env = {"TWIN_API_KEY_WMS": "k" * 20, "TWIN_FEED_DIR": str(tmp_path / "in"),
+           "TWIN_FEED_POLL_S": "0.5", "TWIN_EDI_3PL_URL": "http://3pl.example/x"}
+    s = Settings.from_env(env)
+    assert s.feed_dir == tmp_path / "in" and s.feed_poll_s == 0.5
+    assert s.edi_3pl_url == "http://3pl.example/x"
+    assert Settings.from_env({"TWIN_API_KEY_WMS": "k" * 20}).feed_dir is None
