@@ -21,7 +21,8 @@ nothing that the first committed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -156,11 +157,17 @@ class FileOutcome:
                 "problems": [p.as_dict() for p in self.problems]}
 
 
-def destination(name: str, file_digest: str, taken: Iterable[str]) -> str:
-    """The name a file gets in processed/ or failed/: its own, unless taken there by another
-    file, then with the digest's first 12 characters before the suffix."""
-    if name not in set(taken):
+def destination(name: str, file_digest: str, taken: Callable[[str], bool]) -> str:
+    """The name a file gets in processed/ or failed/: its own, unless `taken` there, then
+    with the digest's first 12 characters before the suffix (and a counter after them, for a
+    file never read or the same content again)."""
+    if not taken(name):
         return name
     stem, dot, suffix = name.rpartition(".")
     tag = file_digest[:12]
-    return f"{stem}.{tag}.{suffix}" if dot and stem else f"{name}.{tag}"
+    for n in itertools.count(1):
+        t = tag if n == 1 else f"{tag}-{n}"
+        candidate = f"{stem}.{t}.{suffix}" if dot and stem else f"{name}.{t}"
+        if not taken(candidate):
+            return candidate
+    raise AssertionError("unreachable")

@@ -46,7 +46,8 @@ class FeedStats:
     processed: int = 0
     failed: int = 0
     errors: int = 0
-    """Polls that raised (the store failed, the folder went away): retried next poll."""
+    """Files (or polls) that raised (the store failed, a file unreadable): tried again at the
+    next poll."""
 
 
 class FeedWatcher:
@@ -89,7 +90,12 @@ class FeedWatcher:
         names = [e.name for e in os.scandir(self.folder) if e.is_file()]
         out = []
         for name in ready(names):
-            outcome = await self.take(name)
+            try:
+                outcome = await self.take(name)
+            except Exception:  # this file stays for the next poll; the others go on
+                self.stats.errors += 1
+                log.exception("file feed: %s failed; it stays for the next poll", name)
+                continue
             if outcome is not None:
                 out.append(outcome)
         return out
@@ -134,7 +140,8 @@ class FeedWatcher:
 
     def _settle(self, path: Path, outcome: FileOutcome) -> None:
         where = self.folder / outcome.folder
-        target = destination(path.name, outcome.digest or "unread", os.listdir(where))
+        target = destination(path.name, outcome.digest or "unread",
+                             lambda n: (where / n).exists())
         if outcome.ack is not None:
             _write_atomic(where / (target + ACK_SUFFIX), outcome.ack)
         if outcome.folder == FAILED:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from integration_core.feed import (
     FileKind,
     FileOutcome,
@@ -32,9 +34,14 @@ def test_the_kind_comes_from_the_suffix() -> None:
 
 def test_a_taken_name_gets_the_digest_before_its_suffix() -> None:
     d = "0123456789abcdef" * 4
-    assert destination("a.csv", d, ["b.csv"]) == "a.csv"
-    assert destination("a.csv", d, ["a.csv"]) == "a.0123456789ab.csv"
-    assert destination("README", d, ["README"]) == "README.0123456789ab"
+    def taken(*names: str) -> Callable[[str], bool]:
+        return set(names).__contains__
+
+    assert destination("a.csv", d, taken("b.csv")) == "a.csv"
+    assert destination("a.csv", d, taken("a.csv")) == "a.0123456789ab.csv"
+    assert destination("README", d, taken("README")) == "README.0123456789ab"
+    assert destination("a.csv", d, taken("a.csv", "a.0123456789ab.csv")) == (
+        "a.0123456789ab-2.csv")
 
 
 def test_a_repeat_is_answered_with_the_first_verdict_and_its_problems() -> None:

@@ -135,3 +135,18 @@ def test_the_feed_and_the_edi_3pl_come_from_the_environment(tmp_path: Path) -> N
     assert s.feed_dir == tmp_path / "in" and s.feed_poll_s == 0.5
     assert s.edi_3pl_url == "http://3pl.example/x"
     assert Settings.from_env({"TWIN_API_KEY_WMS": "k" * 20}).feed_dir is None
+
+
+
+async def test_two_files_of_one_name_refused_unread_are_both_kept(tmp_path: Path) -> None:
+    feed = tmp_path / "feed"
+    settings = make_settings(tmp_path / "t.db", feed_dir=feed, feed_poll_s=0.02,
+                             feed_max_bytes=1024)
+    async with running(settings):
+        drop(feed, "big.csv", b"x" * 2000)
+        await settled(feed / "failed" / "big.csv")
+        drop(feed, "big.csv", b"y" * 3000)
+        second = await settled(feed / "failed" / "big.unread.csv")
+        await settled(feed / "failed" / "big.unread.csv.error.json")
+        assert (feed / "failed" / "big.csv").read_bytes() == b"x" * 2000
+        assert second.read_bytes() == b"y" * 3000
