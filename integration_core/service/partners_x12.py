@@ -13,6 +13,10 @@ the gateway numbers its replies with, in the bus store); the 3PL releases an ord
 a call made again after a lost answer releases nothing twice. Errors are classified as in
 `Partners`: no answer, 429, 5xx or an unreadable 997 are transient (retried); a 4xx without a
 997 is a refusal.
+
+``cancel_release`` is refused without a call (`CANCEL_REFUSED`): the JSON WMS at wms_url
+never had the release, and a 997 to a 940 cancel would not say whether the 3PL stopped the
+order. Every other operation goes as in `Partners`.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from integration_core.edi import OrderRelease, ReleaseAction, parse, release_to_
 from integration_core.edi.envelope import wrap
 from integration_core.edi.gateway import CONTROL_NS
 from integration_core.engine.desk import ORDERS
-from integration_core.engine.partners import Release, ReleaseAnswer
+from integration_core.engine.partners import CancelAnswer, Release, ReleaseAnswer
 from integration_core.errors import PayloadError, TransientError
 from integration_core.models import Catalog, OrderLine, SalesOrder
 from integration_core.service.config import Settings
@@ -38,6 +42,8 @@ from integration_core.service.edi import EDI_MEDIA_TYPE
 from integration_core.service.partners import Partners
 
 EDI_3PL_PATH = "/x12"
+CANCEL_REFUSED = ("the warehouse is an EDI 3PL: X12 carries no answer to a cancellation (a 997 "
+                  "acknowledges the 940 only); cancel with the 3PL directly")
 _MAX_CONTROL = 999_999_999
 _ACCEPTED = ("A", "E")
 
@@ -119,6 +125,12 @@ class X12Partners(Partners):
         self.store, self.catalog, self.now = store, catalog, now
 
     async def perform(self, op: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        if op == "cancel_release":
+            # Not sent to wms_url: that WMS never had the release and would say "cancelled"
+            # while the 3PL ships. A 940 cancel (W05 F) would be acknowledged by a 997, which
+            # says the document was read, not that the 3PL stopped the order: refused here,
+            # so the order ships and every system agrees on it.
+            return CancelAnswer(cancelled=False, reason=CANCEL_REFUSED).model_dump()
         if op != "release":
             return await super().perform(op, body)
         try:

@@ -15,12 +15,19 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from integration_core.bus import MemoryStore
 from integration_core.edi import Gateway, MemorySeen, OrderRelease, ReleaseAction, parse
 from integration_core.engine.partners import Release, ReleaseLine
 from integration_core.errors import TransientError
 from integration_core.models import Catalog, Item, Shipment, UnitConversion
 from integration_core.service import create_app
-from integration_core.service.partners_x12 import read_997, release_940
+from integration_core.service.partners_x12 import (
+    CANCEL_REFUSED,
+    X12Partners,
+    partners_for,
+    read_997,
+    release_940,
+)
 from sim.live import create_twins_app
 from sim.live.edi_3pl import LiveEdi3pl
 from tests.edi.documents import x940
@@ -233,3 +240,21 @@ def test_the_twin_releases_an_order_once_replays_its_997_and_keeps_the_945_until
         assert (twin.order("O-T2") or {})["state"] == "cancelled" and twin.ship("O-T2") == []
     finally:
         twin.close()
+
+
+async def test_a_cancellation_is_refused_without_a_call_so_the_3pl_and_the_core_agree(
+        tmp_path: Path) -> None:
+    def no_call(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"no partner call expected, got {request.url}")
+
+    settings = make_settings(tmp_path / "t.db", edi_3pl_url="http://twins/3pl")
+    partners = partners_for(settings, MemoryStore(), CATALOG, httpx.MockTransport(no_call))
+    try:
+        assert isinstance(partners, X12Partners)
+        answer = await partners.perform("cancel_release", {"order_id": "O-1", "reason": "x"})
+        assert answer == {"cancelled": False, "reason": CANCEL_REFUSED}
+    finally:
+        await partners.close()
+    plain = partners_for(make_settings(tmp_path / "u.db"), MemoryStore(), CATALOG)
+    assert not isinstance(plain, X12Partners)
+    await plain.close()
