@@ -32,6 +32,12 @@ class FaultWindow:
     end_s: float
     kind: str = "down"
     factor: float = 1.0
+    warehouse: str | None = None
+    """One site's WMS (system "wms"); None: every site's."""
+
+    @property
+    def label(self) -> str:
+        return " ".join(x for x in (self.system, self.warehouse, self.kind) if x)
 
 
 class FaultPlan:
@@ -41,26 +47,27 @@ class FaultPlan:
         adding one leaves the others' outages where they were."""
         self.duration_s = sc.duration_s
         plan = [FaultWindow(o.system, o.start_h * 3600, (o.start_h + o.duration_h) * 3600,
-                            o.kind, o.factor) for o in sc.faults.outages]
+                            o.kind, o.factor, o.warehouse) for o in sc.faults.outages]
         entries: Counter[str] = Counter()
         for r in sc.faults.random:
-            entries[r.system] += 1
-            n = entries[r.system]
-            rng = streams.get(f"faults/mtbf/{r.system}" + (f"#{n}" if n > 1 else ""))
+            source = r.system if r.warehouse is None else f"{r.system}/{r.warehouse}"
+            entries[source] += 1
+            n = entries[source]
+            rng = streams.get(f"faults/mtbf/{source}" + (f"#{n}" if n > 1 else ""))
             t = 0.0
             while True:
                 t += rng.exponential(r.mtbf_h * 3600)
                 if t >= self.duration_s:
                     break
                 end = t + rng.exponential(r.mttr_h * 3600)
-                plan.append(FaultWindow(r.system, t, end))
+                plan.append(FaultWindow(r.system, t, end, warehouse=r.warehouse))
                 t = end
         self.swarm_link_faults: dict[str, tuple[float, float]] = {}
         if sc.faults.swarm:
             plan += self._swarm(streams.get("faults/swarm"))
         self.plan = sorted(plan, key=lambda f: (f.start_s, f.system))
         self.windows: list[tuple[str, float, float]] = [
-            (f"{f.system} {f.kind}", f.start_s, min(f.end_s, self.duration_s)) for f in self.plan
+            (f.label, f.start_s, min(f.end_s, self.duration_s)) for f in self.plan
         ]
         end = sc.duration_s
         self.windows += [("erp maintenance", a, b) for a, b in spans(sc.erp.api.maintenance, end)]
@@ -98,9 +105,10 @@ class FaultPlan:
         ends = [end for _, _, end in self.windows]
         return max(ends) if ends else None
 
-    def install(self, twin: Landscape, wms_up: Callable[[bool], None],
-                recovered: Callable[[], object] | None = None) -> None:
-        """Schedule the faults in `twin`; `wms_up(up)` is told when a WMS outage begins and
+    def install(self, twin: Landscape, wms_up: Callable[[bool, int | None], None],
+                recovered: Callable[[], None] | None = None) -> None:
+        """Schedule the faults in `twin`; `wms_up(up, site)` is told when a WMS outage (of one
+        site, or of all when site is None) begins and
         ends (the warehouse keeps working and posts what happened once it is back);
         `recovered()` when an outage of a partner (the ERP, a WMS) or of its link ends."""
         if self.migration is not None:
@@ -123,8 +131,8 @@ class FaultPlan:
                 at(twin.env, t, recovered)
 
 
-def _toggle(twin: Landscape, wms_up: Callable[[bool], None], f: FaultWindow, begin: bool
-            ) -> None:
+def _toggle(twin: Landscape, wms_up: Callable[[bool, int | None], None], f: FaultWindow,
+            begin: bool) -> None:
     slow = f.factor if begin else 1.0
     if f.system == "core":
         if begin:
@@ -139,15 +147,16 @@ def _toggle(twin: Landscape, wms_up: Callable[[bool], None], f: FaultWindow, beg
         else:
             link.down = begin
         return
-    endpoints = {"erp": [twin.erp_api], "wms": twin.wms_apis,
-                 "carrier": [twin.carrier_api]}[f.system]
+    site = None if f.warehouse is None else twin.warehouse_ids.index(f.warehouse)
+    wms = twin.wms_apis if site is None else [twin.wms_apis[site]]
+    endpoints = {"erp": [twin.erp_api], "wms": wms, "carrier": [twin.carrier_api]}[f.system]
     for ep in endpoints:
         if f.kind == "slow":
             ep.slow_factor = slow
         else:
             ep.down = begin
     if f.system == "wms" and f.kind != "slow":
-        wms_up(not begin)
+        wms_up(not begin, site)
 
 
 def _snapshot(twin: Landscape) -> None:

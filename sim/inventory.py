@@ -49,7 +49,8 @@ class InventoryFlow:
         self.blocked_s = 0.0
         self.gave_up = 0
         self.outbox_resends = 0
-        self.wms_up = True
+        self.wms_down = [0] * len(sc.warehouses)
+        """Per site, outages of its WMS in progress (they may overlap)."""
         self._row_names: dict[int, tuple[str, str, str, str]] = {}
         self.held: list[tuple[int, int]] = []
         """Movements that happened while the WMS was down, posted when it is back."""
@@ -84,15 +85,18 @@ class InventoryFlow:
             for idx in batch:
                 self._post(warehouse, idx)
 
-    def set_wms_up(self, up: bool) -> None:
-        self.wms_up = up
+    def set_wms_up(self, up: bool, warehouse: int | None = None) -> None:
+        """A WMS outage (of one site, or of every site) begins (`up` False) or ends."""
+        sites = range(len(self.wms_down)) if warehouse is None else [warehouse]
+        for w in sites:
+            self.wms_down[w] = max(0, self.wms_down[w] + (-1 if up else 1))
         if up:
             held, self.held = self.held, []
-            for warehouse, idx in held:
-                self._post(warehouse, idx)
+            for w, idx in held:
+                self._post(w, idx)
 
     def _post(self, warehouse: int, idx: int) -> None:
-        if not self.wms_up:
+        if self.wms_down[warehouse]:
             self.held.append((warehouse, idx))
             return
         posting = self.posting[warehouse]

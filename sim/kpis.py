@@ -133,6 +133,26 @@ def kpi(name: str) -> Kpi:
         raise ValueError(f"unknown KPI {name!r}; one of: {', '.join(KPIS)}") from None
 
 
+SITE_FLOWS = tuple(f for f in FLOWS if f != "master_data_sync")
+"""The flows measured per warehouse (the item master is one for every site)."""
+SITE_KPIS = tuple(
+    [f"{flow}_{stat}_s" for flow in SITE_FLOWS for stat in ("p50", "p95", "p99")]
+    + ["divergence_max_units", "divergence_mean_units", "divergence_final_units",
+       "unexplained_max_units", "unexplained_final_units", "movements_never_applied",
+       "orders_not_shipped", "orders_stuck", "orders_not_invoiced"])
+"""The KPIs a warehouse has of its own: read from its part of the summary (`warehouses`),
+named `<kpi>@<warehouse>` in flat tables and usable in per-site SLOs."""
+SITE = "@"
+
+
 def flatten(summary: dict[str, Any]) -> dict[str, float | None]:
-    """Every KPI of one run's `sim.metrics.summary`."""
-    return {k.name: k.read(summary) for k in _ALL}
+    """Every KPI of one run's `sim.metrics.summary`, then each warehouse's (`kpi@site`)."""
+    out = {k.name: k.read(summary) for k in _ALL}
+    for site, part in summary.get("warehouses", {}).items():
+        out.update({f"{name}{SITE}{site}": value for name, value in flatten_site(part).items()})
+    return out
+
+
+def flatten_site(part: dict[str, Any]) -> dict[str, float | None]:
+    """A warehouse's KPIs from its part of the summary."""
+    return {name: KPIS[name].read(part) for name in SITE_KPIS}

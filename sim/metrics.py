@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.kpis import FLOWS, flatten
+from sim.kpis import FLOWS, SITE, SITE_FLOWS, flatten
 from sim.scenario import DOMAINS
 from sim.twin import RunResult
 
@@ -33,9 +33,17 @@ def latency_stats(samples: np.ndarray, n_unfinished: int = 0) -> dict[str, Any]:
     return out
 
 
-def after_warmup(r: RunResult, flow: str) -> np.ndarray:
+def after_warmup(r: RunResult, flow: str, site: str | None = None) -> np.ndarray:
+    """A flow's samples after the warm-up, of one warehouse's operations when `site` is given."""
     cut = r.scenario.warmup_h * 3600
-    return r.latency.get(flow, np.empty(0))[r.latency_at.get(flow, np.empty(0)) >= cut]
+    keep = r.latency_at.get(flow, np.empty(0)) >= cut
+    if site is not None:
+        keep &= r.latency_site[flow] == site_index(r, site)
+    return r.latency.get(flow, np.empty(0))[keep]
+
+
+def site_index(r: RunResult, site: str) -> int:
+    return [w.id for w in r.scenario.warehouses].index(site)
 
 
 # Systems whose faults cannot move a stock figure: a carrier outage delays labels and
@@ -91,6 +99,30 @@ def fault_table(r: RunResult) -> list[dict[str, Any]]:
                      "peak_divergence_units": int(total[span].max(initial=0)),
                      "time_to_recover_s": _recovery(t, ok, end) if stock else None})
     return rows
+
+
+def site_divergence(r: RunResult, site: str) -> dict[str, Any]:
+    """One warehouse's stock divergence (its rows only)."""
+    s = r.series
+    keep = s["t"] >= r.scenario.warmup_h * 3600
+    units, unexplained = s[f"divergence_units_{site}"], s[f"unexplained_units_{site}"]
+    return {
+        "max_units": int(units[keep].max(initial=0)),
+        "mean_units": round(float(units[keep].mean()), 1) if keep.any() else 0.0,
+        "final_units": int(units[-1]) if len(units) else 0,
+        "unexplained_max_units": int(unexplained[keep].max(initial=0)),
+        "unexplained_final_units": int(unexplained[-1]) if len(units) else 0,
+    }
+
+
+def site_summary(r: RunResult, site: str) -> dict[str, Any]:
+    """A warehouse's part of the summary: its flows' latency (unfinished work counted), its
+    divergence and its counts; `sim.kpis.flatten_site` reads it."""
+    counts = r.extras["sites"][site]
+    return {"latency": {flow: latency_stats(after_warmup(r, flow, site), unfinished(counts, flow))
+                        for flow in SITE_FLOWS},
+            "divergence": site_divergence(r, site),
+            "counts": counts}
 
 
 def divergence(r: RunResult) -> dict[str, Any]:
@@ -149,22 +181,25 @@ def slo_results(r: RunResult, kpis: Mapping[str, float | None]) -> list[dict[str
     (`sim.kpis.flatten`) and missed when the KPI has no value (consistency never reached)."""
     out = []
     for slo in r.scenario.slos:
+        site = slo.warehouse
         if slo.flow is not None:
             assert slo.max_s is not None  # the model's validator
-            samples = after_warmup(r, slo.flow)
-            left = unfinished(r.counts, slo.flow)
+            samples = after_warmup(r, slo.flow, site)
+            left = unfinished(r.counts if site is None else r.extras["sites"][site], slo.flow)
             value, censored = censored_percentile(samples, left, slo.percentile)
             out.append({"name": slo.name, "flow": slo.flow, "percentile": slo.percentile,
+                        "warehouse": site,
                         "max_s": slo.max_s, "value_s": None if value is None else round(value, 3),
                         "censored": censored, "n_unfinished": left,
                         "met": value is not None and value <= slo.max_s})
             continue
         assert slo.kpi is not None
-        got = kpis.get(slo.kpi)
+        got = kpis.get(slo.kpi if site is None else f"{slo.kpi}{SITE}{site}")
         met = got is not None and not np.isnan(got) and (
             got <= slo.max if slo.max is not None else got >= (slo.min or 0.0))
         finite = got is not None and bool(np.isfinite(got))
-        out.append({"name": slo.name, "kpi": slo.kpi, "max": slo.max, "min": slo.min,
+        out.append({"name": slo.name, "kpi": slo.kpi, "warehouse": site,
+                    "max": slo.max, "min": slo.min,
                     "value": got if finite else None, "censored": got == float("inf"),
                     "met": bool(met)})
     return out
@@ -185,6 +220,8 @@ def summary(r: RunResult) -> dict[str, Any]:
         "latency": {flow: latency_stats(after_warmup(r, flow), unfinished(r.counts, flow))
                     for flow in FLOWS},
         "divergence": divergence(r),
+        # A twin's run has every site's counts; a result built by hand may have none.
+        "warehouses": {w: site_summary(r, w) for w in r.extras.get("sites", {})},
         "checker": r.check,
         "lost": r.check["lost"],
         "duplicated": r.check["duplicated"],
@@ -217,13 +254,16 @@ def timeseries_frame(r: RunResult) -> pd.DataFrame:
 
 
 def latency_frame(r: RunResult) -> pd.DataFrame:
+    """One row per finished operation; `warehouse` is empty for operations of no one site."""
+    sites = np.array([w.id for w in r.scenario.warehouses] + [""], dtype=object)
     parts = [
         pd.DataFrame({"scenario": r.scenario.name, "flow": flow,
+                      "warehouse": pd.Categorical(sites[r.latency_site[flow]]),
                       "completed_at_s": r.latency_at[flow], "latency_s": r.latency[flow]})
         for flow in r.latency
     ]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["scenario", "flow", "completed_at_s", "latency_s"])
+        columns=["scenario", "flow", "warehouse", "completed_at_s", "latency_s"])
 
 
 def comparison_row(s: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from integration_core.engine.redrive import Redrive, When
 from sim.distributions import Constant, Distribution, Exponential, Lognormal, Uniform
-from sim.kpis import KPIS
+from sim.kpis import KPIS, SITE, SITE_KPIS
 
 Hours = Annotated[float, Field(gt=0)]
 
@@ -360,6 +360,14 @@ class Outage(Model):
         "down", description="down: unavailable; slow: latency x factor; crash: core restart."
     )
     factor: float = Field(5.0, ge=1, description="Latency multiplier for kind = slow.")
+    warehouse: str | None = Field(
+        None, description="For system = wms: the one site whose WMS fails (null: every site's).")
+
+    @model_validator(mode="after")
+    def _site(self) -> Outage:
+        if self.warehouse is not None and self.system != "wms":
+            raise ValueError(f"`warehouse` targets one site's WMS; system is {self.system!r}")
+        return self
 
 
 class RandomOutages(Model):
@@ -367,6 +375,14 @@ class RandomOutages(Model):
         description="The system or link that fails at random.")
     mtbf_h: float = Field(gt=0, description="Mean time between failures, hours.")
     mttr_h: float = Field(gt=0, description="Mean time to repair, hours.")
+    warehouse: str | None = Field(
+        None, description="For system = wms: the one site whose WMS fails (null: every site's).")
+
+    @model_validator(mode="after")
+    def _site(self) -> RandomOutages:
+        if self.warehouse is not None and self.system != "wms":
+            raise ValueError(f"`warehouse` targets one site's WMS; system is {self.system!r}")
+        return self
 
 
 class Faults(Model):
@@ -480,6 +496,10 @@ class Slo(Model):
     max: float | None = Field(None, description="Most the KPI may be.")
     min: float | None = Field(None, description="Least the KPI may be (for KPIs where more is "
                               "better).")
+    warehouse: str | None = Field(
+        None, description="Bound one site's figure only (a warehouse id): its operations' "
+        "latency, or one of its own KPIs (latency, divergence, unfinished work); null: the "
+        "whole landscape.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Slo:
@@ -497,14 +517,18 @@ class Slo(Model):
                              + ", ".join(k for k in KPIS if k != "slos_met"))
         if (self.max is None) == (self.min is None):
             raise ValueError(f"the SLO on {self.kpi} needs exactly one of `max` and `min`")
+        if self.warehouse is not None and self.kpi not in SITE_KPIS:
+            raise ValueError(f"{self.kpi} is not measured per warehouse; a per-site SLO bounds "
+                             "one of: " + ", ".join(SITE_KPIS))
         return self
 
     @property
     def name(self) -> str:
+        at = "" if self.warehouse is None else f"{SITE}{self.warehouse}"
         if self.flow is not None:
-            return f"{self.flow} p{self.percentile:g} <= {self.max_s:g} s"
+            return f"{self.flow}{at} p{self.percentile:g} <= {self.max_s:g} s"
         bound = f"<= {self.max:g}" if self.max is not None else f">= {self.min:g}"
-        return f"{self.kpi} {bound}"
+        return f"{self.kpi}{at} {bound}"
 
 
 class Catalog(Model):
@@ -568,6 +592,14 @@ class Scenario(Model):
         ids = [w.id for w in self.warehouses]
         if len(set(ids)) != len(ids):
             raise ValueError(f"warehouse ids must be unique, got {ids}")
+        targets = [(f"slos.{i}", x.warehouse) for i, x in enumerate(self.slos)]
+        targets += [(f"faults.outages.{i}", x.warehouse)
+                    for i, x in enumerate(self.faults.outages)]
+        targets += [(f"faults.random.{i}", x.warehouse) for i, x in enumerate(self.faults.random)]
+        unknown = [f"{where}.warehouse = {site!r}" for where, site in targets
+                   if site is not None and site not in ids]
+        if unknown:
+            raise ValueError("no such warehouse (" + ", ".join(ids) + "): " + "; ".join(unknown))
         if not any(w.order_weight > 0 for w in self.warehouses):
             raise ValueError("warehouses: at least one order_weight must be positive (orders "
                              "need a site)")

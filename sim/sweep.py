@@ -119,37 +119,50 @@ class Sweep:
 
 
 def set_path(data: dict[str, Any], path: str, value: Any) -> None:
-    """Set `a.b.0.c` in nested dicts and lists, in place. An unknown key is added (the scenario
-    validation then rejects it by name); a bad list index or a scalar in the way raises."""
+    """Set `a.b.0.c` in nested dicts and lists, in place. In a list, a part is an index, `*`
+    (every entry: `warehouses.*.peak_multiplier` scales every site) or an entry's `id`
+    (`warehouses.DC.movements_per_hour`). An unknown key is added (the scenario validation
+    then rejects it by name); a bad list index or a scalar in the way raises."""
     parts = path.split(".")
     if not path or any(not p for p in parts):
         raise ValueError(f"field '{path}': not a dotted path")
-    node: Any = data
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        where = ".".join(parts[:i]) or "(top level)"
-        if isinstance(node, list):
-            if not part.isdigit():
-                raise ValueError(f"field '{path}': '{where}' is a list, '{part}' is not an index")
-            idx = int(part)
-            if idx >= len(node):
-                raise ValueError(f"field '{path}': index {idx} out of range ('{where}' has "
+    _set(data, parts, 0, path, value)
+
+
+def _set(node: Any, parts: list[str], i: int, path: str, value: Any) -> None:
+    part, last = parts[i], i == len(parts) - 1
+    where = ".".join(parts[:i]) or "(top level)"
+    if isinstance(node, list):
+        if part == "*":
+            idxs = list(range(len(node)))
+        elif part.isdigit():
+            idxs = [int(part)]
+            if idxs[0] >= len(node):
+                raise ValueError(f"field '{path}': index {idxs[0]} out of range ('{where}' has "
                                  f"{len(node)} entries)")
+        else:
+            idxs = [j for j, x in enumerate(node) if isinstance(x, dict) and x.get("id") == part]
+            if not idxs:
+                ids = [x.get("id") for x in node if isinstance(x, dict)]
+                raise ValueError(f"field '{path}': '{where}' is a list, '{part}' is not an index"
+                                 + (f", '*' or an id ({', '.join(map(str, ids))})" if any(ids)
+                                    else ""))
+        for idx in idxs:
             if last:
-                node[idx] = value
+                node[idx] = copy.deepcopy(value)
             else:
                 if node[idx] is None:
                     node[idx] = {}
-                node = node[idx]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-            else:
-                if node.get(part) is None:
-                    node[part] = {}
-                node = node[part]
+                _set(node[idx], parts, i + 1, path, value)
+    elif isinstance(node, dict):
+        if last:
+            node[part] = copy.deepcopy(value)  # `*` sets it in several entries
         else:
-            raise ValueError(f"field '{path}': '{where}' is {node!r}, not a table or list")
+            if node.get(part) is None:
+                node[part] = {}
+            _set(node[part], parts, i + 1, path, value)
+    else:
+        raise ValueError(f"field '{path}': '{where}' is {node!r}, not a table or list")
 
 
 def resolve(base: str | Path, assignments: Mapping[str, Any]) -> Scenario:

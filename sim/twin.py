@@ -42,6 +42,8 @@ class RunResult:
     latency: dict[str, np.ndarray]
     """Flow -> samples in seconds, each with the time it completed in `latency_at`."""
     latency_at: dict[str, np.ndarray]
+    latency_site: dict[str, np.ndarray]
+    """Per sample, the index of its warehouse in `scenario.warehouses` (-1: not of one site)."""
     counts: dict[str, int]
     check: dict[str, Any]
     bus: dict[str, int]
@@ -78,6 +80,9 @@ class Twin:
         self._series: dict[str, Column] = {k: Column(np.float64) for k in SERIES}
         for consumer in self.core.backlog():  # one backlog column per consumer of the bus
             self._series[f"backlog_{consumer}"] = Column(np.float64)
+        self._sites = [w.id for w in sc.warehouses]
+        for name in site_series(self._sites):
+            self._series[name] = Column(np.float64)
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -87,6 +92,8 @@ class Twin:
         while True:
             diff = self.land.wms.on_hand - self.land.erp.on_hand
             pending = self.land.truth.pending
+            by_site = np.abs(diff).reshape(len(self._sites), -1).sum(axis=1)
+            unexplained = np.abs(diff - pending).reshape(len(self._sites), -1).sum(axis=1)
             backlog = self.core.backlog()
             lag = self.core.lag() if self.core.up else {}
             for name, value in (
@@ -101,6 +108,7 @@ class Twin:
                 ("erp_queue", self.land.erp_api.pool.queue_length),
                 ("wms_queue", sum(p.queue_length for p in self.land.wms_pools)),
                 *((f"backlog_{c}", n) for c, n in backlog.items()),
+                *zip(site_series(self._sites), [*by_site, *unexplained], strict=True),
             ):
                 cols[name].append(float(value))
             if self.progress is not None:
@@ -167,6 +175,18 @@ class Twin:
             and self.orders.settled()
         )
 
+    def _site_counts(self) -> dict[str, dict[str, int]]:
+        """Per warehouse, what its flows started and finished (per-site unfinished work)."""
+        truth, skus = self.land.truth, self.scenario.catalog.skus
+        site = truth.row.values // skus
+        n = len(self._sites)
+        made = np.bincount(site, minlength=n)
+        applied = np.bincount(site[truth.applied.values > 0], minlength=n)
+        return {w: {"movements_generated": int(made[i]),
+                    "movements_applied_in_erp": int(applied[i]),
+                    **self.orders.site_counts(i)}
+                for i, w in enumerate(self._sites)}
+
     def _lost_in_crash(self) -> None:
         """Movements the core held only in memory when it crashed will never arrive."""
         for e in self.core.lost_in_crash:
@@ -191,6 +211,11 @@ class Twin:
                    "master_data_sync": md_lat}
         latency_at = {"inventory_sync": self.land.erp.sync_at.values.copy(),
                       **self.orders.latency_at(), "master_data_sync": md_at}
+        rows = truth.row.values[self.land.erp.sync_idx.values]
+        latency_site = {"inventory_sync": (rows // self.scenario.catalog.skus).astype(np.int32),
+                        **self.orders.latency_site(),
+                        # Items are one master for every site (the first WMS's).
+                        "master_data_sync": np.full(len(md_lat), -1, dtype=np.int32)}
         counts = {
             "movements_generated": len(truth),
             "movements_acknowledged": int(truth.acknowledged.values.sum()),
@@ -218,6 +243,7 @@ class Twin:
             series={k: c.values.copy() for k, c in self._series.items()},
             latency=latency,
             latency_at=latency_at,
+            latency_site=latency_site,
             counts=counts,
             check=check.summary(),
             bus=self.core.counters(),
@@ -228,9 +254,16 @@ class Twin:
             wall_s=wall_s,
             events=next(self.env._eid),  # SimPy numbers every scheduled event
             extras={"links": links, "drained_s": self.drained_s,
+                    "sites": self._site_counts(),
                     "offered": self.land.offered.summary(),
                     "reconciler": self.reconciler.summary() if self.reconciler else None},
         )
+
+
+def site_series(sites: list[str]) -> list[str]:
+    """The per-warehouse columns of the sampled series: divergence, then unexplained units."""
+    return ([f"divergence_units_{w}" for w in sites]
+            + [f"unexplained_units_{w}" for w in sites])
 
 
 def run(scenario: Scenario,

@@ -36,6 +36,8 @@ class ErpState:
         self.sync_lag = Column(np.float64)
         """Occurred -> first applied in the ERP, seconds: the inventory_sync latency."""
         self.sync_at = Column(np.float64)
+        self.sync_idx = Column(np.int64)
+        """The movement each sync sample is of (its row gives the warehouse)."""
         self.replays_ignored = 0
         self.adjustments = 0
         self.adjusted_units = 0
@@ -65,6 +67,7 @@ class ErpState:
             now = self.clock()
             self.sync_lag.append(now - float(truth.occurred_at[idx]))
             self.sync_at.append(now)
+            self.sync_idx.append(idx)
 
     def adjust(self, row: int, delta: int) -> None:
         """A reconciliation adjustment posted to the ERP."""

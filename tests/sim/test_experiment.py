@@ -17,7 +17,7 @@ from sim import results
 from sim.cli import app
 from sim.executors import ProcessExecutor, RunFn, SerialExecutor
 from sim.experiment import run_experiment, simulate, tasks_for
-from sim.kpis import KPIS, flatten
+from sim.kpis import KPIS, SITE_KPIS, flatten
 from sim.metrics import summary
 from sim.scenario import ScenarioError, load
 from sim.stats import estimate, replication_seeds
@@ -82,7 +82,8 @@ def test_kpis_are_read_from_the_summary_after_warmup(tiny: Path) -> None:
     sc = load(tiny, warmup_h=0.5)
     s = summary(run(sc))
     k = flatten(s)
-    assert set(k) == set(KPIS)
+    sites = [w.id for w in sc.warehouses]
+    assert set(k) == set(KPIS) | {f"{n}@{w}" for n in SITE_KPIS for w in sites}
     assert k["inventory_sync_p95_s"] == s["latency"]["inventory_sync"]["p95"]
     assert k["unexplained_final_units"] == s["divergence"]["unexplained_final_units"]
     assert k["erp_api_calls"] == s["api_calls"]["erp"]

@@ -17,7 +17,8 @@ def run(windows: list[tuple[str, float, float]], unexplained: list[int],
                               "unexplained_units": np.array(unexplained),
                               "in_flight_units": np.array(in_flight)}
     return RunResult(scenario=Scenario.model_validate({"name": "t", "warmup_h": 0}), series=series,
-                     latency={}, latency_at={}, counts={}, check={}, bus={}, api_calls={},
+                     latency={}, latency_at={}, latency_site={}, counts={}, check={}, bus={},
+                     api_calls={},
                      api_cost=0.0, warehouse_blocked_s=0.0, fault_windows=windows, wall_s=0.0,
                      events=0)
 

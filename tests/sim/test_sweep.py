@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,18 @@ def test_set_path_walks_tables_and_list_indices() -> None:
                       ("a.b.c", "not a table or list"), ("a..b", "not a dotted path")]:
         with pytest.raises(ValueError, match=msg):
             set_path(data, path, 0)
+
+
+def test_set_path_addresses_list_entries_by_id_or_all_of_them() -> None:
+    data: dict[str, Any] = {"w": [{"id": "DC", "r": 1}, {"id": "3PL", "r": 2}]}
+    set_path(data, "w.3PL.r", 7)
+    assert data["w"] == [{"id": "DC", "r": 1}, {"id": "3PL", "r": 7}]
+    set_path(data, "w.*.k", {"x": 1})
+    assert [e["k"] for e in data["w"]] == [{"x": 1}, {"x": 1}]
+    data["w"][0]["k"]["x"] = 2  # each entry has a copy of its own
+    assert data["w"][1]["k"] == {"x": 1}
+    with pytest.raises(ValueError, match=r"an id \(DC, 3PL\)"):
+        set_path(data, "w.EAST.r", 0)
 
 
 def test_resolve_changes_only_the_named_fields() -> None:
