@@ -95,7 +95,14 @@ async def test_outbox_operations_are_performed_from_the_ports_table(tmp_path: Pa
         with pytest.raises(PayloadError) as bad:
             await p.perform("release", {"order_id": "O2"})  # no lines
         assert bad.value.field == "body" and "lines" in str(bad.value)
-    assert set(OPERATIONS) == {"credit_check", "release", "invoice"}
+        # The cancellation and the credit memo go to their twins like the rest.
+        cancel = await p.perform("cancel_release", {"order_id": "O2"})
+        assert cancel == {"cancelled": True, "reason": ""}
+        memo = await p.perform("credit_memo", {"rma_id": "R2", "order_id": "O2",
+                                               "customer_id": "C", "lines": []})
+        assert memo == {"credit_memo_id": "CM-R2"}
+    assert set(OPERATIONS) == {"credit_check", "release", "invoice", "cancel_release",
+                               "credit_memo"}
 
 
 async def test_down_is_retryable_and_reads_are_refused_too(tmp_path: Path) -> None:
