@@ -33,6 +33,10 @@ Every attempted and acknowledged movement id is appended to ``TWIN_LOAD_LOG`` (l
 several worker processes can share it), so `loadtests/run.py` can check afterwards, through the
 API, that each acknowledged movement was applied exactly once.
 
+Several instances of the service (``TWIN_LOAD_HOSTS``, their base URLs comma-separated): the
+users are spread over them, and a user whose instance does not answer moves to the next, as
+behind a load balancer.
+
 Run by `loadtests/run.py`; by hand (one machine or several, see loadtests/README.md)::
 
     TWIN_LOAD_PLAN=loadtests/shapes/ramp.toml TWIN_LOAD_KEY_WMS=... TWIN_LOAD_KEY_SHOP=... \\
@@ -82,6 +86,9 @@ WMS_KEY = os.environ.get("TWIN_LOAD_KEY_WMS", "")
 SHOP_KEY = os.environ.get("TWIN_LOAD_KEY_SHOP", "")
 ADMIN_KEY = os.environ.get("TWIN_LOAD_KEY_ADMIN", "")
 LINK_CONTROLS: dict[str, str] = json.loads(os.environ.get(LINKS_ENV) or "{}")
+HOSTS = [h for h in os.environ.get("TWIN_LOAD_HOSTS", "").split(",") if h]
+"""Several instances of the service: user n starts on instance n mod len(HOSTS) and moves to
+the next when one does not answer (as a load balancer would)."""
 KINDS = ("receipt", "receipt", "pick", "adjustment", "transfer_in")
 PRE_RELEASE = frozenset({"new", "validating", "credit_check", "allocating", "backordered",
                          "releasing"})  # an order in these may still reach fulfilment
@@ -239,6 +246,15 @@ class Integration(FastHttpUser):
         self.acked: deque[dict[str, Any]] = deque(maxlen=200)
         self.orders: deque[str] = deque(maxlen=50)  # placed, not yet seen in fulfilment
         self.released: deque[str] = deque(maxlen=50)  # seen in fulfilment: the WMS has them
+        self.hosts = HOSTS[self.n % len(HOSTS):] + HOSTS[:self.n % len(HOSTS)] if HOSTS else []
+        if self.hosts:
+            self.client.base_url = self.hosts[0]
+
+    def _fail_over(self) -> None:
+        """No answer (the instance died): the next requests go to the next instance."""
+        if len(self.hosts) > 1:
+            self.hosts.append(self.hosts.pop(0))
+            self.client.base_url = self.hosts[0]
 
     # -- the open model ----------------------------------------------------------------------
 
@@ -308,6 +324,8 @@ class Integration(FastHttpUser):
                         else (r.text or "")[:200])
                 message = f"HTTP {status}: expected {expect}, got {said}"
                 r.failure(message)  # the status first: thresholds.py counts the 5xx from it
+                if status == 0:
+                    self._fail_over()
                 return status, None, RuntimeError(message)
             r.success()
             try:
@@ -388,6 +406,8 @@ class Integration(FastHttpUser):
                         else (r.text or "")[:200])
                 message = f"HTTP {status}: expected (200, 404), got {said}"
                 r.failure(message)
+                if status == 0:
+                    self._fail_over()
                 return name, RuntimeError(message)
             r.success()
             state = r.json().get("status") if status == 200 else None

@@ -7,6 +7,8 @@ unexplained, and hold locust's numbers to the thresholds file.
                             [--thresholds loadtests/thresholds.toml] [--out results/loadtest]
                             [--duration S] [--rate R] [--users N] [--seed N]
                             [--outage-at S] [--outage-s S]
+                            [--store sqlite|postgres] [--instances N] [--lease-ttl-s S]
+                            [--process-faults]
 
 The plan (`loadtests/plan.py`, shipped: ``loadtests/shapes/{default,ramp,spike,soak}.toml``)
 gives the run's length, the offered arrival rate over time, the users and the faults.
@@ -20,6 +22,14 @@ called through a fault proxy (`loadtests.proxy`, a process of its own, seeded fr
 seed): the core gets ``--erp-url http://127.0.0.1:<proxy>/erp``, locust switches the toxics on
 the plan's clock through the proxy's control endpoint, and the verdict requires each planned
 toxic to have fired (``links`` in ``summary.json``: the proxies' counters).
+
+``--store postgres`` starts a throwaway PostgreSQL (`loadtests.pg`) for the service's state;
+``--instances N`` runs N service processes sharing its schema (``--instance-id i1`` ...), and
+locust's users are spread over them (``TWIN_LOAD_HOSTS``; a user whose instance stops
+answering moves to the next). The verdict then also checks per-key order from the database
+(`key_order`: each consumer applied every key's messages in log order). ``--process-faults``
+(3 instances) SIGKILLs one, pauses another past its lease and crashes the database under load
+(`loadtests.pg_faults`), and holds each takeover to its bound.
 Writes locust's HTML report and CSVs, the service's and the twins' logs, the service's status
 sampled each second (``status.csv``), the effective plan (``plan.json``) and
 ``summary.json`` (with the verdict) to ``--out``, prints the verdict table, and exits
@@ -52,6 +62,8 @@ import httpx
 import numpy as np
 
 from integration_core.checker import check
+from loadtests.pg import PgServer
+from loadtests.pg_faults import FaultRecord, ProcessFaults
 from loadtests.plan import DEFAULT_PLAN, LINKS, LINKS_ENV, PLAN_ENV, Plan, PlanError, load_plan
 from loadtests.proxy import ProxyControl, ProxyStats, parse_ready
 from loadtests.thresholds import (
@@ -67,6 +79,8 @@ REPO = Path(__file__).resolve().parents[1]
 LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
 SYSTEMS = ("shop", "wms", "erp", "carrier", "admin")
 EXPECT_WORKERS_S = 60  # how long the master waits for its workers to connect
+HOSTS_ENV = "TWIN_LOAD_HOSTS"
+"""The instances' base URLs, comma-separated: locust's users are spread over them."""
 
 
 def free_port() -> int:
@@ -91,14 +105,22 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0
     raise SystemExit(f"the service was not ready within {timeout_s} s")
 
 
-def drain(api: httpx.Client, timeout_s: float) -> dict[str, Any]:
+def drain(api: httpx.Client, timeout_s: float, others: list[str] | None = None
+          ) -> dict[str, Any]:
+    """Until the service says it is drained; with `others` (the other instances' bases),
+    until every one of them does too (on a shared store an instance is drained when its
+    partitions are, every partition has a live owner and it has read the whole log)."""
     deadline = time.monotonic() + timeout_s
     while True:
         doc: dict[str, Any] = api.get("/v1/status").json()
-        if doc["drained"]:
+        docs = [doc]
+        for b in others or []:
+            docs.append(httpx.get(f"{b}/v1/status", headers=api.headers, timeout=30).json())
+        if all(d["drained"] for d in docs):
             return doc
         if time.monotonic() > deadline:
-            raise SystemExit(f"not drained within {timeout_s} s: {doc['consumers']}")
+            raise SystemExit(f"not drained within {timeout_s} s: "
+                             f"{[(d['consumers'], d['outbox'], d.get('instance')) for d in docs]}")
         time.sleep(0.2)
 
 
@@ -139,11 +161,27 @@ class Service:
     links: dict[str, str] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[IO[bytes]] = field(default_factory=list)
+    bases: list[str] = field(default_factory=list)
+    """Every instance's base URL, `base` first (one unless ``--instances``)."""
+    instances: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    """The service's processes, in `bases` order."""
+    pg: PgServer | None = None
+    """The throwaway PostgreSQL of ``--store postgres``."""
+    schema: str = "interop_twin"
+
+    def alive(self) -> list[str]:
+        """The bases of the instances whose process still runs."""
+        return [b for b, p in zip(self.bases, self.instances, strict=True) if p.poll() is None]
 
     def stop(self) -> None:
+        for p in self.instances:  # a paused instance cannot take its SIGTERM
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
         stop_processes(self.processes)
         for f in self.logs:
             f.close()
+        if self.pg is not None:
+            self.pg.remove()
 
 
 def link_seeds(seed: int) -> dict[str, int]:
@@ -188,23 +226,37 @@ def start_proxy(link: str, upstream_port: int, seed: int, out: Path, max_s: floa
 
 
 def start_service(workdir: Path, out: Path, links: dict[str, int] | None = None,
-                  proxy_max_s: float = 3600.0) -> Service:
+                  proxy_max_s: float = 3600.0, store: str = "sqlite", instances: int = 1,
+                  lease_ttl_s: float | None = None) -> Service:
     """Start the ERP/WMS twins (`twin twins`) and the live service calling them over HTTP,
     each on a free loopback port (stores in `workdir`, logs in ``out/server.log`` and
     ``out/twins.log``), and return once both are ready. `links` (link -> seed): put a fault
     proxy on the core's way to those partners (it stops by itself after `proxy_max_s`).
     Everything about how the service is started is here; the rest of the run only needs
-    `Service.base`, `Service.keys` and `Service.links`."""
+    `Service.base`, `Service.keys` and `Service.links`.
+
+    ``store="postgres"``: a throwaway PostgreSQL (`loadtests.pg`) holds the state, and with
+    `instances` > 1 that many service processes share its schema (``--instance-id i1``, ...;
+    logs ``server.log``, ``server-2.log``, ...), each on its own port."""
     keys = {s: secrets.token_urlsafe(24) for s in SYSTEMS}
     partner_key = secrets.token_urlsafe(24)
-    twins_port, port = free_port(), free_port()
-    twins, base = f"http://127.0.0.1:{twins_port}", f"http://127.0.0.1:{port}"
+    twins_port = free_port()
+    ports = [free_port() for _ in range(instances)]
+    twins, base = f"http://127.0.0.1:{twins_port}", f"http://127.0.0.1:{ports[0]}"
     cli = [sys.executable, "-c", "from sim.cli import app; app()"]
     env = {**os.environ, "TWIN_PARTNER_KEY": partner_key,
            **{f"TWIN_API_KEY_{s.upper()}": k for s, k in keys.items()},
            **{f"TWIN_RATE_{s.upper()}": "1000000" for s in SYSTEMS}}
+    if lease_ttl_s is not None:
+        env["TWIN_LEASE_TTL_S"] = f"{lease_ttl_s:g}"
     service = Service(base, keys)
     try:
+        store_args: list[str] = []
+        if store == "postgres":
+            service.pg = PgServer()
+            service.pg.init()
+            service.pg.start()
+            store_args = ["--store", service.pg.url, "--store-schema", service.schema]
         service.logs.append((out / "twins.log").open("wb"))
         service.processes.append(subprocess.Popen(
             [*cli, "twins", "--host", "127.0.0.1", "--port", str(twins_port), "--db",
@@ -219,13 +271,21 @@ def start_service(workdir: Path, out: Path, links: dict[str, int] | None = None,
             service.logs.append(log)
             service.links[link] = control
             partner[link] = f"http://127.0.0.1:{proxy_port}"
-        service.logs.append((out / "server.log").open("wb"))
-        service.processes.append(subprocess.Popen(
-            [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--db",
-             str(workdir / "twin.db"), "--log-level", "warning", "--erp-url",
-             f"{partner['erp']}/erp", "--wms-url", f"{partner['wms']}/wms"],
-            env=env, cwd=REPO, stdout=service.logs[-1], stderr=subprocess.STDOUT))
-        wait_ready(base, service.processes[-1])
+        for k, port in enumerate(ports, 1):
+            name = "" if k == 1 else f"-{k}"
+            shared = ["--instance-id", f"i{k}"] if instances > 1 else []
+            service.logs.append((out / f"server{name}.log").open("wb"))
+            proc = subprocess.Popen(
+                [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--db",
+                 str(workdir / f"twin{name}.db"), "--log-level", "warning", "--erp-url",
+                 f"{partner['erp']}/erp", "--wms-url", f"{partner['wms']}/wms",
+                 *store_args, *shared],
+                env=env, cwd=REPO, stdout=service.logs[-1], stderr=subprocess.STDOUT)
+            service.processes.append(proc)
+            service.instances.append(proc)
+            service.bases.append(f"http://127.0.0.1:{port}")
+        for b, proc in zip(service.bases, service.instances, strict=True):
+            wait_ready(b, proc)
     except BaseException:
         service.stop()
         raise
@@ -248,19 +308,29 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         t0 = time.monotonic()
-        with httpx.Client(base_url=self.service.base, timeout=5.0,
+        bases = self.service.bases or [self.service.base]
+        with httpx.Client(timeout=5.0,
                           headers={"X-API-Key": self.service.keys["admin"]}) as api:
             while not self.stopping.wait(self.every_s):
-                try:
-                    d = api.get("/v1/status").json()
-                except (httpx.HTTPError, ValueError):
-                    continue  # a sample missed under load is a gap, not a failure
-                c = d["consumers"]
-                self.rows.append((
-                    round(time.monotonic() - t0, 2), c["wms"]["backlog"], c["erp"]["backlog"],
-                    c["orders"]["backlog"], d["outbox"]["open_calls"],
-                    sum(v["dead_letters"] for v in c.values()), d["event_loop_lag_s"],
-                    d["erp_posting"]["failed_calls"]))
+                rows = []
+                for b in bases:  # several instances: their sums (a dead one is a gap)
+                    try:
+                        d = api.get(f"{b}/v1/status").json()
+                    except (httpx.HTTPError, ValueError):
+                        continue  # a sample missed under load is a gap, not a failure
+                    c = d["consumers"]
+                    rows.append((
+                        c["wms"]["backlog"], c["erp"]["backlog"], c["orders"]["backlog"],
+                        d["outbox"]["open_calls"],
+                        sum(v["dead_letters"] for v in c.values()), d["event_loop_lag_s"],
+                        d["erp_posting"]["failed_calls"]))
+                if rows:
+                    summed = [sum(col) for col in zip(*rows, strict=True)]
+                    # Dead letters are the shared store's (each instance sees them all);
+                    # the loop lag is each instance's: the worst, not sums.
+                    summed[4] = max(r[4] for r in rows)
+                    summed[5] = max(r[5] for r in rows)
+                    self.rows.append((round(time.monotonic() - t0, 2), *summed))
 
     def stop(self) -> dict[str, float]:
         self.stopping.set()
@@ -285,7 +355,8 @@ def start_locust(plan_path: Path, service: Service, load_log: Path, out: Path,
     it writes the CSVs and the HTML report, and sends the plan's faults."""
     env = {**os.environ, PLAN_ENV: str(plan_path), "TWIN_LOAD_LOG": str(load_log),
            "TWIN_LOAD_KEY_WMS": service.keys["wms"], "TWIN_LOAD_KEY_SHOP": service.keys["shop"],
-           "TWIN_LOAD_KEY_ADMIN": service.keys["admin"], LINKS_ENV: json.dumps(service.links)}
+           "TWIN_LOAD_KEY_ADMIN": service.keys["admin"], LINKS_ENV: json.dumps(service.links),
+           HOSTS_ENV: ",".join(service.bases or [service.base])}
     locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
     report = ["--headless", "--host", service.base, "--stop-timeout", "10",
               "--csv", str(out / "locust"), "--html", str(out / "locust.html"), "--only-summary",
@@ -317,6 +388,60 @@ def link_checks(plan: Plan, stats: dict[str, ProxyStats]) -> list[Check]:
     return checks
 
 
+def key_order(pg: PgServer, schema: str) -> dict[str, Any]:
+    """Per-key order, from the database: for each consumer, the messages of one ordering key
+    in the order they were applied (the inbox records' sequence, written with the effect or
+    the ack) must be in log order. Counts, per consumer, the messages applied and those that
+    came after a later message of their key."""
+    import psycopg
+
+    s = '"' + schema.replace('"', '""') + '"'
+    sql = f"""
+        SELECT consumer, count(*), count(*) FILTER (WHERE prev > position) FROM (
+            SELECT i.consumer, m.position, lag(m.position) OVER (
+                PARTITION BY i.consumer, m.envelope::json->>'key' ORDER BY i.seq) AS prev
+            FROM {s}.inbox i JOIN {s}.messages m ON m.message_id = i.message_id
+        ) applied GROUP BY consumer ORDER BY consumer"""
+    with psycopg.connect(pg.dsn) as conn:
+        rows = conn.execute(sql).fetchall()
+    return {c: {"applied": int(n), "out_of_order": int(bad)} for c, n, bad in rows}
+
+
+def order_checks(order: dict[str, Any]) -> list[Check]:
+    if not order:
+        return []
+    bad = sum(v["out_of_order"] for v in order.values())
+    said = ", ".join(f"{c} {v['out_of_order']} of {v['applied']}" for c, v in order.items())
+    return [Check("per-key order (applied after a later message of the key)", "0", said,
+                  bad == 0 and "wms" in order and "erp" in order)]
+
+
+def fault_checks(records: list[FaultRecord], ttl: float, expected: bool) -> list[Check]:
+    """Each process fault happened and was taken over within the stated bound: the lease's
+    time to live, a heartbeat interval (a third of it), and 5 s for recovering the
+    partitions' unfinished messages on a loaded machine."""
+    out = []
+    bound = ttl + ttl / 3 + 5.0
+    for r in records:
+        if r.error is not None:
+            out.append(Check(r.what, "no error", r.error, False))
+            continue
+        took = "never" if r.takeover_s is None else f"{r.takeover_s:.2f} s"
+        if r.what.startswith("database"):
+            out.append(Check(f"{r.what}: every partition owned again", f"<= {bound + 30:g} s",
+                             took, r.takeover_s is not None and r.takeover_s <= bound + 30))
+            continue
+        out.append(Check(f"{r.what}: takeover", f"<= {bound:g} s", took,
+                         r.takeover_s is not None and r.takeover_s <= bound))
+        if r.what.startswith("SIGSTOP"):
+            back = "never" if r.rejoin_s is None else f"{r.rejoin_s:.2f} s"
+            out.append(Check("instance 3 rejoined with its fair share", "yes", back,
+                             r.rejoin_s is not None))
+    if expected and len([r for r in records if r.error is None]) < 3:
+        out.append(Check("process faults carried out", "3", f"{len(records)}", False))
+    return out
+
+
 def effective_plan(args: argparse.Namespace) -> Plan:
     plan = load_plan(args.plan)
     outage = ((args.outage_at, args.outage_s)
@@ -342,8 +467,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--outage-at", type=float, help="one ERP outage from here (s) "
                     "(replaces the plan's faults)")
     ap.add_argument("--outage-s", type=float, help="its length (s); 0: no fault at all")
+    ap.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
+                    help="the service's durable state: its SQLite file, or a throwaway "
+                    "PostgreSQL started for the run")
+    ap.add_argument("--instances", type=int, default=1,
+                    help="service processes sharing the PostgreSQL schema (--store postgres); "
+                    "locust's users are spread over them")
+    ap.add_argument("--lease-ttl-s", type=float, default=None,
+                    help="the instances' lease time to live (default: the service's, 5 s)")
+    ap.add_argument("--process-faults", action="store_true",
+                    help="with 3 instances: SIGKILL one, SIGSTOP another past its lease, "
+                    "crash and restart the database, under load (loadtests/pg_faults.py); "
+                    "the takeover times go into summary.json")
     ap.add_argument("--out", type=Path, default=Path("results/loadtest"))
     args = ap.parse_args(argv)
+    if args.instances < 1 or (args.instances > 1 and args.store != "postgres"):
+        print("--instances N > 1 needs --store postgres (several instances share its schema)",
+              file=sys.stderr)
+        return 2
+    if args.process_faults and (args.store != "postgres" or args.instances < 3):
+        print("--process-faults needs --store postgres --instances 3 (or more)", file=sys.stderr)
+        return 2
     try:
         plan = effective_plan(args)
         thresholds = load_thresholds(args.thresholds)
@@ -358,8 +502,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"plan: {plan.duration_s:g} s, {plan.mean_rate_per_s:g} requests/s on average "
           f"(peak {plan.peak_rate_per_s:g}), {plan.users} users, {len(plan.faults)} fault(s)"
           f"{' (fault proxies on links ' + ', '.join(links) + ')' if links else ''}; "
-          f"locust: {'1 process' if args.workers <= 0 else f'master + {args.workers} workers'}",
-          flush=True)
+          f"locust: {'1 process' if args.workers <= 0 else f'master + {args.workers} workers'}; "
+          f"service: {args.instances} instance(s) on {args.store}"
+          f"{', process faults' if args.process_faults else ''}", flush=True)
+    faults: ProcessFaults | None = None
+    fault_records: list[FaultRecord] = []
+    order: dict[str, Any] = {}
     locust: list[subprocess.Popen[bytes]] = []
     seeds = link_seeds(plan.seed)
     link_stats: dict[str, ProxyStats] = {}
@@ -368,11 +516,19 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="twin-load-") as tmp:
         load_log = Path(tmp) / "movements.log"
         service = start_service(Path(tmp), out, {link: seeds[link] for link in links},
-                                proxy_max_s=plan.duration_s + EXPECT_WORKERS_S + 600)
+                                proxy_max_s=plan.duration_s + EXPECT_WORKERS_S + 600,
+                                store=args.store, instances=args.instances,
+                                lease_ttl_s=args.lease_ttl_s)
         try:
             sampler = Sampler(service, out / "status.csv")
             sampler.start()
             locust = start_locust(plan_path, service, load_log, out, args.workers)
+            if args.process_faults:
+                assert service.pg is not None
+                faults = ProcessFaults(service.bases, service.instances, service.pg,
+                                       service.keys["admin"], plan.duration_s,
+                                       args.lease_ttl_s or 5.0)
+                faults.start()
             with httpx.Client(base_url=service.base, timeout=30.0,
                               headers={"X-API-Key": service.keys["admin"]}) as api:
                 locust_rc = locust[0].wait(timeout=plan.duration_s + EXPECT_WORKERS_S + 120)
@@ -382,10 +538,15 @@ def main(argv: list[str] | None = None) -> int:
                     except subprocess.TimeoutExpired:
                         stop_processes([worker])
                 over_time = sampler.stop()
+                if faults is not None:
+                    fault_records = faults.stop()
                 load_ended, load_after = time.monotonic(), os.getloadavg()
                 for control in service.links.values():  # whatever locust left on: off
                     ProxyControl(control).clear()
-                status = drain(api, timeout_s=120.0)
+                alive = service.alive()
+                if service.base not in alive:
+                    raise SystemExit("the first instance died; it is the one the run asks")
+                status = drain(api, timeout_s=120.0, others=alive[1:])
                 drain_s = time.monotonic() - load_ended
                 attempted, acked = read_log(load_log)
                 counts: dict[str, int] = {}
@@ -400,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
                 dead = api.get("/v1/dead-letters").json()["total"]
                 link_stats = {link: ProxyControl(control).stats()
                               for link, control in service.links.items()}
+                if service.pg is not None and args.instances > 1:
+                    order = key_order(service.pg, service.schema)
         finally:
             stop_processes(locust)
             service.stop()
@@ -417,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
               rec["unexplained_units"] == 0),
         Check("dead letters", "0", f"{dead}", dead == 0),
         *link_checks(plan, link_stats),
+        *order_checks(order),
+        *fault_checks(fault_records, args.lease_ttl_s or 5.0, args.process_faults),
         *evaluate_run(thresholds, out / "locust"),
     ]
     if not result.ok:  # every id, for whoever looks into it
@@ -435,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
         "reconcile": {k: rec[k] for k in ("divergence_units", "in_flight_units",
                                           "unexplained_units", "skus_out_of_sync")},
         "dead_letters": dead, "bus_counters": status["counters"], "service": over_time,
+        "store": args.store, "instances": args.instances, "key_order": order,
+        "process_faults": [r.as_dict() for r in fault_records],
         "drain_s": round(drain_s, 2), "wall_s": round(time.monotonic() - started, 2),
         "host": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
                  "loadavg_after_load": [round(x, 2) for x in load_after]},
@@ -448,7 +615,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{format_table(checks)}\n\n{'PASSED' if ok else 'FAILED'}")
     if not ok:
         replay = ["python", "-m", "loadtests.run", "--plan", str(plan_path), "--thresholds",
-                  str(args.thresholds), "--workers", str(args.workers), "--out", str(out)]
+                  str(args.thresholds), "--workers", str(args.workers), "--out", str(out),
+                  "--store", args.store, "--instances", str(args.instances),
+                  *(["--lease-ttl-s", f"{args.lease_ttl_s:g}"] if args.lease_ttl_s else []),
+                  *(["--process-faults"] if args.process_faults else [])]
         print(f"replay the same offered load: {shlex.join(replay)}")
     return 0 if ok else 1
 

@@ -226,6 +226,13 @@ class LeaseChange:
     """Instances alive (heartbeat within the lease's time to live), this one included."""
 
 
+class WriteConflict(StorageError):
+    """A state row this transaction read was written by another connection before it
+    committed (optimistic concurrency: with several instances, e.g. two orders of different
+    partitions reserving one SKU's stock): nothing was written; the deliveries are due again
+    and read the new value."""
+
+
 class Fenced(StorageError):
     """A transaction touched a partition whose lease this instance no longer holds (it was
     paused or cut off past the lease, and another instance took over): nothing of it was
@@ -709,7 +716,7 @@ class PostgresStore:
         if stale:
             for k in stale:
                 self._cache.pop(k, None)
-            raise StorageError(
+            raise WriteConflict(
                 f"postgres: state changed by another connection since it was read: {stale[:3]}"
             )
         for ns, key, version, _ in rows:

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from integration_core.bus.postgres import Fenced
+from integration_core.bus.postgres import Fenced, WriteConflict
 from integration_core.engine.calls import Call
 from integration_core.engine.ledger import RowKey
 from integration_core.engine.partners import Stock
@@ -76,6 +76,7 @@ class Runner:
         self._stopping = False
         self._lease_wake = asyncio.Event()
         self.lease_failures = 0
+        self.write_conflicts = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -124,6 +125,10 @@ class Runner:
         if isinstance(exc, Fenced):  # not an outage: a lease was lost; re-read them now
             self._lease_wake.set()
             log.warning("%s fenced: %s", what, exc)
+            return
+        if isinstance(exc, WriteConflict):  # not an outage: another instance wrote first
+            self.write_conflicts += 1
+            log.info("%s: %s; retrying", what, exc)
             return
         self.storage_error = f"{what}: {type(exc).__name__}: {exc}"
         self._failed(what)
@@ -274,7 +279,13 @@ class Runner:
         engine, clock = self.engine, self.engine.clock
         while not self._stopping:
             self._calls_wake.clear()
-            for call in engine.calls_due(clock.now()):
+            try:
+                due = engine.calls_due(clock.now())
+            except Exception as exc:  # the store (an outage): the calls are due again later
+                self._store_failed("outbox", exc)
+                await asyncio.sleep(self.settings.idle_poll_s)
+                continue
+            for call in due:
                 await self._call_slots.acquire()
                 task = asyncio.get_running_loop().create_task(self._call(call))
                 self._call_tasks.add(task)
