@@ -632,7 +632,8 @@ class OrderFlow:
 
     def _desk_cancels(self) -> None:
         """Through the core a cancellation is confirmed when the saga reaches CANCELLED: read
-        from the order's trace (its customer notice) once, when the results are taken."""
+        from the order's trace (its customer notice) once, when the results are taken after
+        the run (`latency`, `latency_at`, `latency_site`, `counts`: whichever comes first)."""
         if self._desk_read:
             return
         self._desk_read = True
@@ -670,6 +671,7 @@ class OrderFlow:
         return {f: c.values.copy() for f, c in self.lat_at.items()}
 
     def latency_site(self) -> dict[str, np.ndarray]:
+        self._desk_cancels()
         return {f: c.values.copy() for f, c in self.lat_site.items()}
 
     def site_counts(self, warehouse: int) -> dict[str, int]:
