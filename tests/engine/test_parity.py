@@ -2,12 +2,13 @@
 live service's asyncio driver (`integration_core.service.runner`) ends in the same state.
 
 Hypothesis draws a session: receipts and picks, orders, partners failing their next calls,
-waiting hours (the saga's timers fire), shipment confirmations, and a crash and restart of the
-core. Each step is driven to quiescence before the next (so the interleaving inside a step is
-each driver's business, the order of steps the same), and the partners answer from one
-scripted table: the k-th attempt of a call fails when the script says so. The two runs must
-agree on every order's saga (status, events, commands), every consumer's inbox, the core's
-WMS view and what the ERP booked.
+waiting hours (the saga's timers fire), shipment confirmations, cancellations, returns (with
+the delivery that completes the order), and a crash and restart of the core. Each step is
+driven to quiescence before the next (so the interleaving inside a step is each driver's
+business, the order of steps the same), and the partners answer from one scripted table: the
+k-th attempt of a call fails when the script says so. The two runs must agree on every order's
+saga (status, events, commands), every consumer's inbox, the core's WMS view and what the ERP
+booked.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import dataclasses
 import itertools
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,8 +31,17 @@ from integration_core.bus import Delivery, Store
 from integration_core.clock import ManualClock
 from integration_core.engine import MOVEMENT, Engine
 from integration_core.engine.desk import ORDERS
+from integration_core.envelope import OrderCancellation
 from integration_core.errors import PayloadError, TransientError
-from integration_core.models import Movement, SalesOrder, Shipment
+from integration_core.models import (
+    Milestone,
+    Movement,
+    ReturnAuthorization,
+    ReturnLine,
+    SalesOrder,
+    Shipment,
+    ShipmentMilestone,
+)
 from integration_core.orchestrator import DEFAULT_CONFIG
 from integration_core.service.live import LiveEngine
 from integration_core.service.partners import Partners
@@ -41,6 +52,8 @@ from sim.scenario import BusConfig
 from tests.service.helpers import make_settings, movement, order, shipment
 
 SKUS = ("SKU-00001", "SKU-00002")
+AT = datetime(2026, 1, 6, tzinfo=UTC)
+"""The customer's and the carrier's times: the same for both drivers."""
 _RUNS = itertools.count()
 POLICY = {"max_attempts": 50, "initial_delay_s": 0.5, "multiplier": 2.0, "max_delay_s": 4.0,
           "jitter": 0.0}
@@ -56,6 +69,8 @@ class Script:
         self.stock: Counter[tuple[str, str]] = Counter()
         self.released: set[str] = set()
         self.invoices: dict[str, str] = {}
+        self.cancelled: set[str] = set()
+        self.credit_memos: set[str] = set()
 
     def _gate(self, system: str) -> None:
         if self.failing[system]:
@@ -63,7 +78,8 @@ class Script:
             raise TransientError(f"{system}: scripted failure")
 
     def perform(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
-        system = {"credit_check": "erp", "invoice": "erp", "release": "wms"}.get(op)
+        system = {"credit_check": "erp", "invoice": "erp", "release": "wms",
+                  "cancel_release": "wms", "credit_memo": "erp"}.get(op)
         if system is None:
             raise PayloadError("op", f"unknown {op!r}")
         self._gate(system)
@@ -72,6 +88,12 @@ class Script:
         if op == "release":
             self.released.add(body["order_id"])
             return {"accepted": True, "reason": ""}
+        if op == "cancel_release":
+            self.cancelled.add(body["order_id"])
+            return {"cancelled": True, "reason": ""}
+        if op == "credit_memo":
+            self.credit_memos.add(body["rma_id"])
+            return {"credit_memo_id": f"CM-{body['rma_id']}"}
         return {"invoice_id": self.invoices.setdefault(body["shipment_id"],
                                                        f"INV-{body['shipment_id']}")}
 
@@ -127,6 +149,8 @@ steps = st.lists(st.one_of(
     st.tuples(st.just("order"), st.sampled_from(SKUS), st.integers(1, 6)),
     st.tuples(st.just("fail"), st.sampled_from(("erp", "wms")), st.integers(1, 3)),
     st.tuples(st.just("ship"), st.integers(0, 5)),
+    st.tuples(st.just("cancel"), st.integers(0, 5)),
+    st.tuples(st.just("return"), st.integers(0, 5)),
     st.tuples(st.just("wait_h"), st.integers(1, 30)),
     st.tuples(st.just("crash"),),
 ), min_size=1, max_size=10)
@@ -138,6 +162,7 @@ class Inputs:
 
     movements: int = 0
     orders: int = 0
+    returns: int = 0
 
     def apply(self, engine: Engine, step: Step) -> None:
         kind = step[0]
@@ -157,6 +182,21 @@ class Inputs:
                 qty = view["lines"][0]["allocated"]
                 doc = shipment(f"S-{oid}", oid, sku=view["lines"][0]["sku"], quantity=qty)
                 engine.accept_shipment(engine.catalog.parse(Shipment, doc), "wms")
+        elif kind == "cancel" and step[1] < self.orders:
+            engine.accept_cancellation(OrderCancellation(
+                order_id=f"O-{step[1] + 1}", reason="parity", requested_at=AT), "shop")
+        elif kind == "return" and step[1] < self.orders:
+            oid = f"O-{step[1] + 1}"
+            view = engine.desk.view(engine.store, oid, [])
+            if view["status"] in ("shipped", "completed", "return_pending"):
+                # Delivered first (a repeat is the bus's duplicate), so the order completes.
+                engine.accept_milestone(ShipmentMilestone(
+                    shipment_id=f"S-{oid}", tracking=f"T-S-{oid}", milestone=Milestone.DELIVERED,
+                    at=AT), "carrier")
+                self.returns += 1
+                engine.accept_return(ReturnAuthorization(
+                    rma_id=f"RMA-{self.returns}", order_id=oid, authorized_at=AT,
+                    lines=(ReturnLine(sku=view["lines"][0]["sku"], quantity_base=1),)), "shop")
 
 
 def _quiet(engine: Engine) -> bool:
@@ -270,7 +310,8 @@ def state_of(engine: Engine) -> dict[str, Any]:
 
 def _script_view(s: Script) -> dict[str, Any]:
     return {"booked": dict(s.booked), "erp_stock": dict(s.stock),
-            "released": sorted(s.released), "invoices": dict(s.invoices)}
+            "released": sorted(s.released), "invoices": dict(s.invoices),
+            "cancelled": sorted(s.cancelled), "credit_memos": sorted(s.credit_memos)}
 
 
 @settings(max_examples=100, deadline=None, derandomize=True,
