@@ -75,8 +75,9 @@ class PartnerContract:
                           "credit_memo": {"credit_memo_id": "CM-RMA-1"}}[op]
 
     def test_every_operation_of_the_port_is_served(self, partners: PartnerHarness) -> None:
-        bodies = {"credit_check": CREDIT, "release": RELEASE, "invoice": INVOICE,
-                  "cancel_release": CANCEL, "credit_memo": CREDIT_MEMO}
+        bodies: dict[str, dict[str, Any]] = {
+            "credit_check": CREDIT, "release": RELEASE, "invoice": INVOICE,
+            "cancel_release": CANCEL, "credit_memo": CREDIT_MEMO}
         assert bodies.keys() == OPERATIONS.keys()
         for op, body in bodies.items():
             assert partners.perform(op, body)[1] is None, op
