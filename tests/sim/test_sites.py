@@ -93,3 +93,22 @@ def test_one_sites_wms_outage_leaves_the_other_alone() -> None:
 def test_site_targets_are_checked(bad: dict[str, Any], msg: str) -> None:
     with pytest.raises(ValueError, match=msg):
         two_sites(**bad)
+
+
+def test_the_shipped_dc_and_3pl_scenario_tells_the_sites_apart() -> None:
+    from pathlib import Path
+
+    from sim.scenario import load
+
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "dc_and_3pl.toml"
+    s = summary(run(load(path)))
+    dc, tpl = s["warehouses"]["DC"], s["warehouses"]["3PL"]
+    # Three orders in four ship from the DC (order_weight 3 : 1), within a few percent.
+    share = dc["counts"]["orders_placed"] / s["counts"]["orders_placed"]
+    assert share == pytest.approx(0.75, abs=0.03)
+    # The 3PL's WMS outage strands only its own direct releases; the DC's orders all ship.
+    assert tpl["counts"]["orders_stuck"] > 0 and dc["counts"]["orders_stuck"] == 0
+    # With the reconciler's patience past the 3PL's delays, nothing is left unexplained.
+    assert tpl["divergence"]["unexplained_final_units"] == 0
+    met = {x["name"]: x["met"] for x in s["slos"]}
+    assert met["order_to_ship@DC p95 <= 3600 s"] and met["unexplained_final_units@3PL <= 0"]
