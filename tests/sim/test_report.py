@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -33,3 +35,17 @@ def test_latency_panels_keep_unfinished_work_below_one_and_draw_the_slo() -> Non
         assert not panels["order_release"].texts  # no SLO declared on that flow
     finally:
         plt.close(fig)
+
+
+def test_a_run_of_several_sites_reports_each_warehouse(tmp_path: Path) -> None:
+    from sim.report import write_run
+    from sim.twin import run as simulate
+    from tests.sim.test_sites import two_sites
+
+    s = write_run(simulate(two_sites(duration_h=2, drain_h=1)), tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    table = text.split("## Each warehouse", 1)[1].split("##", 1)[0]
+    assert "| DC |" in table and "| 3PL |" in table
+    p95 = s["warehouses"]["3PL"]["latency"]["inventory_sync"]["p95"]
+    assert f"{p95:,.0f}" in table  # the 3PL's own p95, not the landscape's
+    assert "Redrive policy: transient dead letters are redriven every 15 min." in text
