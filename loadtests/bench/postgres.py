@@ -12,9 +12,17 @@ On a throwaway server (loadtests/pg.py, fsync on), N movement envelopes over 1,0
   write the inbox rows ``ON CONFLICT DO NOTHING``, upsert the balances of the newly recorded
   ones, and mark them delivered (the only addition to the tables: a `delivered` column).
 
+- **shared, N instances** (``--instances N``, N >= 1): the adapter in shared mode
+  (`PostgresStore(instance=...)` and `Membership`, state cache off), in N processes on one
+  schema: each owns its share of the partitions (leases taken before the clock starts),
+  publishes its share of the messages and delivers its partitions' (found in the log's tail,
+  fenced writes): the several-instance path without HTTP. Its rate is all messages over the
+  time until the last process is done.
+
 Each measurement is the median of `--repeat` runs, each in a fresh schema. JSON out.
 
     python -m loadtests.bench.postgres [--messages 20000] [--batch 500] [--repeat 3]
+                                       [--instances 2]
 """
 
 from __future__ import annotations
@@ -23,13 +31,17 @@ import argparse
 import gc
 import itertools
 import json
+import multiprocessing as mp
+import time
 from typing import Any
 
 import psycopg
 
-from integration_core.bus import PostgresStore
+from integration_core.bus import Bus, PostgresStore, RetryPolicy
+from integration_core.bus.membership import Membership
+from integration_core.bus.partitions import fair_share, partition_of
 from integration_core.envelope import Envelope
-from loadtests.bench.bus import envelopes, run_bus
+from loadtests.bench.bus import apply_movement, envelopes, run_bus
 from loadtests.bench.common import machine, median_time
 from loadtests.pg import PgServer, throwaway
 
@@ -107,11 +119,65 @@ def run_handwritten(dsn: str, rows: list[tuple[int, str, str, float, str]], batc
         assert left == (0,)
 
 
+def _shared_instance(dsn: str, schema: str, me: int, n_inst: int, n: int, batch: int,
+                     ready: Any, go: Any, done: Any) -> None:
+    """One instance of `run_shared`, in its own process."""
+    msgs = envelopes(n)
+    store = PostgresStore(dsn, schema, instance=f"i{me}", lease_ttl_s=30.0)
+    bus = Bus(store, RetryPolicy())
+    bus.subscribe("erp", ["inventory.movement"], from_beginning=True)
+    member = Membership(bus, store)
+    share = fair_share(store.partitions, n_inst, me)  # ids i0, i1, ...: rank = me (< 10)
+    while len([p for p in store.owned if p >= 0]) != share:  # all heartbeat until balanced
+        member.heartbeat(0.0)
+        time.sleep(0.1)
+    ready.wait(timeout=120)
+    mine = [m for i, m in enumerate(msgs) if i % n_inst == me]
+    due = sum(1 for m in msgs if partition_of(m.key, store.partitions) in store.owned)
+    go.wait(timeout=120)
+    handlers = {"erp": apply_movement}
+    for start in range(0, len(mine), batch):
+        bus.publish_many(mine[start:start + batch], 0.0)
+        member.tail(0.0)
+        bus.process(handlers, 0.0, limit=batch)
+    while bus.counters.acked < due:
+        member.tail(0.0)
+        if not bus.process(handlers, 0.0, limit=batch):
+            time.sleep(0.002)
+    done.put(time.monotonic())
+    store.close()
+
+
+def run_shared(dsn: str, n: int, batch: int, instances: int) -> float:
+    """Seconds from the start until the last of `instances` processes delivered its
+    partitions' messages (see the module's docstring)."""
+    schema = _fresh_schema(dsn)
+    ctx = mp.get_context("spawn")
+    ready, go = ctx.Barrier(instances), ctx.Barrier(instances + 1)
+    done: Any = ctx.Queue()
+    procs = [ctx.Process(target=_shared_instance,
+                         args=(dsn, schema, i, instances, n, batch, ready, go, done))
+             for i in range(instances)]
+    for p in procs:
+        p.start()
+    try:
+        go.wait(timeout=120)
+        t0 = time.monotonic()
+        ends: list[float] = [done.get(timeout=600) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    return max(ends) - t0
+
+
 def _rate(n: int, seconds: float) -> int:
     return round(n / seconds)
 
 
-def measure(server: PgServer, n: int, single: int, batch: int, repeat: int) -> dict[str, Any]:
+def measure(server: PgServer, n: int, single: int, batch: int, repeat: int,
+            instances: int = 0) -> dict[str, Any]:
     dsn = server.dsn
     msgs = envelopes(n)
     rows = [(i + 1, e.message_id, e.type, 0.0, e.model_dump_json()) for i, e in enumerate(msgs)]
@@ -130,6 +196,13 @@ def measure(server: PgServer, n: int, single: int, batch: int, repeat: int) -> d
             ).fetchall()
         )
     hand = _rate(n, hand_s)
+    shared: dict[str, Any] = {}
+    for k in sorted({1, instances}) if instances else []:
+        runs = sorted(run_shared(dsn, n, batch, k) for _ in range(repeat))
+        shared[f"{k}_instance{'s' if k > 1 else ''}"] = {
+            "median_s": round(runs[len(runs) // 2], 3),
+            "msg_per_s": _rate(n, runs[len(runs) // 2]),
+            "runs_s": [round(r, 3) for r in runs]}
     return {
         "benchmark": "postgres",
         "messages": n,
@@ -161,6 +234,7 @@ def measure(server: PgServer, n: int, single: int, batch: int, repeat: int) -> d
             "rows_per_s": hand,
             "runs_s": [round(r, 3) for r in hand_runs],
         },
+        "adapter_shared": shared,
         "adapter_over_handwritten": round(_rate(n, plain_s) / hand, 3),
         "adapter_cached_over_handwritten": round(_rate(n, cached_s) / hand, 3),
         "adapter_over_copy": round(_rate(n, plain_s) / _rate(n, copy_s), 3),
@@ -176,9 +250,11 @@ def main() -> None:
     p.add_argument("--single", type=int, default=1_000, help="messages of the one-by-one run")
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--instances", type=int, default=0,
+                   help="also the shared mode with 1 and with this many processes (0: not)")
     a = p.parse_args()
     with throwaway() as server:
-        result = measure(server, a.messages, a.single, a.batch, a.repeat)
+        result = measure(server, a.messages, a.single, a.batch, a.repeat, a.instances)
     print(json.dumps(result, indent=2))
 
 
