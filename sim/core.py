@@ -29,6 +29,7 @@ from integration_core.engine.batching import Batcher, Batching
 from integration_core.engine.calls import Call
 from integration_core.envelope import Envelope
 from integration_core.errors import PayloadError
+from integration_core.feed import EdiInbox, EdiOutcome
 from integration_core.models import Catalog, SalesOrder, Shipment, ShipmentMilestone
 from integration_core.orchestrator import OrchestratorConfig
 from sim.kernel import at
@@ -95,6 +96,7 @@ class TwinCore:
         self._wake_at: float | None = None
         self._running = False
         self.lost_in_crash: list[Envelope] = []
+        self._edi: EdiInbox | None = None
         self.redriven = 0
         self.on_dead_letter: Callable[[Envelope], None] | None = None
         """Told when the bus gives up on a message (for the simulator's ground truth)."""
@@ -147,6 +149,23 @@ class TwinCore:
             return False
         self.engine.accept_movements([record], source)
         return True
+
+    def accept_interchange(self, raw: bytes, source: str) -> EdiOutcome | None:
+        """An X12 interchange through the core's `EdiInbox`, as the live route takes it;
+        None when the core is down (no reply: the partner resends)."""
+        if not self.up:
+            return None
+        if self._edi is None or self._edi.engine is not self.engine:
+            self._edi = EdiInbox(self.engine)  # a restart built a new engine
+        # Publishing inside the inbox's transaction must not step the engine before it
+        # commits: mark the driver busy (a publish then schedules a wake), then step now.
+        busy, self._running = self._running, True
+        try:
+            outcome = self._edi.receive(raw, source)
+        finally:
+            self._running = busy
+        self.poke()
+        return outcome
 
     def accept_order(self, order: SalesOrder) -> bool:
         if not self.up:

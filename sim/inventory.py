@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Generator
+from functools import partial
 from typing import Any
 
 from integration_core.bus import Delivery
 from integration_core.engine import MOVEMENT, Engine, MovementRecord
 from integration_core.envelope import Envelope
+from integration_core.models import MovementKind
 from sim.calls import direct_call
 from sim.core import when
 from sim.distributions import sampler
+from sim.edi import Edi3pl, sender_ids
 from sim.kernel import at
 from sim.landscape import Landscape
 from sim.scenario import Pattern
@@ -56,6 +59,12 @@ class InventoryFlow:
         """Movements that happened while the WMS was down, posted when it is back."""
         self.unacked: deque[tuple[float, int]] = deque()
         """First sends awaiting the core's acknowledgement, oldest first (see `_sweep`)."""
+        self.edi_ids: dict[str, int] = {}
+        """The core's ids of movements an EDI site reported -> their indices (see sim.edi)."""
+        senders = sender_ids([w.id for w in sc.warehouses])
+        self.edi = {w: Edi3pl(twin, w, cfg.edi, senders[w], self._record, self._kind,
+                              self.edi_ids, partial(self._down, w))
+                    for w, cfg in enumerate(sc.warehouses) if cfg.edi is not None}
         if self.pattern is not Pattern.DIRECT:
             twin.env.process(self._sweep())
             twin.core.subscribe(CONSUMER, [MOVEMENT], self._deliver)
@@ -71,7 +80,9 @@ class InventoryFlow:
         """The WMS applied a movement to its stock; now it must reach the ERP."""
         idx = self.t.truth.occur(row, delta, self.t.env.now)
         self.t.kinds.append(kind)
-        if self.t.scenario.warehouses[warehouse].batch_minutes:
+        if self.edi and warehouse in self.edi:
+            self.edi[warehouse].add(idx)
+        elif self.t.scenario.warehouses[warehouse].batch_minutes:
             self.batches[warehouse].append(idx)
         else:
             self._post(warehouse, idx)
@@ -208,7 +219,7 @@ class InventoryFlow:
         """A dead letter reaches the ERP only if someone requeues it: until then it is lost
         (unexplained divergence), not in flight."""
         if env.type == MOVEMENT:
-            self.t.truth.abandon(movement_index(env.message_id))
+            self.t.truth.abandon(self.index_of(env))
 
     def _deliver(self, d: Delivery, ack: Callable[[], None],
                  nack: Callable[[BaseException], None]) -> None:
@@ -231,8 +242,33 @@ class InventoryFlow:
 
     def post(self, posting: dict[str, object]) -> str:
         """The ERP twin's posting operation (served through the partner port)."""
-        self.t.erp.post_movement(movement_index(str(posting["movement_id"])))
+        self.t.erp.post_movement(self.index(str(posting["movement_id"])))
         return "applied"
+
+    def index(self, mid: str) -> int:
+        """The ground-truth index of a movement id (the twin's own, or an EDI site's)."""
+        idx = self.edi_ids.get(mid) if self.edi_ids else None
+        return movement_index(mid) if idx is None else idx
+
+    def index_of(self, env: Envelope) -> int:
+        return self.index(str(env.payload["movement_id"]))
+
+    def edi_settled(self) -> bool:
+        return all(site.settled() for site in self.edi.values())
+
+    def edi_counts(self) -> dict[str, int]:
+        """The EDI sites' counts, summed (none without an EDI site)."""
+        out: dict[str, int] = {}
+        for site in self.edi.values():
+            for k, v in site.counts.items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    def _kind(self, idx: int) -> MovementKind:
+        return KINDS[int(self.t.kinds[idx])]
+
+    def _down(self, warehouse: int) -> bool:
+        return bool(self.wms_down[warehouse])
 
 
 _DIRECTIONAL = {k for k in KINDS if k.value not in ("adjustment", "cycle_count")}

@@ -205,11 +205,49 @@ def profile_rate(daily: list[float], weekly: list[float], t_s: float) -> float:
     return (daily[hour % 24] / (sum(daily) / 24)) * (weekly[(hour // 24) % 7] / (sum(weekly) / 7))
 
 
+class EdiConfig(Model):
+    """A site that reports its movements as X12 interchanges (a 3PL over EDI): 944 receipts
+    (and returns, transfers in), 943 transfers out, 947 adjustments (counts, picks, scrap),
+    sent on a schedule; the core answers each interchange with a 997 (or a TA1)."""
+
+    transport: Literal["van", "file"] = Field(
+        "van", description="van: each interchange crosses the wms_core link (a VAN or AS2: "
+        "its latency, loss and duplication) and the 997 comes back after ack_latency_s; file: "
+        "the 3PL drops a file the core picks up on its next poll (poll_min) and the 3PL reads "
+        "the reply written beside it on its next drop.")
+    interval_min: float = Field(
+        30, gt=0, description="The 3PL's translator sends what happened since its last send "
+        "every N minutes (the VAN/AS2 schedule, or the file drop interval): one interchange "
+        "per document type (944, 943, 947) with movements to report.")
+    poll_min: float = Field(
+        5, gt=0, description="transport = file: the core polls the drop folder every N minutes.")
+    ack_latency_s: Distribution = Field(
+        default_factory=lambda: Lognormal(mean=120.0, sigma=0.5),
+        description="transport = van: from the core's receipt of an interchange to its 997 "
+        "(or TA1) reaching the 3PL (the VAN's mailbox delay both ways included).")
+    ack_missing_p: float = Field(
+        0.0, ge=0, lt=1, description="Probability that a reply the core sent never reaches "
+        "the 3PL (a 997 lost on the VAN): the 3PL resends the same interchange, which the core "
+        "recognises as a duplicate (same ISA06 and ISA13) and answers with the first reply.")
+    reject_p: float = Field(
+        0.0, ge=0, lt=1, description="Probability that the 3PL's translator writes a defective "
+        "interchange (half of them a wrong SE01 count: 997 AK5 R; half an IEA02 that is not "
+        "the ISA13: TA1 R); having read the rejection, it sends the movements again, "
+        "corrected, under a new ISA13, at its resend check (resend_after_min after sending).")
+    resend_after_min: float = Field(
+        60, gt=0, description="The 3PL resends an interchange when no 997 came within N "
+        "minutes of sending it (and sends a rejected one corrected N minutes after the "
+        "rejection).")
+    resend_max: int = Field(
+        3, ge=0, description="Resends of one interchange without a 997 before the 3PL gives "
+        "up (movements the core never received are then lost to the ERP).")
+
+
 class WarehouseConfig(Model):
     id: str = Field(min_length=1, description="Warehouse (site) id; also its location code.")
     operator: Literal["own", "3pl"] = Field(
         "own", description="Who runs the site; recorded with the results (a 3PL's behaviour "
-        "is set by batch_minutes and api).")
+        "is set by batch_minutes or edi, and api).")
     batch_minutes: float | None = Field(
         None, gt=0, description="A 3PL reports its movements in batches every N minutes."
     )
@@ -239,10 +277,16 @@ class WarehouseConfig(Model):
     order_weight: float = Field(
         1.0, ge=0, description="Share of the shop's orders routed to this site, relative to "
         "the other sites' weights (equal weights: orders spread evenly; 0: no orders).")
+    edi: EdiConfig | None = Field(
+        None, description="The site reports its movements over X12 EDI (a 3PL over a VAN, "
+        "AS2 or file drops) instead of the API; null: over the API.")
 
     @model_validator(mode="after")
     def _profiles(self) -> WarehouseConfig:
         check_profiles(self.daily_profile, self.weekly_profile)
+        if self.edi is not None and self.batch_minutes is not None:
+            raise ValueError("edi and batch_minutes are both set: an EDI site sends on "
+                             "edi.interval_min (remove batch_minutes)")
         return self
 
     @property
@@ -600,6 +644,10 @@ class Scenario(Model):
                    if site is not None and site not in ids]
         if unknown:
             raise ValueError("no such warehouse (" + ", ".join(ids) + "): " + "; ".join(unknown))
+        edi = [f"warehouses.{i}.edi" for i, w in enumerate(self.warehouses) if w.edi]
+        if edi and self.patterns.resolved("inventory") is Pattern.DIRECT:
+            raise ValueError(f"{', '.join(edi)}: EDI interchanges go to the core, and "
+                             "patterns.inventory = direct has none in the path")
         if not any(w.order_weight > 0 for w in self.warehouses):
             raise ValueError("warehouses: at least one order_weight must be positive (orders "
                              "need a site)")

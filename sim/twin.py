@@ -19,7 +19,7 @@ from integration_core.engine import MOVEMENT
 from integration_core.engine.redrive import When
 from sim.columns import Column
 from sim.faults import FaultPlan
-from sim.inventory import InventoryFlow, movement_index
+from sim.inventory import InventoryFlow
 from sim.kernel import at
 from sim.landscape import Landscape
 from sim.master_data import MasterDataFlow
@@ -172,6 +172,7 @@ class Twin:
             and not self.land.erp.queued
             and not self.inventory.held
             and not any(self.inventory.batches)
+            and self.inventory.edi_settled()
             and self.orders.settled()
         )
 
@@ -191,7 +192,7 @@ class Twin:
         """Movements the core held only in memory when it crashed will never arrive."""
         for e in self.core.lost_in_crash:
             if e.type == MOVEMENT:
-                idx = movement_index(e.message_id)
+                idx = self.inventory.index_of(e)
                 if not self.land.truth.applied[idx]:
                     self.land.truth.abandon(idx)
 
@@ -222,6 +223,7 @@ class Twin:
             "movements_applied_in_erp": int(np.count_nonzero(truth.applied.values)),
             "movements_given_up": self.inventory.gave_up,
             "outbox_resends": self.inventory.outbox_resends,
+            **self.inventory.edi_counts(),
             "erp_replays_ignored": self.land.erp.replays_ignored,
             "reconciliation_adjustments": self.land.erp.adjustments,
             "reconciliation_adjusted_units": self.land.erp.adjusted_units,
