@@ -178,3 +178,23 @@ def test_per_key_order_and_exactly_once_across_a_takeover(make: Any) -> None:
     counts = b.store.state("n")
     assert len(counts) == seq and set(counts.values()) == {1}  # each effect once
     assert b.member.takeovers >= N // 2 and b.member.recovered > 0
+
+
+def test_a_log_written_by_one_instance_is_partitioned_and_recovered_when_shared(
+        make: Any, pg_server: PgServer, pg_schema: str) -> None:
+    single = PostgresStore(pg_server.dsn, pg_schema)  # before partitions: no column values
+    bus = Bus(single)
+    bus.subscribe("c", from_beginning=True)
+    keys = [f"key-{i}" for i in range(40)]
+    bus.publish_many([msg(i, k) for i, k in enumerate(keys)], 0.0)
+    single.close()
+    a = make("a")  # the first shared open fills the column with the database's MD5
+    with psycopg.connect(pg_server.dsn) as conn:
+        rows = conn.execute(f'SELECT envelope::json->>\'key\', partition FROM "{pg_schema}"'
+                            ".messages").fetchall()
+    assert {k: p for k, p in rows} == {k: partition_of(k, N) for k in keys}  # = Python's
+    a.member.heartbeat(0.0)  # owns everything: recovers what was published before
+    assert a.bus.backlog("c") == len(keys)
+    while a.step(0.0):
+        pass
+    assert a.store.state("n") == {f"m{i:04d}": 1 for i in range(len(keys))}
