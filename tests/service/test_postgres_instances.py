@@ -118,3 +118,17 @@ async def test_two_instances_split_the_work_and_book_every_movement_once(
 
 async def _all(api: Api) -> bool:
     return len(await owned(api)) == 64
+
+
+def test_the_instance_settings_come_from_env_and_need_a_store() -> None:
+    env = {"TWIN_API_KEY_ADMIN": "a" * 20, "TWIN_STORE": "postgresql://twin@db:5432/twin",
+           "TWIN_INSTANCE_ID": "east-1", "TWIN_LEASE_TTL_S": "2.5"}
+    s = Settings.from_env(env)
+    assert (s.instance_id, s.lease_ttl_s) == ("east-1", 2.5)
+    assert Settings.from_env({**env, "TWIN_INSTANCE_ID": ""}).instance_id is None
+    with pytest.raises(ValueError, match="instance_id: several instances share"):
+        Settings.from_env({k: v for k, v in env.items() if k != "TWIN_STORE"})
+    with pytest.raises(ValueError, match="instance_id"):
+        Settings.from_env({**env, "TWIN_INSTANCE_ID": "no spaces"})
+    with pytest.raises(ValueError, match="lease_ttl_s"):
+        Settings.from_env({**env, "TWIN_LEASE_TTL_S": "0.1"})
