@@ -175,6 +175,43 @@ def schema(
 
 
 @app.command()
+def calibrate(
+    run_dir: Annotated[Path | None, typer.Argument(help="A load test's run directory "
+                                                   "(python -m loadtests.run --out DIR).")]
+    = None,
+    out: Annotated[Path, typer.Option("-o", "--out", help="The scenario to write.")]
+    = Path("calibrated.toml"),
+    plan: Annotated[Path | None, typer.Option(help="A load plan alone (loadtests/shapes/"
+                                              "*.toml): its stages and faults as twin input.")]
+    = None,
+    movements: Annotated[Path | None, typer.Option(help="Your movements log: CSV "
+                                                   "timestamp,kind,... (docs/calibration.md).")]
+    = None,
+    calls: Annotated[Path | None, typer.Option(help="Your partner calls log: CSV timestamp,"
+                                               "partner,operation,duration_s,batch_size.")]
+    = None,
+    name: Annotated[str | None, typer.Option(help="The scenario's name (default: the "
+                                             "output file's).")] = None,
+) -> None:
+    """Fit a scenario from measurements: arrival rates per stage, service-time distributions
+    (the best family by Kolmogorov-Smirnov), batch sizes, the plan's faults."""
+    from sim.calibrate import CalibrationError, write_scenario
+    from sim.calibrate import calibrate as fit
+
+    try:
+        cal, source = fit(run_dir, plan=plan, movements=movements, calls=calls,
+                          name=name or out.stem)
+        write_scenario(cal, out, source)
+    except CalibrationError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    fitted = ", ".join(f"{p} {f.best.family} (D = {f.best.ks:.3f}, {f.n} calls)"
+                       for p, (f, _) in cal.service.items()) or "none measured"
+    typer.echo(f"wrote {out}: {len(cal.movement_stages)} movement stage(s), "
+               f"{len(cal.outages)} outage(s); service times: {fitted}")
+
+
+@app.command()
 def kpis() -> None:
     """List every KPI (for `--kpi`, sweeps and SLOs `kpi = ...`) and what it measures."""
     from sim.kpis import KPIS

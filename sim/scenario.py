@@ -243,6 +243,29 @@ class EdiConfig(Model):
         "up (movements the core never received are then lost to the ERP).")
 
 
+class RateStage(Model):
+    """A stretch of a warehouse's movement stream at one rate, or a linear ramp to it: a load
+    plan's stage (`loadtests/plan.py`) in the twin's units, so one plan runs in both clocks."""
+
+    duration_s: float = Field(gt=0, description="Length of the stage, seconds.")
+    movements_per_hour: float = Field(ge=0, description="Movement rate (at the stage's end "
+                                      "if `ramp`).")
+    ramp: bool = Field(False, description="Ramp linearly from the previous stage's rate (0 "
+                       "before the first) to `movements_per_hour`; otherwise jump to it.")
+
+
+def stage_rate(stages: list[RateStage], t_s: float) -> float:
+    """Movements per hour at `t_s` (the last stage's rate holds after the stages end)."""
+    start, before = 0.0, 0.0
+    for st in stages:
+        if t_s < start + st.duration_s:
+            if not st.ramp:
+                return st.movements_per_hour
+            return before + (st.movements_per_hour - before) * (t_s - start) / st.duration_s
+        start, before = start + st.duration_s, st.movements_per_hour
+    return before
+
+
 class WarehouseConfig(Model):
     id: str = Field(min_length=1, description="Warehouse (site) id; also its location code.")
     operator: Literal["own", "3pl"] = Field(
@@ -261,6 +284,10 @@ class WarehouseConfig(Model):
         default_factory=lambda: [1.0] * 7, description="7 weights, Monday first.")
     peak_multiplier: float = Field(1.0, gt=0, description="Multiplies the movement rate "
                                    "(a peak season).")
+    rate_stages: list[RateStage] = Field(
+        default_factory=list, description="The movement rate over time as a load plan's "
+        "stages (`twin calibrate` writes them); replaces movements_per_hour (then only their "
+        "mean, for the record) and the profiles. Empty: the rate and profiles above.")
     mix: MovementMix = Field(default_factory=MovementMix,
                              description="Relative weights of the movement kinds.")
     workers: int = Field(20, ge=1, description="Warehouse staff posting movements and picking.")
@@ -284,6 +311,9 @@ class WarehouseConfig(Model):
     @model_validator(mode="after")
     def _profiles(self) -> WarehouseConfig:
         check_profiles(self.daily_profile, self.weekly_profile)
+        if self.rate_stages and not self.flat:
+            raise ValueError("rate_stages replace the daily and weekly profiles: give one or "
+                             "the other")
         if self.edi is not None and self.batch_minutes is not None:
             raise ValueError("edi and batch_minutes are both set: an EDI site sends on "
                              "edi.interval_min (remove batch_minutes)")

@@ -10,7 +10,7 @@ core had to deliver again (it restarts from 0 with the twin).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from functools import partial
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from integration_core.engine.partners import (
     Posting,
     Stock,
 )
+from sim.live.call_log import served
 
 ON_HAND = "erp_on_hand"
 APPLIED = "erp_applied"
@@ -47,6 +48,7 @@ class LiveErp:
         self.ledger.apply(tx, p.sku, p.location, p.lot, p.delta)
         tx.put(APPLIED, p.movement_id, int(tx.get(APPLIED, p.movement_id) or 0) + 1)
 
+    @served("erp", "postings", lambda p: len(p) if isinstance(p, Sized) else 1)
     def post(self, postings: Iterable[Posting]) -> list[str]:
         postings = list(postings)
         self.received.update(p.movement_id for p in postings)
@@ -59,6 +61,7 @@ class LiveErp:
             out.append("applied" if r else "duplicate")
         return out
 
+    @served("erp", "stock")
     def stock(self, sku: str | None, pending: Iterable[str]) -> Stock:
         ledger, store = self.ledger, self.store
         table = ledger.table(store) if sku is None else ledger.rows(store, sku)
@@ -66,9 +69,11 @@ class LiveErp:
         return Stock(rows=[(s, loc, lot, q) for (s, loc, lot), q in sorted(
             table.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or ""))], booked=booked)
 
+    @served("erp", "credit_check")
     def credit_check(self, body: CreditCheck) -> CreditAnswer:
         return CreditAnswer(approved=True)  # no credit model: every customer is good
 
+    @served("erp", "invoice")
     def invoice(self, body: InvoiceRequest) -> InvoiceAnswer:
         known = self.store.get_state(INVOICES, body.shipment_id)
         if known is not None:
@@ -82,6 +87,7 @@ class LiveErp:
         self.store.apply("erp-invoices", body.shipment_id, post)
         return InvoiceAnswer(invoice_id=invoice_id)
 
+    @served("erp", "credit_memo")
     def credit_memo(self, body: CreditMemoRequest) -> CreditMemoAnswer:
         known = self.store.get_state(CREDIT_MEMOS, body.rma_id)
         if known is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from integration_core.bus import SQLiteStore, Tx
 from integration_core.engine.partners import CancelAnswer, CancelRelease, Release, ReleaseAnswer
+from sim.live.call_log import served
 
 RELEASES = "wms_releases"
 CANCELLED = "wms_cancelled"
@@ -25,6 +26,7 @@ class LiveWms:
     def close(self) -> None:
         self.store.close()
 
+    @served("wms", "release")
     def release(self, body: Release) -> ReleaseAnswer:
         if self.cancelled(body.order_id):
             return ReleaseAnswer(accepted=False, reason="cancelled before the release came")
@@ -34,6 +36,7 @@ class LiveWms:
         self.store.apply("wms-releases", body.order_id, record)  # a repeat is a no-op
         return ReleaseAnswer(accepted=True)
 
+    @served("wms", "cancel_release")
     def cancel_release(self, body: CancelRelease) -> CancelAnswer:
         def record(tx: Tx) -> None:
             tx.put(CANCELLED, body.order_id, body.model_dump(mode="json"))

@@ -7,6 +7,7 @@ time: Poisson movements at the configured rate, kinds from the mix, SKUs with Zi
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy.typing as npt
 import simpy
 
 from integration_core.models import MOVEMENT_SIGN, MovementKind
-from sim.scenario import WarehouseConfig, profile_rate
+from sim.scenario import WarehouseConfig, profile_rate, stage_rate
 
 KINDS = [
     MovementKind.RECEIPT, MovementKind.PICK, MovementKind.ADJUSTMENT, MovementKind.TRANSFER_OUT,
@@ -70,9 +71,14 @@ class MovementDraws:
         self.rng = rng
         self.block = block
         rate = cfg.movements_per_hour * cfg.peak_multiplier
-        self.shaped = not cfg.flat
+        self.shaped = not cfg.flat or bool(cfg.rate_stages)
         self._daily, self._weekly = cfg.daily_profile, cfg.weekly_profile
-        if self.shaped:  # thinning: draw at the profile's peak, keep rate(t) / peak of them
+        self._shape: Callable[[float], float] = partial(profile_rate, self._daily, self._weekly)
+        if cfg.rate_stages:  # a load plan's stages: thinning below the top stage's rate
+            top = max(st.movements_per_hour for st in cfg.rate_stages)
+            rate, self.peak = top * cfg.peak_multiplier, 1.0
+            self._shape = lambda t: stage_rate(cfg.rate_stages, t) / top if top else 0.0
+        elif self.shaped:  # thinning: draw at the profile's peak, keep rate(t) / peak of them
             self.peak = max(profile_rate(self._daily, self._weekly, h * 3600.0)
                             for h in range(168))
             rate *= self.peak
@@ -113,7 +119,7 @@ class MovementDraws:
         """Thinning: whether the movement just drawn happens at `t_s` (always, when flat)."""
         if not self.shaped:
             return True
-        return self._keep[self._i - 1] * self.peak < profile_rate(self._daily, self._weekly, t_s)
+        return self._keep[self._i - 1] * self.peak < self._shape(t_s)
 
     def next(self) -> tuple[float, int, int, int]:
         if self._i == self.block:
