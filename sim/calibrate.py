@@ -115,6 +115,9 @@ class Fit:
 def fit_family(family: str, x: Floats) -> Fit:
     """`family` fitted to `x` (non-negative, at least one value)."""
     mean = float(np.mean(x))
+    same = bool(x.min() == x.max())
+    if same:  # the mean of equal values need not be that value, in floating point
+        mean = float(x[0])
     dist: Distribution
     if family == "constant":
         dist = Constant(value=mean)
@@ -129,7 +132,8 @@ def fit_family(family: str, x: Floats) -> Fit:
             return Fit(family, None, note=f"{int(np.sum(x <= 0))} sample(s) <= 0")
         logs = np.log(x)
         mu, sigma = float(np.mean(logs)), float(np.std(logs))  # MLE on the logs
-        dist = Lognormal(mean=math.exp(mu + sigma**2 / 2), sigma=sigma)
+        dist = (Lognormal(mean=mean, sigma=0.0) if same
+                else Lognormal(mean=math.exp(mu + sigma**2 / 2), sigma=sigma))
     else:
         raise ValueError(f"unknown family {family!r}; one of {', '.join(FAMILIES)}")
     return Fit(family, dist, ks_statistic(x, dist))

@@ -41,6 +41,11 @@ class CallLog:
                 self._file.write(HEADER)
         self._file.write(f"{started:.6f},{partner},{operation},{duration_s:.9f},{batch_size}\n")
 
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
 
 CALLS = CallLog(os.environ.get(ENV) or None)
 
