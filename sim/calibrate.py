@@ -44,6 +44,8 @@ from sim.scenario import Scenario, ScenarioError, load
 
 Floats = npt.NDArray[np.float64]
 FAMILIES = ("constant", "exponential", "lognormal", "uniform")
+MIN_SINGLE_CALLS = 30
+"""Calls of one item enough to fit the fixed part of bulk calls from them alone."""
 KS_CRITICAL_1PCT = 1.628
 """D above this / sqrt(n) rejects the family at the 1% level (Kolmogorov's limit; with
 parameters estimated from the same samples the test is conservative)."""
@@ -150,6 +152,9 @@ class ServiceFit:
     per_item_s: float = 0.0
     mean_batch: float = 1.0
     max_batch: int = 1
+    fixed_from: str = "every call"
+    """Which samples the families were fitted to: every call, the calls of one item, or the
+    residuals once the per-item time is taken out."""
 
     @property
     def best(self) -> Fit:
@@ -175,7 +180,7 @@ def fit_service_times(samples: Sequence[float] | Floats,
         raise CalibrationError("no service-time samples to fit")
     if not np.all(np.isfinite(x)) or np.any(x < 0):
         raise CalibrationError("service times must be finite and >= 0")
-    per_item, mean_batch, max_batch = 0.0, 1.0, 1
+    per_item, mean_batch, max_batch, fixed = 0.0, 1.0, 1, "every call"
     if batch_sizes is not None:
         b = np.asarray(batch_sizes, dtype=np.float64)
         if b.shape != x.shape:
@@ -185,9 +190,14 @@ def fit_service_times(samples: Sequence[float] | Floats,
         if np.var(extra) > 0:
             slope = float(np.cov(extra, x, bias=True)[0, 1] / np.var(extra))
             per_item = max(slope, 0.0)
-            x = np.maximum(x - per_item * extra, 0.0)
+            single = x[b == 1]
+            if single.size >= MIN_SINGLE_CALLS:  # the fixed part, measured as such
+                x, fixed = single, f"the {single.size} calls of one item"
+            else:  # what the items do not explain, kept above the shortest call measured
+                floor = float(x[x > 0].min()) if np.any(x > 0) else 0.0
+                x, fixed = np.maximum(x - per_item * extra, floor), "residuals"
     return ServiceFit(len(x), float(np.mean(x)), [fit_family(f, x) for f in FAMILIES],
-                      per_item, mean_batch, max_batch)
+                      per_item, mean_batch, max_batch, fixed)
 
 
 # -- arrival rates -----------------------------------------------------------------------------
@@ -538,6 +548,27 @@ def _locust_history(path: Path) -> tuple[Floats, Floats]:
     return a[first:] - a[first], b[first:]
 
 
+def _arrivals_per_request(path: Path) -> float:
+    """Locust's aggregated count holds the requests and one ``INTENDED`` entry per arrival
+    (the locustfile's intended-time latency): arrivals / that count, from the final stats
+    (a half when they are missing: one request per arrival)."""
+    if not path.is_file():
+        return 0.5
+    intended, aggregated = 0.0, 0.0
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                n = float(row.get("Request Count") or 0)
+            except ValueError:
+                raise CalibrationError(f"{path}: Request Count: expected a number, got "
+                                       f"{row.get('Request Count')!r}") from None
+            if row.get("Type") == "INTENDED":
+                intended += n
+            elif row.get("Name") == "Aggregated":
+                aggregated = n
+    return intended / aggregated if aggregated > 0 and intended > 0 else 0.5
+
+
 def read_run(run_dir: str | Path) -> LiveRun:
     """A load test's run directory: ``plan.json`` (required), ``locust_stats_history.csv``
     (the measured request rate per stage) and ``partner_calls.csv`` (service times)."""
@@ -548,6 +579,7 @@ def read_run(run_dir: str | Path) -> LiveRun:
     stages, measured = [], 0
     history = path / "locust_stats_history.csv"
     t, total = _locust_history(history) if history.is_file() else (np.zeros(0), np.zeros(0))
+    total = total * _arrivals_per_request(path / "locust_stats.csv")
     start = 0.0
     for s in plan.stages:
         end = start + s.duration_s
@@ -595,10 +627,12 @@ def describe(dist: Distribution | None) -> str:
 
 def _fit_comments(what: str, fit: ServiceFit, ops: dict[str, int]) -> list[str]:
     said = ", ".join(f"{op} {n}" for op, n in ops.items())
-    lines = [f"# {what}: {fit.n} calls ({said}); mean {fit.mean_s:.4g} s"]
+    lines = [f"# {what}: {sum(ops.values())} calls ({said}); fixed part: mean "
+             f"{fit.mean_s:.4g} s"]
     if fit.per_item_s or fit.max_batch > 1:
         lines.append(f"#   batches: mean {fit.mean_batch:.4g} items, largest {fit.max_batch}; "
-                     f"each item beyond the first adds {fit.per_item_s:.4g} s (least squares)")
+                     f"each item beyond the first adds {fit.per_item_s:.4g} s (least squares); "
+                     f"the fixed part fitted to {fit.fixed_from} ({fit.n})")
     lines.append(f"#   Kolmogorov-Smirnov D per family (1% critical value "
                  f"{fit.critical_ks:.4f}):")
     for f in sorted(fit.fits, key=lambda f: (f.dist is None, f.ks)):
