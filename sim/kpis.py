@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 FLOWS = ("order_release", "inventory_sync", "ship_to_invoice", "order_to_ship",
-         "master_data_sync")
+         "master_data_sync", "cancel_to_confirmed", "return_to_credit")
 """The flows whose latency the twin measures (see `sim.metrics`)."""
 
 
@@ -133,8 +133,9 @@ def kpi(name: str) -> Kpi:
         raise ValueError(f"unknown KPI {name!r}; one of: {', '.join(KPIS)}") from None
 
 
-SITE_FLOWS = tuple(f for f in FLOWS if f != "master_data_sync")
-"""The flows measured per warehouse (the item master is one for every site)."""
+SITE_FLOWS = ("order_release", "inventory_sync", "ship_to_invoice", "order_to_ship")
+"""The flows measured per warehouse (the item master is one for every site; cancellations and
+returns are few: their figures are the landscape's)."""
 SITE_KPIS = tuple(
     [f"{flow}_{stat}_s" for flow in SITE_FLOWS for stat in ("p50", "p95", "p99")]
     + ["divergence_max_units", "divergence_mean_units", "divergence_final_units",

@@ -142,21 +142,25 @@ def divergence(r: RunResult) -> dict[str, Any]:
     }
 
 
-# Which counts say how many operations of a flow never finished by the horizon: started minus
-# finished, or (finished None) a count of the unfinished themselves.
-_UNFINISHED: dict[str, tuple[str, str | None]] = {
-    "order_release": ("orders_placed", "orders_released"),
-    "order_to_ship": ("orders_placed", "orders_shipped"),
-    "ship_to_invoice": ("orders_shipped", "orders_invoiced"),
-    "inventory_sync": ("movements_generated", "movements_applied_in_erp"),
-    "master_data_sync": ("items_out_of_sync_final", None),
+# Which counts say how many operations of a flow never finished by the horizon: the started,
+# less those finished or closed another way (an order cancelled before it shipped will not
+# ship; a refused cancel was answered); no finishing counts: the started are the unfinished.
+_UNFINISHED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "order_release": ("orders_placed", ("orders_released", "orders_cancelled_unreleased")),
+    "order_to_ship": ("orders_placed", ("orders_shipped", "orders_cancelled_unshipped")),
+    "ship_to_invoice": ("orders_shipped", ("orders_invoiced",)),
+    "inventory_sync": ("movements_generated", ("movements_applied_in_erp",)),
+    "master_data_sync": ("items_out_of_sync_final", ()),
+    "cancel_to_confirmed": ("cancels_requested",
+                            ("orders_cancelled", "cancels_refused", "cancels_given_up")),
+    "return_to_credit": ("returns", ("credit_memos",)),
 }
 
 
 def unfinished(counts: Mapping[str, int], flow: str) -> int:
     """Operations of `flow` started but not finished at the end of the run."""
     started, finished = _UNFINISHED[flow]
-    done = 0 if finished is None else int(counts.get(finished, 0))
+    done = sum(int(counts.get(c, 0)) for c in finished)
     return max(0, int(counts.get(started, 0)) - done)
 
 

@@ -681,7 +681,11 @@ class OrderFlow:
                 "orders_released": sum(r.released_at is not None for r in recs),
                 "orders_shipped": sum(r.shipped_at is not None for r in recs),
                 "orders_invoiced": sum(r.invoiced for r in recs),
-                "orders_stuck": sum(r.stuck for r in recs)}
+                "orders_stuck": sum(r.stuck for r in recs),
+                "orders_cancelled_unreleased": sum(r.cancelled and r.released_at is None
+                                                   for r in recs),
+                "orders_cancelled_unshipped": sum(r.cancelled and r.shipped_at is None
+                                                  for r in recs)}
 
     def _desk(self) -> dict[str, dict[str, Any]]:
         """The order desk's records (the core's state: what the service's API shows)."""
@@ -728,6 +732,9 @@ class OrderFlow:
             "status_lookup_failures": self.lookup_failures,
             "cancels_requested": self.cancels_requested,
             "orders_cancelled": sum(r.cancelled for r in recs),
+            "orders_cancelled_unreleased": sum(r.cancelled and r.released_at is None
+                                               for r in recs),
+            "orders_cancelled_unshipped": sum(r.cancelled and r.shipped_at is None for r in recs),
             "cancels_refused": refused,
             "cancels_given_up": self.cancels_given_up,
             "returns": sum(r.returned_at is not None for r in recs),

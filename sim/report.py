@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.ticker import NullFormatter
 
 from sim.decision import DEFAULT_KPI, Decision, decide, markdown, option_from_summaries
-from sim.kpis import FLOWS
+from sim.kpis import FLOWS, SITE_FLOWS
 from sim.metrics import (
     comparison_row,
     latency_frame,
@@ -168,7 +168,10 @@ def write_run(r: RunResult, out: Path) -> dict[str, Any]:
     plot_divergence([r], out / "divergence.png")
     plot_backlog([r], out / "backlog.png")
     plot_latency([r], out / "latency.png")
-    lat_rows = [{"flow": f, **s["latency"][f]} for f in FLOWS]
+    # Cancellations and returns only where the scenario has them.
+    lat_rows = [{"flow": f, **s["latency"][f]} for f in FLOWS
+                if f in SITE_FLOWS or f == "master_data_sync"
+                or s["latency"][f]["n"] or s["latency"][f]["n_unfinished"]]
     d = s["divergence"]
     slo_lines = [f"- {x['name']}: {'met' if x['met'] else 'MISSED'} ({slo_measure(x)})"
                  for x in s["slos"]] or ["- none declared"]

@@ -561,7 +561,7 @@ class Slo(Model):
     finished is missed, and so is a KPI with no value (consistency never reached)."""
 
     flow: Literal["order_release", "inventory_sync", "ship_to_invoice", "order_to_ship",
-                  "master_data_sync"] | None = Field(
+                  "master_data_sync", "cancel_to_confirmed", "return_to_credit"] | None = Field(
         None, description="The flow whose latency percentile this SLO bounds.")
     percentile: float = Field(95, gt=0, le=100, description="Which percentile of `flow`.")
     max_s: float | None = Field(None, gt=0, description="Most seconds the percentile may be.")

@@ -64,6 +64,11 @@ def test_unfinished_counts_what_started_and_never_finished() -> None:
     counts = {"orders_placed": 100, "orders_shipped": 80, "items_out_of_sync_final": 3}
     assert unfinished(counts, "order_to_ship") == 20
     assert unfinished(counts, "master_data_sync") == 3
+    # An order cancelled before it shipped will not ship: it is closed, not unfinished.
+    assert unfinished({**counts, "orders_cancelled_unshipped": 15}, "order_to_ship") == 5
+    assert unfinished({"cancels_requested": 10, "orders_cancelled": 6, "cancels_refused": 3},
+                      "cancel_to_confirmed") == 1
+    assert unfinished({"returns": 4, "credit_memos": 4}, "return_to_credit") == 0
 
 
 def test_a_percentile_on_unfinished_work_is_censored_and_otherwise_unchanged() -> None:
