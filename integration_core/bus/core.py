@@ -301,6 +301,12 @@ class Bus:
             heapq.heapify(sub.ready)
         return n
 
+    def lowest_queued(self, consumer: str) -> dict[str, int]:
+        """Per ordering key queued for the consumer, its lowest position (in flight
+        included): where a restart of that key's delivery would have to start."""
+        return {key: min(item.position for item in q)
+                for key, q in self._subs[consumer].queues.items()}
+
     def holds(self, delivery: Delivery) -> bool:
         """Whether `delivery` is still in flight here (not settled, not `forget`-ten)."""
         sub = self._subs.get(delivery.consumer)

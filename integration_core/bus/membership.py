@@ -71,11 +71,42 @@ class Membership:
             if saved is None:
                 continue
             types, start = saved
-            n += self.bus.adopt(
-                self.store.unfinished_in(consumer, types, start, partitions, self.store.tailed),
-                now, consumer, recovered=True)
+            starts = self.store.partition_starts(consumer)
+            by_start: dict[int, set[int]] = {}
+            for p in partitions:
+                by_start.setdefault(starts.get(p, start), set()).add(p)
+            for first, group in sorted(by_start.items()):
+                n += self.bus.adopt(
+                    self.store.unfinished_in(consumer, types, first, group, self.store.tailed),
+                    now, consumer, recovered=True)
         self.recovered += n
         return n
+
+    def advance(self) -> None:
+        """Save, per partition owned and consumer, where a takeover's recovery would have to
+        start: its lowest queued position, or past what the tail read when nothing of it is
+        queued (all of it up to there is done)."""
+        store = self.store
+        owned = {p for p in store.owned if p >= 0}
+        after = store.tailed + 1
+        with store.batch():
+            for consumer in self.bus.consumers:
+                starts = dict.fromkeys(owned, after)
+                for key, position in self.bus.lowest_queued(consumer).items():
+                    p = self.partition(key)
+                    if p in starts:
+                        starts[p] = min(starts[p], position)
+                store.save_partition_starts(consumer, starts)
+
+    def start(self, consumer: str) -> int:
+        """The lowest start of the consumer over all partitions: from there a scan of the
+        whole log finds everything not yet done."""
+        saved = self.store.subscription(consumer)
+        start = 1 if saved is None else saved[1]
+        starts = self.store.partition_starts(consumer)
+        if len(starts) >= self.store.partitions:
+            return min(starts.values())
+        return min([start, *starts.values()])
 
     def tail(self, now: float) -> int:
         """Queue what was published (here or elsewhere) in the partitions owned since the

@@ -166,6 +166,24 @@ CREATE TABLE IF NOT EXISTS {s}.instances (
     id text COLLATE "C" PRIMARY KEY,
     heartbeat_at timestamptz NOT NULL
 );
+CREATE TABLE IF NOT EXISTS {s}.partition_starts (
+    consumer text COLLATE "C" NOT NULL,
+    partition integer NOT NULL,
+    start bigint NOT NULL,
+    PRIMARY KEY (consumer, partition)
+);
+"""
+
+# Per partition and consumer, the first position that may not be done: everything of the
+# partition below it is in the consumer's inbox or dead. Written by the partition's owner
+# (a lease it still holds); a takeover's recovery scans the partition from there.
+_STARTS_PUT = """
+INSERT INTO {s}.partition_starts AS ps (consumer, partition, start)
+SELECT %(c)s, u.partition, u.start
+FROM unnest(%(parts)b::int4[], %(starts)b::int8[], %(tokens)b::int8[])
+    AS u(partition, start, token)
+JOIN {s}.leases l ON l.partition = u.partition AND l.owner = %(me)s AND l.token = u.token
+ON CONFLICT (consumer, partition) DO UPDATE SET start = excluded.start
 """
 
 # Partition -1 is the singletons' lease (the reconciler, the pruning of old records).
@@ -399,6 +417,11 @@ class PostgresStore:
             + " WHERE partition IS NULL",
             "append": (_APPEND_SHARED if self.instance is not None else _APPEND).format(s=s),
             "fence": _FENCE.format(s=s),
+            "starts_put": _STARTS_PUT.format(s=s),
+            "starts_get": f"SELECT partition, start FROM {s}.partition_starts "
+            "WHERE consumer = %s",
+            "starts_reset": f"DELETE FROM {s}.partition_starts "
+            "WHERE consumer = %s AND partition = %s",
             "tail": _TAIL.format(s=s),
             "renew": _RENEW.format(s=s),
             "claim": _CLAIM.format(s=s),
@@ -964,6 +987,29 @@ class PostgresStore:
             self.owned[int(p)] = int(token)
             change.claimed.add(int(p))
         return change
+
+    @guarded
+    def save_partition_starts(self, consumer: str, starts: dict[int, int]) -> None:
+        """Shared mode: per partition owned, the consumer's first position that may not be
+        done (everything of the partition below it is processed or dead)."""
+        parts = sorted(p for p in starts if p in self.owned)
+        if parts:
+            self._exec(self._sql["starts_put"], {
+                "c": consumer, "me": self.instance, "parts": parts,
+                "starts": [starts[p] for p in parts], "tokens": [self.owned[p] for p in parts]})
+
+    @guarded
+    def partition_starts(self, consumer: str) -> dict[int, int]:
+        """Shared mode: the starts saved per partition (a partition without one starts at
+        the consumer's subscription start)."""
+        return {int(p): int(st) for p, st in
+                self._exec(self._sql["starts_get"], (consumer,)).fetchall()}
+
+    @guarded
+    def reset_partition_start(self, consumer: str, partition: int) -> None:
+        """Shared mode: the partition starts at the subscription's start again (a dead
+        letter of it was requeued: it is no longer done)."""
+        self._exec(self._sql["starts_reset"], (consumer, partition))
 
     @guarded
     def leave(self) -> None:

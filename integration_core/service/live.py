@@ -196,8 +196,18 @@ class LiveEngine(Engine):
         return add_deltas(wms, queued), pending
 
     def _start(self, consumer: str) -> int:
+        if self.membership is not None:
+            return self.membership.start(consumer)
         saved = self.store.subscription(consumer)
         return 1 if saved is None else saved[1]
+
+    def advance_starts(self) -> None:
+        """Save where a restart (one instance) or a takeover (several) would start scanning
+        the log for what is not done yet."""
+        if self.membership is None:
+            self.bus.advance_starts()
+        else:
+            self.membership.advance()
 
     def requeue(self, dead_letter_id: str, fixed: Envelope | None = None) -> None:
         if self.membership is not None:
@@ -210,6 +220,11 @@ class LiveEngine(Engine):
                     f"dead letter {dead_letter_id!r}: its partition "
                     f"{self.membership.partition(key)} is owned by another instance; "
                     "requeue it there (GET /v1/status says which partitions each owns)")
+            super().requeue(dead_letter_id, fixed)
+            if key is not None:  # no longer done: a takeover must scan from before it again
+                self.membership.store.reset_partition_start(dl.consumer,
+                                                            self.membership.partition(key))
+            return
         super().requeue(dead_letter_id, fixed)
 
     def close(self) -> None:

@@ -15,8 +15,8 @@ With several instances sharing a PostgreSQL schema (`LiveEngine.shared`), a leas
 heartbeats every third of the lease's time to live (at once after a `Fenced` write), the
 delivery loop reads the log's tail before each round and polls it at least every
 `TAIL_POLL_S` (another instance's publish does not wake it), the reconciler and the pruning
-run on the instance holding the singletons' lease only, and the consumers' start positions
-are not advanced (one instance's queues say nothing of another's partitions).
+run on the instance holding the singletons' lease only, and the start positions are saved per
+partition (one instance's queues say nothing of another's partitions).
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ class Runner:
         self._tasks.clear()
         if self.engine.shared:
             try:  # the others take over at their next heartbeat, not after the lease
+                self.engine.advance_starts()
                 self.engine.leave()
             except Exception:
                 self._failed("giving up the leases")
@@ -325,9 +326,9 @@ class Runner:
             await asyncio.sleep(min(1.0, self.settings.idle_poll_s))
             try:
                 self.engine.fire_timers(clock.now())
-                if not self.engine.shared and clock.now() - advanced >= ADVANCE_EVERY_S:
+                if clock.now() - advanced >= ADVANCE_EVERY_S:
                     advanced = clock.now()
-                    self.engine.bus.advance_starts()
+                    self.engine.advance_starts()
             except Exception:
                 self._failed("timers")
 

@@ -198,3 +198,26 @@ def test_a_log_written_by_one_instance_is_partitioned_and_recovered_when_shared(
     while a.step(0.0):
         pass
     assert a.store.state("n") == {f"m{i:04d}": 1 for i in range(len(keys))}
+
+
+def test_a_takeover_recovers_from_the_partition_starts_saved_and_misses_nothing(
+        make: Any) -> None:
+    a, b = make("a"), make("b")
+    beat_until([a, b], lambda: len(a.parts) == len(b.parts) == N // 2, 10 * TTL)
+    keys = [k for k in (f"key-{i}" for i in range(200)) if partition_of(k, N) in a.parts][:20]
+    a.bus.publish_many([msg(i, keys[i % len(keys)]) for i in range(100)], 0.0)
+    a.member.tail(0.0)
+    a.bus.process({"c": a.handler}, 0.0, limit=15)  # the heads of 15 keys: 85 left queued
+    a.member.advance()
+    starts = a.store.partition_starts("c")
+    assert set(starts) == a.parts and max(starts.values()) > 1
+    lowest = a.bus.lowest_queued("c")
+    for key, position in lowest.items():  # never past what is still to do
+        assert starts[partition_of(key, N)] <= position
+    assert b.member.tail(0.0) == 0  # b read past them: none of its partitions
+    a.store.close()  # killed with 85 queued
+    beat_until([b], lambda: len(b.parts) == N, 5 * TTL)
+    assert b.member.recovered == 85  # from the partitions' starts, up to b's tail
+    while b.step(1.0):
+        pass
+    assert b.store.state("n") == {f"m{i:04d}": 1 for i in range(100)}
