@@ -27,6 +27,7 @@ from integration_core.bus import Bus, Counters, Delivery, MemoryStore, Outcome, 
 from integration_core.engine import Engine, MovementRecord, RowKey
 from integration_core.engine.batching import Batcher, Batching
 from integration_core.engine.calls import Call
+from integration_core.engine.items import SiteItems
 from integration_core.envelope import Envelope
 from integration_core.errors import PayloadError
 from integration_core.feed import EdiInbox, EdiOutcome
@@ -68,11 +69,14 @@ class TwinCore:
         orders: OrchestratorConfig | None,
         opening: Callable[[], dict[RowKey, int]],
         retain_log_s: float | None = 6 * 3600,
+        site_items: SiteItems | None = None,
     ) -> None:
         """`opening()` reads the WMS's stock for the engine's opening balance: at the start,
         and again after a crash that lost the store (the core reloads what it forgot; a
         movement the WMS's outbox resends after the reload then counts twice in the view).
-        `orders=None`: the orders do not pass through the core (no order desk)."""
+        `orders=None`: the orders do not pass through the core (no order desk).
+        `site_items`: the item masters of sites that keep their own (`engine.items`)."""
+        self.site_items = site_items
         self.env = env
         self.cfg = cfg
         self.rng = rng
@@ -98,6 +102,9 @@ class TwinCore:
         self.lost_in_crash: list[Envelope] = []
         self._edi: EdiInbox | None = None
         self.redriven = 0
+        self.items_replayed = 0
+        self._arrivals: list[tuple[str, str]] = []
+        """Movements requeued when the item they waited for reached their site."""
         self.on_dead_letter: Callable[[Envelope], None] | None = None
         """Told when the bus gives up on a message (for the simulator's ground truth)."""
         per_min = cfg.erp_batch_calls_per_min
@@ -111,7 +118,8 @@ class TwinCore:
 
     def _build(self) -> Engine:
         engine = Engine(self.store, self.clock, self.catalog, policy=self.policy,
-                        rng=self.rng, orders=self.orders_config, call_rng=self.rng)
+                        rng=self.rng, orders=self.orders_config, call_rng=self.rng,
+                        site_items=self.site_items)
         assert engine.remote[0] == "erp"
         for consumer, (types, _) in self._remote.items():
             if consumer not in engine.remote:
@@ -195,6 +203,13 @@ class TwinCore:
     def redrive_now(self) -> None:
         if self.up:
             self.redriven += self.engine.redrive()
+
+    def item_arrived(self, sku: str, site: str) -> None:
+        """A site with its own item master now has `sku` (its WMS took the item)."""
+        if self.up:
+            self.items_replayed += self.engine.item_arrived(sku, site)
+        else:
+            self._arrivals.append((sku, site))  # told once the core is back
 
     def poke(self) -> None:
         """Something became ready (a publish, a requeue): look now."""
@@ -341,6 +356,9 @@ class TwinCore:
             return
         self.up = True
         self.engine = self._build()  # a durable store hands back what was unfinished
+        arrivals, self._arrivals = self._arrivals, []
+        for sku, site in arrivals:
+            self.item_arrived(sku, site)
         self.poke()
 
     def _accumulate(self) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import simpy
 
 from integration_core.engine import RowKey
+from integration_core.engine.items import SiteItems
 from integration_core.models import Catalog, Item
 from integration_core.orchestrator import OrchestratorConfig
 from sim.columns import Column
@@ -76,9 +77,17 @@ class Landscape:
         self.popularity = [d.sku_perm for d in self.draws]
         """Per warehouse, SKU indices from most to least popular."""
         self.partners = SimPartners(self.env, sc.bus.call_timeout_s, self.api_calls)
+        self.own_items = {
+            w: self.streams.get(f"items/{cfg.id}").random(n_skus) < cfg.items_known_at_start
+            for w, cfg in enumerate(sc.warehouses) if cfg.item_master == "own"}
+        """Per site with an item master of its own, which SKUs it knows at the start."""
+        site_items = SiteItems({self.warehouse_ids[w]: [self._sku_names[i]
+                                                        for i in np.flatnonzero(known)]
+                                for w, known in self.own_items.items()}
+                               ) if self.own_items else None
         self.core = TwinCore(self.env, sc.bus, self.streams.get("bus"),
                              Catalog(Item(sku=s) for s in self._sku_names), self.partners,
-                             desk, self._stock_report)
+                             desk, self._stock_report, site_items=site_items)
 
     def _stock_report(self) -> dict[RowKey, int]:
         """The WMS's stock by row, as it reports it for the core's opening balance."""

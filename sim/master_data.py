@@ -15,6 +15,7 @@ Measured: `items_out_of_sync` over time and the `master_data_sync` latency (chan
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -49,9 +50,17 @@ class MasterDataFlow:
         self.lat_at = Column(np.float64)
         self.changes = 0
         self.gave_up = 0
+        self.arrived = 0
+        """Items that reached a site with an item master of its own for the first time."""
         self._rng = twin.streams.get("master-data")
+        self.site_version = {w: np.where(known, 0, -1).astype(np.int64)
+                             for w, known in twin.own_items.items()}
+        """Per site with its own item master: the version it holds (-1: it has not the item)."""
         if self.pattern is not Pattern.DIRECT:
             twin.core.subscribe(CONSUMER, [ITEM], self._deliver)
+            for w in self.site_version:
+                twin.core.subscribe(f"{CONSUMER}@{twin.warehouse_ids[w]}", [ITEM],
+                                    partial(self._deliver_site, w))
 
     def start(self) -> None:
         env = self.t.env
@@ -62,7 +71,9 @@ class MasterDataFlow:
 
     @property
     def out_of_sync(self) -> int:
-        return int(np.count_nonzero(self.wms_version < self.erp_version))
+        """Item records out of sync: the shared master's, and each own master's."""
+        return int(np.count_nonzero(self.wms_version < self.erp_version)) + sum(
+            int(np.count_nonzero(v < self.erp_version)) for v in self.site_version.values())
 
     # -- ERP side ----------------------------------------------------------------------------
 
@@ -102,6 +113,36 @@ class MasterDataFlow:
         direct_call(t.env, t.links["wms_erp"], t.wms_apis[0],
                     lambda: self._wms_apply(sku, version), t.scenario.direct, final,
                     t.count_call("wms"))
+        for w in self.site_version:  # the ERP calls each site with a master of its own
+            direct_call(t.env, t.links["wms_erp"], t.wms_apis[w],
+                        partial(self._site_apply, w, sku, version), t.scenario.direct, final,
+                        t.count_call("wms"))
+
+    def _deliver_site(self, w: int, d: Delivery, ack: Callable[[], None],
+                      nack: Callable[[BaseException], None]) -> None:
+        """The core's delivery of an item to a site with its own item master."""
+        p, t = d.envelope.payload, self.t
+
+        def result(status: Status, _v: object) -> None:
+            ack() if status is Status.OK else nack(TransientError(f"WMS {status.value}"))
+
+        t.api_calls["wms"] += 1
+        link = t.links["wms_core"]
+        call(t.env, link, t.wms_apis[w], link,
+             partial(self._site_apply, w, int(p["sku"][4:]), int(p["version"])),
+             t.scenario.bus.call_timeout_s, result)
+
+    def _site_apply(self, w: int, sku: int, version: int) -> bool:
+        """A site's own item API: keeps the newest version; the first one to arrive tells the
+        core the site has the item, which replays the movements that waited for it."""
+        held = self.site_version[w]
+        if version > held[sku]:
+            new = held[sku] < 0
+            held[sku] = version
+            if new:
+                self.arrived += 1
+                self.t.core.item_arrived(f"SKU-{sku:05d}", self.t.warehouse_ids[w])
+        return True
 
     def _deliver(self, d: Delivery, ack: Callable[[], None],
                  nack: Callable[[BaseException], None]) -> None:
@@ -137,6 +178,8 @@ class MasterDataFlow:
         t = self.t
         while True:
             yield t.env.timeout(self.cfg.full_sync_h * 3600)
+            for w, held in self.site_version.items():
+                self._full_sync_site(w, held)
             stale = np.flatnonzero(self.wms_version < self.erp_version)
             if not len(stale):
                 continue
@@ -151,6 +194,25 @@ class MasterDataFlow:
             link = t.links["wms_core"]
             call(t.env, link, t.wms_apis[0], link, push, t.scenario.bus.call_timeout_s,
                  lambda status, value: None)  # a failed batch waits for the next schedule
+
+    def _full_sync_site(self, w: int, held: np.ndarray) -> None:
+        """The scheduled full sync to a site with its own master: every item it lacks or holds
+        stale, in one batch call."""
+        t = self.t
+        stale = np.flatnonzero(held < self.erp_version)
+        if not len(stale):
+            return
+        versions = self.erp_version[stale].copy()
+
+        def push() -> bool:
+            for sku, v in zip(stale.tolist(), versions.tolist(), strict=True):
+                self._site_apply(w, sku, v)
+            return True
+
+        t.api_calls["wms"] += 1
+        link = t.links["wms_core"]
+        call(t.env, link, t.wms_apis[w], link, push, t.scenario.bus.call_timeout_s,
+             lambda status, value: None)
 
     def latency(self) -> tuple[np.ndarray, np.ndarray]:
         return self.lat.values.copy(), self.lat_at.values.copy()

@@ -301,6 +301,15 @@ class WarehouseConfig(Model):
     wave_interval_min: float = Field(15, gt=0, description="Released orders are waved this often.")
     api: ApiConfig = Field(default_factory=lambda: ApiConfig(workers=16),
                            description="The site's WMS API (order releases, direct calls).")
+    item_master: Literal["shared", "own"] = Field(
+        "shared", description="own: the site keeps an item master of its own (a 3PL's), which "
+        "knows an item only once the master-data sync has brought it there; the core cannot "
+        "map the site's movements of an item it does not know yet: they dead-letter, and are "
+        "replayed when the item arrives. shared: the ERP's master serves the site.")
+    items_known_at_start: float = Field(
+        1.0, ge=0, le=1, description="With item_master = own: the share of the catalog the "
+        "site's master holds at the start (which items: drawn from the seed); the rest arrive "
+        "with the item's next change or the hybrid pattern's scheduled full sync.")
     order_weight: float = Field(
         1.0, ge=0, description="Share of the shop's orders routed to this site, relative to "
         "the other sites' weights (equal weights: orders spread evenly; 0: no orders).")

@@ -229,6 +229,8 @@ class Twin:
             "reconciliation_adjusted_units": self.land.erp.adjusted_units,
             "core_crashes": self.core.crashes,
             "dead_letters_redriven": self.core.redriven,
+            "items_arrived_at_sites": self.master.arrived,
+            "movements_replayed_for_items": self.core.items_replayed,
             "dead_letters_left": len(self.core.engine.dead_letters()),
             # Refused by the partner's rate limit (HTTP 429 in the live world).
             "erp_rate_limited": self.land.erp_api.refused[Status.RATE_LIMITED],

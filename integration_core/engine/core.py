@@ -50,6 +50,7 @@ from integration_core.engine.desk import (
     TYPES,
     OrderDesk,
 )
+from integration_core.engine.items import SiteItems
 from integration_core.engine.ledger import Ledger, RowKey, add_deltas, movement_fields
 from integration_core.engine.partners import Stock
 from integration_core.engine.redrive import redrivable
@@ -124,13 +125,17 @@ class Engine:
                  policy: RetryPolicy | None = None, rng: np.random.Generator | None = None,
                  deliver_batch: int = 250, orders: OrchestratorConfig | None = DEFAULT_CONFIG,
                  call_rng: np.random.Generator | None = None,
-                 repair_after_s: float | None = None) -> None:
+                 repair_after_s: float | None = None,
+                 site_items: SiteItems | None = None) -> None:
         """`store` is the engine's only state: an engine built again on the same store
         resumes each consumer where its inbox says it was (a restart). `rng` draws the bus's
         retry jitter, `call_rng` the outbox calls'. `orders=None`: no order desk (a landscape
         whose orders do not pass through the core). `repair_after_s`: how long a break must
-        persist unchanged before its repair is carried out (`RepairGate`); None: reported only."""
+        persist unchanged before its repair is carried out (`RepairGate`); None: reported only.
+        `site_items`: the sites with an item master of their own (`engine.items`); None: every
+        site shares the ERP's."""
         self.store = store
+        self.site_items = site_items
         self.clock = clock
         self.catalog = catalog
         self.deliver_batch = deliver_batch
@@ -225,7 +230,41 @@ class Engine:
 
     def _wms_apply(self, envelope: Envelope, tx: Tx) -> None:
         _, sku, location, lot, delta = movement_fields(envelope)
+        if self.site_items is not None and not self.site_items.maps(sku, location):
+            raise _unmapped(sku, location)
         self.wms.apply(tx, sku, location, lot, delta)
+
+    def _mapped(self, deliveries: list[Delivery], now: float) -> list[Delivery]:
+        """The ERP's deliveries whose item the site's master maps; the others are
+        dead-lettered until the item reaches the site."""
+        items = self.site_items
+        if items is None:
+            return deliveries
+        out = []
+        for d in deliveries:
+            if d.consumer == "erp" and d.envelope.type == MOVEMENT:
+                _, sku, location, _, _ = movement_fields(d.envelope)
+                if not items.maps(sku, location):
+                    self.settle([d], _unmapped(sku, location), now)
+                    continue
+            out.append(d)
+        return out
+
+    def item_arrived(self, sku: str, location: str) -> int:
+        """`sku` reached the item master of the site at `location`: replay the movements that
+        waited for it (dead-lettered as unmapped). Returns how many were requeued."""
+        if self.site_items is None or not self.site_items.arrived(sku, location):
+            return 0
+        waiting = [d for d in self.bus.dead_letters()
+                   if d.envelope is not None and d.envelope.type == MOVEMENT
+                   and not d.transient and d.cause_type == "NotFound"
+                   and movement_fields(d.envelope)[1:3] == (sku, location)]
+        now = self.clock.now()
+        for d in waiting:
+            self.bus.requeue(d.id, now)
+        if waiting:
+            self.on_publish()
+        return len(waiting)
 
     def _on_hand(self, tx: Tx, sku: str, location: str | None) -> dict[str, int]:
         """The WMS view of one SKU by location (lots summed), for the desk's allocation."""
@@ -259,7 +298,7 @@ class Engine:
         `consumers`, handles the local ones' and hands back the remote ones', marked in
         flight (for a driver on an in-memory store, where one `due` a step counts; it keeps
         the list, `[*engine.handlers, *its remote consumers]`)."""
-        due = self.bus.due(now, None, consumers=consumers)
+        due = self._mapped(self.bus.due(now, None, consumers=consumers), now)
         handlers = self.handlers
         local = [d for d in due if d.consumer in handlers]
         if local:
@@ -295,7 +334,7 @@ class Engine:
             ) -> list[Delivery]:
         """Deliveries due to remote consumers, marked in flight (at most one per ordering
         key and consumer)."""
-        return self.bus.due(now, limit, consumers=consumers)
+        return self._mapped(self.bus.due(now, limit, consumers=consumers), now)
 
     def erp_due(self, now: float, limit: int) -> list[Delivery]:
         """Movements due to the ERP, marked in flight (at most one per ordering key)."""
@@ -510,3 +549,8 @@ def _movement(envelope: Envelope) -> Movement:
     # Validated at ingress; the reconciler reads ids, keys and the signed delta only.
     p = envelope.payload
     return Movement.model_construct(**{**p, "quantity_base": int(p["quantity_base"])})
+
+
+def _unmapped(sku: str, location: str) -> NotFound:
+    return NotFound(f"{sku!r} is not in the item master of site {location!r} yet; replayed "
+                    "when it arrives", field="sku")

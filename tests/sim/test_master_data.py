@@ -57,3 +57,37 @@ def test_event_driven_and_hybrid_end_in_sync(results: dict[str, Any]) -> None:
         s = results[p]
         assert s["counts"]["items_out_of_sync_final"] == 0, p
         assert s["latency"]["master_data_sync"]["max"] > 1800, p  # waited out the outage
+
+
+def own_master(master_data: str) -> Scenario:
+    return Scenario.model_validate({
+        "name": f"own-{master_data}", "seed": 4, "duration_h": 14, "drain_h": 12,
+        "catalog": {"skus": 200}, "shop": {"orders_per_hour": 0},
+        "patterns": {"master_data": master_data},
+        "warehouses": [{"id": "DC", "movements_per_hour": 600},
+                       {"id": "3PL", "movements_per_hour": 600, "item_master": "own",
+                        "items_known_at_start": 0.9}],
+    })
+
+
+def test_a_3pls_own_item_master_holds_its_movements_until_the_items_arrive() -> None:
+    s = summary(run(own_master("hybrid")))
+    c = s["counts"]
+    # The scheduled full sync (every 6 h) brings the items the 3PL lacked; the movements that
+    # waited for them are replayed, each booked once.
+    assert c["items_arrived_at_sites"] > 0 and c["movements_replayed_for_items"] > 0
+    assert c["movements_applied_in_erp"] == c["movements_generated"]
+    assert (s["lost"], s["duplicated"], c["dead_letters_left"]) == (0, 0, 0)
+    assert c["items_out_of_sync_final"] == 0
+    tpl, dc = (s["warehouses"][w]["latency"]["inventory_sync"] for w in ("3PL", "DC"))
+    assert tpl["max"] > 3 * 3600 and dc["max"] < 3600  # only the 3PL waited for its items
+
+
+def test_without_a_full_sync_the_3pls_unknown_items_stay_dead_letters() -> None:
+    s = summary(run(own_master("event_driven")))
+    c = s["counts"]
+    # Only items that change reach the 3PL: the others' movements never book.
+    assert c["dead_letters_left"] > 0 and c["items_out_of_sync_final"] > 0
+    assert c["movements_applied_in_erp"] < c["movements_generated"]
+    assert s["duplicated"] == 0
+    assert s["warehouses"]["DC"]["latency"]["inventory_sync"]["n_unfinished"] == 0
