@@ -33,7 +33,3 @@ class SiteItems:
             return False
         known.add(sku)
         return True
-
-    def unknown(self, location: str) -> int:
-        """How many items the site does not know, of those it was told about (for tests)."""
-        return -1 if location not in self._known else len(self._known[location])
