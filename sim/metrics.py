@@ -294,4 +294,11 @@ def comparison_row(s: dict[str, Any]) -> dict[str, Any]:
         "erp_api_calls": s["api_calls"].get("erp", 0),
         "slos_met": sum(x["met"] for x in s["slos"]), "slos": len(s["slos"]),
     })
+    if len(s.get("warehouses", {})) > 1:  # each site's sync and damage beside the whole's
+        for site, part in s["warehouses"].items():
+            lat = part["latency"]["inventory_sync"]
+            row[f"inventory_sync_p95_s{SITE}{site}"] = (
+                float("inf") if "p95" in lat["censored"] else lat["p95"])
+            row[f"unexplained_final_units{SITE}{site}"] = part["divergence"][
+                "unexplained_final_units"]
     return row

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sim.kpis import flatten
-from sim.metrics import latency_frame, summary, timeseries_frame
+from sim.metrics import comparison_row, latency_frame, summary, timeseries_frame
 from sim.scenario import Scenario
 from sim.twin import run
 
@@ -64,6 +64,9 @@ def test_per_site_figures_are_in_every_output(batched: dict[str, Any]) -> None:
     ts = timeseries_frame(r)
     both = ts["divergence_units_DC"] + ts["divergence_units_3PL"]
     assert (both == ts["divergence_units"]).all()
+    row = comparison_row(s)
+    assert row["inventory_sync_p95_s@3PL"] == s["warehouses"]["3PL"]["latency"][
+        "inventory_sync"]["p95"]
     flat = flatten(s)
     assert flat["inventory_sync_p95_s@DC"] == s["warehouses"]["DC"]["latency"][
         "inventory_sync"]["p95"]
