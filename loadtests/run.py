@@ -480,7 +480,12 @@ def main(argv: list[str] | None = None) -> int:
                     "crash and restart the database, under load (loadtests/pg_faults.py); "
                     "the takeover times go into summary.json")
     ap.add_argument("--out", type=Path, default=Path("results/loadtest"))
+    ap.add_argument("--twin", action="store_true",
+                    help="after the run, calibrate the twin from it, run the twin on the same "
+                    "plan with 3 seeds and write prediction.md (loadtests/predict.py)")
     args = ap.parse_args(argv)
+    if args.twin:  # the partner twins record their calls for the calibration
+        os.environ["TWIN_PARTNER_CALLS_CSV"] = str((args.out / "partner_calls.csv").resolve())
     if args.instances < 1 or (args.instances > 1 and args.store != "postgres"):
         print("--instances N > 1 needs --store postgres (several instances share its schema)",
               file=sys.stderr)
@@ -620,6 +625,9 @@ def main(argv: list[str] | None = None) -> int:
                   *(["--lease-ttl-s", f"{args.lease_ttl_s:g}"] if args.lease_ttl_s else []),
                   *(["--process-faults"] if args.process_faults else [])]
         print(f"replay the same offered load: {shlex.join(replay)}")
+    if args.twin:
+        from loadtests.predict import predict_run
+        print(predict_run(out, [1, 2, 3]).read_text())
     return 0 if ok else 1
 
 

@@ -746,9 +746,10 @@ def service_settings(cal: Calibration) -> None:
     cal.bus = {"max_attempts": d["retry_max_attempts"],
                "initial_delay_s": d["retry_initial_delay_s"],
                "max_delay_s": d["retry_max_delay_s"], "call_timeout_s": d["partner_timeout_s"],
-               "erp_batch_calls": d["erp_concurrency"]}
+               "erp_batch_calls": d["erp_concurrency"], "erp_batch_wait_s": d["coalesce_s"]}
     cal.erp_workers = 1
-    cal.notes.append("retry, timeout and ERP concurrency: the live service's settings "
+    cal.notes.append("retry, timeout, ERP concurrency and batch wait (its coalescing): the live "
+                     "service's settings "
                      "(integration_core/service/config.py); ERP workers 1: the live twins "
                      "serve one call at a time on their event loop")
 

@@ -1,11 +1,12 @@
 """The live twins' partner calls, one CSV row each, for `twin calibrate` to fit from.
 
 Set ``TWIN_PARTNER_CALLS_CSV`` to a path before starting `twin twins` (or `loadtests.run`,
-which passes its environment on) and every served operation appends
+which passes its environment on; ``--twin`` sets it) and every served operation writes
 ``timestamp,partner,operation,duration_s,batch_size``: the start (Unix seconds), ``erp`` or
 ``wms``, the operation, the time the twin took to serve it, and the items it carried (a
-posting batch's movements; 1 otherwise). It is the layout of docs/calibration.md, the one a
-team's own logs use. Unset: nothing is recorded and nothing is opened.
+posting batch's movements; 1 otherwise). The file is rewritten by each start of the twins.
+It is the layout of docs/calibration.md, the one a team's own logs use. Unset: nothing is
+recorded and nothing is opened.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ R = TypeVar("R")
 
 
 class CallLog:
-    """Appends call rows to `path` (opened on the first call; the header when it is new)."""
+    """Writes call rows to `path` (created, or emptied, on the first call, with the header)."""
 
     def __init__(self, path: str | None) -> None:
         self.path = path
@@ -34,11 +35,9 @@ class CallLog:
                batch_size: int = 1) -> None:
         if self.path is None:
             return
-        if self._file is None:
-            new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
-            self._file = open(self.path, "a", buffering=1)  # noqa: SIM115 (lives with the process)
-            if new:
-                self._file.write(HEADER)
+        if self._file is None:  # a new file per process: one run's calls, never two runs'
+            self._file = open(self.path, "w", buffering=1)  # noqa: SIM115 (lives with the process)
+            self._file.write(HEADER)
         self._file.write(f"{started:.6f},{partner},{operation},{duration_s:.9f},{batch_size}\n")
 
     def close(self) -> None:
