@@ -102,15 +102,19 @@ def predicted(scenario: Scenario, seed: int, outage: tuple[float, float] | None)
                    (t.tolist(), backlog.tolist()))
 
 
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
 def _cell(x: float | None, unit: str = "") -> str:
-    return "-" if x is None else f"{x:,.4g}{unit}"
+    return "-" if x is None else f"{_num(x)}{unit}"
 
 
 def _row(name: str, unit: str, live: float | None, twin: list[float | None],
          at_least: float | None = None) -> str:
     got = [x for x in twin if x is not None]
     med = statistics.median(got) if got else None
-    spread = f"{min(got):,.4g} - {max(got):,.4g}" if got else "-"
+    spread = f"{_num(min(got))} - {_num(max(got))}" if got else "-"
     err = ("-" if med is None or live is None or live == 0
            else f"{(med - live) / live:+.0%}")
     missing = "" if len(got) == len(twin) else f" ({len(twin) - len(got)} seed(s) without)"
