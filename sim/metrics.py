@@ -270,6 +270,22 @@ def latency_frame(r: RunResult) -> pd.DataFrame:
         columns=["scenario", "flow", "warehouse", "completed_at_s", "latency_s"])
 
 
+def site_rows(s: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per warehouse for the reports: p95 per flow ("> horizon" when it falls on
+    unfinished work), divergence and what did not finish."""
+    rows = []
+    for site, part in s.get("warehouses", {}).items():
+        row: dict[str, Any] = {"warehouse": site}
+        for flow, lat in part["latency"].items():
+            row[f"{flow} p95 s"] = "> horizon" if "p95" in lat["censored"] else lat["p95"]
+        d, c = part["divergence"], part["counts"]
+        row.update({"max divergence": d["max_units"], "unexplained at end":
+                    d["unexplained_final_units"], "movements": c["movements_generated"],
+                    "orders": c["orders_placed"], "orders stuck": c["orders_stuck"]})
+        rows.append(row)
+    return rows
+
+
 def comparison_row(s: dict[str, Any]) -> dict[str, Any]:
     """One flat row per scenario for `twin compare`."""
     row: dict[str, Any] = {"scenario": s["scenario"]}

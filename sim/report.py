@@ -21,6 +21,7 @@ from sim.kpis import FLOWS, SITE_FLOWS
 from sim.metrics import (
     comparison_row,
     latency_frame,
+    site_rows,
     summary,
     timeseries_frame,
     unfinished,
@@ -142,21 +143,9 @@ def markdown_table(rows: Sequence[Mapping[Any, Any]]) -> str:
 
 
 def site_section(s: Mapping[str, Any]) -> list[str]:
-    """Per warehouse, when there are several: p95 per flow (unfinished work counted: "> horizon"
-    when the percentile falls on it), divergence and what did not finish."""
-    if len(s["warehouses"]) < 2:
-        return []
-    rows = []
-    for site, part in s["warehouses"].items():
-        row: dict[str, Any] = {"warehouse": site}
-        for flow, lat in part["latency"].items():
-            row[f"{flow} p95 s"] = "> horizon" if "p95" in lat["censored"] else lat["p95"]
-        d, c = part["divergence"], part["counts"]
-        row.update({"max divergence": d["max_units"], "unexplained at end":
-                    d["unexplained_final_units"], "movements": c["movements_generated"],
-                    "orders": c["orders_placed"], "orders stuck": c["orders_stuck"]})
-        rows.append(row)
-    return ["## Each warehouse", markdown_table(rows), ""]
+    """A table per warehouse, when there are several (`sim.metrics.site_rows`)."""
+    rows = site_rows(s)
+    return ["## Each warehouse", markdown_table(rows), ""] if len(rows) > 1 else []
 
 
 def write_run(r: RunResult, out: Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.metrics import comparison_row
+from sim.metrics import comparison_row, site_rows
 from sim.twin import RunResult
 from sim.wording import fault_rows, fmt_cell, seed_statement, shaded_windows, slo_measure
 
@@ -274,6 +274,9 @@ def write_run_page(r: RunResult, s: Mapping[str, Any], out: Path) -> Path:
              _section("SLOs", _table(_slo_rows(s), "slos"))]
     then = [_section("Each fault", _table(_fault_table_rows(s), "faults")),
             _section("Latency (s)", _table(_latency_rows(s), "latency"))]
+    sites = site_rows(s)
+    if len(sites) > 1:
+        then.append(_section("Each warehouse", _table(sites, "warehouses")))
     data = {"kind": "run", "flows": _flows(s), "windows": _windows([r]),
             "scenarios": [_scenario_data(r, s)]}
     path = out / "report.html"

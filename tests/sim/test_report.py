@@ -49,3 +49,5 @@ def test_a_run_of_several_sites_reports_each_warehouse(tmp_path: Path) -> None:
     p95 = s["warehouses"]["3PL"]["latency"]["inventory_sync"]["p95"]
     assert f"{p95:,.0f}" in table  # the 3PL's own p95, not the landscape's
     assert "Redrive policy: transient dead letters are redriven every 15 min." in text
+    page = (tmp_path / "report.html").read_text()
+    assert '<table id="warehouses">' in page and "<td>3PL</td>" in page
