@@ -44,6 +44,12 @@ class Batching:
             raise ValueError(f"min_interval_s must be >= 0, got {self.min_interval_s}")
 
 
+SLACK_S = 1e-6
+"""Clocks read Unix seconds, about 2e-7 s apart at today's epoch: a driver woken for a due
+time may read a hair before it (its own time plus an epoch, rounded). Due that close is due,
+or the driver would wake again at the same instant, forever."""
+
+
 class Batcher:
     def __init__(self, batching: Batching) -> None:
         self.batching = batching
@@ -68,13 +74,14 @@ class Batcher:
         """The batches to post now, one call each, while calls are free: full ones first,
         then the partial rest once its oldest item has waited `max_wait_s`."""
         b, out = self.batching, []
+        now += SLACK_S
         while self.calls < b.max_calls and self.held and (
-                len(self.held) >= b.max_size or now - self._added[0] >= b.max_wait_s) and (
-                now - self._started >= b.min_interval_s):
+                len(self.held) >= b.max_size or now >= self._added[0] + b.max_wait_s) and (
+                now >= self._started + b.min_interval_s):
             out.append(self.held[:b.max_size])
             del self.held[:b.max_size], self._added[:b.max_size]
             self.calls += 1
-            self._started = now
+            self._started = now - SLACK_S
         return out
 
     def done(self) -> None:

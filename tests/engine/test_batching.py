@@ -61,3 +61,18 @@ def test_pacing_spaces_the_calls_and_the_batches_fill_meanwhile() -> None:
     b.add(deliveries(4, start=3), now=0.1)
     assert b.ready(0.1) == [] and b.next_at() == 0.25
     assert [len(x) for x in b.ready(0.25)] == [4]
+
+
+def test_a_wake_at_the_due_time_read_back_through_an_epoch_finds_the_batch_due() -> None:
+    # The twin wakes at (due - epoch) and reads epoch + that: at Unix magnitude the sum can
+    # fall an ulp short of the due time. It must still count as due, or the driver wakes
+    # again at the same instant for ever (found with max_wait_s = 0.01).
+    epoch, wait = 1_767_571_200.0, 0.01
+    for added_s in (0.0, 0.3, 17.123, 3599.999):
+        b = Batcher(Batching(max_size=10, max_wait_s=wait))
+        b.add(deliveries(1), now=epoch + added_s)
+        due = b.next_at()
+        assert due is not None
+        woke = epoch + (due - epoch)
+        assert len(b.ready(woke)) == 1, (added_s, woke - due)
+    assert Batcher(Batching(max_size=10, max_wait_s=wait)).ready(epoch) == []
