@@ -605,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
         "reconcile": {k: rec[k] for k in ("divergence_units", "in_flight_units",
                                           "unexplained_units", "skus_out_of_sync")},
         "dead_letters": dead, "bus_counters": status["counters"], "service": over_time,
+        # occurred -> booked in the ERP, the twin's inventory_sync (the first instance's)
+        "inventory_sync_lag_s": status.get("inventory_sync_lag_s"),
         "store": args.store, "instances": args.instances, "key_order": order,
         "process_faults": [r.as_dict() for r in fault_records],
         "drain_s": round(drain_s, 2), "wall_s": round(time.monotonic() - started, 2),

@@ -36,6 +36,7 @@ from integration_core.errors import InteropError, PayloadError, TransientError
 from integration_core.reconcile import ReconcileResult
 from integration_core.service.live import LiveEngine
 from integration_core.service.partners import Partners
+from integration_core.service.sync_lag import SyncLag
 
 log = logging.getLogger("interop_twin.service")
 IDEMPOTENCY_TTL_S = 24 * 3600.0
@@ -63,6 +64,8 @@ class Runner:
         self._call_slots = asyncio.Semaphore(engine.settings.call_concurrency)
         self._call_tasks: set[asyncio.Task[None]] = set()
         self.erp_posts = self.erp_post_failures = self.call_failures = 0
+        self.sync_lag = SyncLag()
+        """Occurred -> booked in the ERP, per movement this process posted."""
         self.reconcile_skipped = 0
         self.loop_lag_s = 0.0
         """Worst event-loop lag over the last few seconds: how long a ready request may wait
@@ -229,7 +232,11 @@ class Runner:
                 if error is not None:
                     self.erp_post_failures += 1
                 try:
-                    engine.settle(deliveries, error, clock.now())
+                    now = clock.now()
+                    engine.settle(deliveries, error, now)
+                    if error is None:
+                        self.sync_lag.observe([now - d.envelope.occurred_at.timestamp()
+                                               for d in deliveries])
                 except Exception as exc:  # the store failed: these are due again (the ERP
                     # books a message id once, so posting them again is harmless)
                     self._store_failed("ERP settlement", exc)

@@ -29,6 +29,11 @@ def test_a_short_live_run_and_the_twins_prediction_of_its_backlog(tmp_path: Path
     live, twin = (float(g.replace(",", "")) for g in row.groups())
     assert live > 0 and twin > 0
     assert 0.25 <= twin / live <= 4, text  # the same order of magnitude
+    # The live service measures inventory-sync lag as the twin does (occurred -> booked).
+    sync = re.search(r"\| inventory-sync p95 \(s\) \| ([\d,.]+) s \| ([\d,.]+) s \|", text)
+    assert sync, text
+    live_s, twin_s = (float(g.replace(",", "")) for g in sync.groups())
+    assert 0.2 <= twin_s / live_s <= 5, text
     # and the live run itself lost nothing and applied nothing twice (the checker's files
     # are written only when it finds something)
     assert not (out / "checker.json").exists(), (out / "checker.json").read_text()

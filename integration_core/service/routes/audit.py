@@ -40,5 +40,7 @@ def add_routes(app: FastAPI, ctx: Context) -> None:
         doc["outbox"]["failed_calls"] = runner.call_failures
         doc["reconcile_skipped"] = runner.reconcile_skipped
         doc["event_loop_lag_s"] = runner.loop_lag_s
+        # What the twin calls inventory_sync: occurred -> booked in the ERP (this process).
+        doc["inventory_sync_lag_s"] = runner.sync_lag.as_dict()
         return doc
 
