@@ -44,6 +44,11 @@ class CallSchedule:
         for call_id in call_ids:
             heapq.heappush(self._heap, (now, call_id, 1))
 
+    def again(self, due: list[tuple[str, int]], at: float) -> None:
+        """Put calls taken with `due` back, attempts kept (they were not made)."""
+        for call_id, attempt in due:
+            heapq.heappush(self._heap, (at, call_id, attempt))
+
     def due(self, now: float) -> list[tuple[str, int]]:
         out = []
         while self._heap and self._heap[0][0] <= now:

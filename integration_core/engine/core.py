@@ -369,13 +369,20 @@ class Engine:
         return bool(self.desk.new_calls)
 
     def calls_due(self, now: float) -> list[Call]:
-        """Outbox calls to make now: new ones, and failed ones whose backoff is over."""
+        """Outbox calls to make now: new ones, and failed ones whose backoff is over. A store
+        that fails while their records are read loses none: every call taken is due again a
+        second later (a failure of our own storage is an outage, never a loss)."""
         self.calls.add(self.desk.take_new_calls(), now)
+        due = self.calls.due(now)
         out = []
-        for call_id, attempt in self.calls.due(now):
-            record = self.desk.open_call(self.store, call_id)
-            if record is not None:  # answered meanwhile (made twice around a restart)
-                out.append(Call(record, attempt))
+        try:
+            for call_id, attempt in due:
+                record = self.desk.open_call(self.store, call_id)
+                if record is not None:  # answered meanwhile (made twice around a restart)
+                    out.append(Call(record, attempt))
+        except Exception:
+            self.calls.again(due, now + 1.0)
+            raise
         return out
 
     def call_failed(self, call: Call, now: float, delay: float | None = None) -> float:

@@ -150,24 +150,14 @@ class LiveEngine(Engine):
                 heapq.heappush(self.desk.timers, (timer[1], oid, timer[0]))
 
     def calls_due(self, now: float) -> list[Call]:
-        """The engine's, except that a store failure half-way loses no call (each due call's
-        record is read from the store: those not read yet are due again a second later),
-        and, shared, the calls of orders owned here only."""
-        self.calls.add(self.desk.take_new_calls(), now)
-        due = self.calls.due(now)
+        """The engine's (a store failure half-way loses no call) and, shared, the calls of
+        orders owned here only."""
         out = []
-        for i, (call_id, attempt) in enumerate(due):
-            try:
-                record = self.desk.open_call(self.store, call_id)
-            except Exception:
-                self.calls.add([c for c, _ in due[i:]], now + 1.0)
-                raise
-            if record is None:  # answered meanwhile (made twice around a restart)
-                continue
-            if self.owns(str(record["order_id"])):
-                out.append(Call(record, attempt))
+        for call in super().calls_due(now):
+            if self.owns(str(call.record["order_id"])):
+                out.append(call)
             else:  # its order's partition moved: the new owner makes it
-                self.desk.open_calls.discard(call_id)
+                self.desk.open_calls.discard(call.call_id)
         return out
 
     def settle(self, deliveries: Sequence[Delivery], error: Exception | None,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from integration_core.bus import MemoryStore
 from integration_core.clock import ManualClock
 from integration_core.engine import Engine
 from integration_core.engine.desk import RESERVED
+from integration_core.errors import StorageError
 from integration_core.models import Catalog, Item, Movement, SalesOrder, Shipment
 from tests.service.helpers import movement, order, shipment
 
@@ -116,3 +119,31 @@ def test_a_failed_call_is_made_again_after_the_backoff_and_not_before() -> None:
     assert e.calls_due(retry_at - 1e-6) == []
     (again,) = e.calls_due(retry_at)
     assert (again.call_id, again.attempt) == (call.call_id, 2)
+
+
+def test_a_store_that_fails_while_calls_are_read_loses_none_of_them() -> None:
+    e = engine()
+    receive(e, "r1", 9)
+    for oid in ("O-1", "O-2", "O-3"):
+        e.accept_order(e.catalog.parse(SalesOrder, order(oid)), "shop")
+    run(e)
+    first, *others = e.calls_due(0.0)  # made and failed once: its retry keeps its attempt
+    retry_at = e.call_failed(first, 0.0)
+    e.calls.again([(c.call_id, c.attempt) for c in others], 0.0)  # the others: not made yet
+    read = e.store.get_state
+    seen: list[str] = []
+
+    def failing(ns: str, key: str) -> Any:
+        seen.append(key)
+        if len(seen) == 2:  # the second record read fails: the store went away
+            raise StorageError("disk I/O error")
+        return read(ns, key)
+
+    e.store.get_state = failing  # type: ignore[method-assign]
+    with pytest.raises(StorageError):
+        e.calls_due(retry_at)
+    e.store.get_state = read  # type: ignore[method-assign]
+    assert e.calls_due(retry_at + 0.5) == []  # due again a second later, not lost
+    again = e.calls_due(retry_at + 1.0)
+    assert sorted((c.call_id, c.attempt) for c in again) == sorted(
+        [(first.call_id, 2)] + [(c.call_id, c.attempt) for c in others])
