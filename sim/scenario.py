@@ -434,6 +434,11 @@ class Links(Model):
     )
 
 
+def _one_sites_wms(system: str, warehouse: str | None) -> None:
+    if warehouse is not None and system != "wms":
+        raise ValueError(f"`warehouse` targets one site's WMS; system is {system!r}")
+
+
 class Outage(Model):
     system: Literal["erp", "wms", "carrier", "core", "wms_core", "core_erp", "wms_erp"] = Field(
         description="A system, the core, or a link (then a partition).")
@@ -448,8 +453,7 @@ class Outage(Model):
 
     @model_validator(mode="after")
     def _site(self) -> Outage:
-        if self.warehouse is not None and self.system != "wms":
-            raise ValueError(f"`warehouse` targets one site's WMS; system is {self.system!r}")
+        _one_sites_wms(self.system, self.warehouse)
         return self
 
 
@@ -463,8 +467,7 @@ class RandomOutages(Model):
 
     @model_validator(mode="after")
     def _site(self) -> RandomOutages:
-        if self.warehouse is not None and self.system != "wms":
-            raise ValueError(f"`warehouse` targets one site's WMS; system is {self.system!r}")
+        _one_sites_wms(self.system, self.warehouse)
         return self
 
 
