@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from integration_core.engine import MOVEMENT
-from integration_core.engine.redrive import When
+from integration_core.engine.redrive import When, awaiting_us
 from sim.columns import Column
 from sim.faults import FaultPlan
 from sim.inventory import InventoryFlow
@@ -231,7 +231,8 @@ class Twin:
             "dead_letters_redriven": self.core.redriven,
             "items_arrived_at_sites": self.master.arrived,
             "movements_replayed_for_items": self.core.items_replayed,
-            "dead_letters_left": len(self.core.engine.dead_letters()),
+            # Not the EDI sets refused back to the 3PL: it was told (997 R) and resends.
+            "dead_letters_left": len(awaiting_us(self.core.engine.dead_letters())),
             # Refused by the partner's rate limit (HTTP 429 in the live world).
             "erp_rate_limited": self.land.erp_api.refused[Status.RATE_LIMITED],
             "wms_rate_limited": sum(a.refused[Status.RATE_LIMITED] for a in self.land.wms_apis),

@@ -46,6 +46,18 @@ class Redrive:
         return "nobody redrives dead letters"
 
 
+REFUSED_TO_SENDER = frozenset({"EdiRejected"})
+"""Causes of inbound documents the core refused back to their sender (a negative 997 or TA1):
+the correction is the partner's, and it arrives as a new document."""
+
+
+def awaiting_us(letters: Iterable[DeadLetter]) -> list[DeadLetter]:
+    """The letters someone on our side must act on: all but the documents refused back to
+    their sender. Those stay for the audit; if the partner never corrects one, what it
+    carried shows as missing stock, not as a letter we forgot."""
+    return [d for d in letters if d.cause_type not in REFUSED_TO_SENDER]
+
+
 def redrivable(letters: Iterable[DeadLetter]) -> list[DeadLetter]:
     """The letters a policy may requeue as they are: transient causes of a consumer (a letter
     that never parsed, at ingress, has no consumer to retry)."""

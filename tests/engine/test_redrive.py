@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from integration_core.bus import INGRESS, DeadLetter
-from integration_core.engine.redrive import Redrive, When, redrivable
+from integration_core.engine.redrive import Redrive, When, awaiting_us, redrivable
 
 
 def letter(i: int, consumer: str, transient: bool) -> DeadLetter:
@@ -18,6 +20,12 @@ def test_only_transient_letters_of_a_consumer_are_redriven() -> None:
     letters = [letter(1, "erp", True), letter(2, "erp", False), letter(3, INGRESS, True),
                letter(4, "wms", True)]
     assert [d.id for d in redrivable(letters)] == ["d1", "d4"]
+
+
+def test_documents_refused_back_to_their_sender_are_not_ours_to_act_on() -> None:
+    edi = replace(letter(5, INGRESS, False), cause_type="EdiRejected")
+    letters = [letter(1, "erp", True), letter(3, INGRESS, False), edi]
+    assert [d.id for d in awaiting_us(letters)] == ["d1", "d3"]
 
 
 def test_policy_describes_itself_and_refuses_nonsense() -> None:
