@@ -19,6 +19,10 @@ is the smallest client that measures honestly:
   cannot pass any more, so a search does not wait out hopeless steps. ``stop_on_error`` does the
   same on the first error.
 
+- **Several instances.** A `Target` may name several ports of one service (its instances):
+  connection i of a step or of the saturation probe goes to port ``i % n``, and reconnects
+  where it was, so the load is spread round-robin over the instances.
+
 A step's result says how busy the generator itself was (CPU fraction, scheduler lag), so a
 saturated client can be told apart from a saturated server.
 """
@@ -92,17 +96,39 @@ class Payload:
 
 @dataclass(frozen=True)
 class Target:
-    """Where requests go: loopback host, port, path and extra headers (e.g. an API key)."""
+    """Where requests go: loopback host, port, path and extra headers (e.g. an API key).
+
+    `ports`: every instance's port when the service runs several (the first is `port`);
+    empty: `port` alone. Connection i goes to ``instances[i % len(instances)]``."""
 
     host: str
     port: int
     path: str
     headers: tuple[tuple[str, str], ...] = ()
     ok_statuses: tuple[int, ...] = (200, 202)
+    ports: tuple[int, ...] = ()
 
-    def request(self, body: bytes) -> bytes:
+    def __post_init__(self) -> None:
+        if self.ports and self.ports[0] != self.port:
+            raise ValueError(f"Target.ports must start with port {self.port}, got {self.ports}")
+
+    @classmethod
+    def spread(cls, host: str, ports: Sequence[int], path: str,
+               headers: tuple[tuple[str, str], ...] = ()) -> Target:
+        """One target over the instances listening on `ports`."""
+        if not ports:
+            raise ValueError("Target.spread: no port")
+        return cls(host, ports[0], path, headers, ports=tuple(ports) if len(ports) > 1 else ())
+
+    @property
+    def instances(self) -> tuple[int, ...]:
+        """The ports the connections are spread over, round-robin."""
+        return self.ports or (self.port,)
+
+    def request(self, body: bytes, port: int | None = None) -> bytes:
+        """The whole request for `body`, its Host header naming `port` (default `port`)."""
         extra = "".join(f"{k}: {v}\r\n" for k, v in self.headers)
-        head = (f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        head = (f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{port or self.port}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra}\r\n")
         return head.encode() + body
 
@@ -189,8 +215,9 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
 # -- HTTP/1.1 framing ---------------------------------------------------------------------------
 
 
-async def _connect(target: Target) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection(target.host, target.port, limit=_READ_LIMIT)
+async def _connect(target: Target, port: int
+                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection(target.host, port, limit=_READ_LIMIT)
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
@@ -242,11 +269,17 @@ async def run_step_async(target: Target, payload: Payload, step: Step) -> StepRe
     n = len(offsets)
     first = bisect.bisect_left(offsets, step.warmup_s)  # measured: [first, n)
     n_measured = n - first
+    ports = target.instances
+    # The Host header names the instance: the requests are built once per port, before the
+    # clock starts, so a request costs the same whatever the number of instances.
     if payload.unique:
-        reqs = [target.request(payload.body(i)) for i in range(n)]
+        bodies = [payload.body(i) for i in range(n)]
+        reqs = [[target.request(b, p) for b in bodies] for p in ports]
+        del bodies
     else:
-        pool = [target.request(payload.body(i)) for i in range(min(n, payload.pool))]
-        reqs = [pool[i % len(pool)] for i in range(n)]
+        pools = [[target.request(payload.body(i), p) for i in range(min(n, payload.pool))]
+                 for p in ports]
+        reqs = [[pool[i % len(pool)] for i in range(n)] for pool in pools]
     prepare_s = time.perf_counter() - t_prep
     # The bodies are the producer's: keep the cyclic GC from rescanning them during the step.
     gc.collect()
@@ -256,8 +289,8 @@ async def run_step_async(target: Target, payload: Payload, step: Step) -> StepRe
     # connection would otherwise race the server's keep-alive timeout (uvicorn: 5 s).
     n_conn = max(1, min(step.connections, math.ceil(step.rate)))
     conns: list[tuple[asyncio.StreamReader | None, asyncio.StreamWriter | None]] = []
-    for _ in range(n_conn):
-        conns.append(await _connect(target))
+    for w in range(n_conn):  # connection w talks to instance w % n, reconnects included
+        conns.append(await _connect(target, ports[w % len(ports)]))
 
     status = [NOT_DONE] * n
     latency = [math.nan] * n
@@ -289,6 +322,7 @@ async def run_step_async(target: Target, payload: Payload, step: Step) -> StepRe
 
     async def serve(w: int, reader: asyncio.StreamReader | None,
                     writer: asyncio.StreamWriter | None) -> None:
+        port, mine = ports[w % len(ports)], reqs[w % len(ports)]
         while True:
             i = await queue.get()
             if i is None:
@@ -299,8 +333,8 @@ async def run_step_async(target: Target, payload: Payload, step: Step) -> StepRe
             try:
                 async with asyncio.timeout(step.timeout_s):
                     if writer is None or reader is None:
-                        reader, writer = await _connect(target)
-                    writer.write(reqs[i])
+                        reader, writer = await _connect(target, port)
+                    writer.write(mine[i])
                     st["sent"] += 1
                     if writer.transport.get_write_buffer_size() > _BIG_WRITE:
                         await writer.drain()
@@ -413,18 +447,21 @@ async def saturate_async(target: Target, payload: Payload, connections: int,
     open-model step can sustain, used to aim the search. Unique bodies are built on the fly
     (a cost the client pays, not the server); a pool is built before the clock starts."""
     ids = itertools.count()
-    pool = ([target.request(payload.body(i)) for i in range(payload.pool)]
-            if not payload.unique else [])
+    ports = target.instances
+    pools = [[target.request(payload.body(i), p) for i in range(payload.pool)]
+             if not payload.unique else [] for p in ports]
     t0 = time.perf_counter()
     start, end = t0 + warmup_s, t0 + warmup_s + duration_s
     res = {"ok": 0, "errors": 0, "ok_total": 0}
 
-    async def loop() -> None:
-        reader, writer = await _connect(target)
+    async def loop(c: int) -> None:
+        port = ports[c % len(ports)]  # connection c talks to instance c % n, reconnects too
+        pool = pools[c % len(ports)]
+        reader, writer = await _connect(target, port)
         try:
             while time.perf_counter() < end:
                 i = next(ids)
-                req = pool[i % len(pool)] if pool else target.request(payload.body(i))
+                req = pool[i % len(pool)] if pool else target.request(payload.body(i), port)
                 async with asyncio.timeout(timeout_s):
                     writer.write(req)
                     await writer.drain()
@@ -435,13 +472,13 @@ async def saturate_async(target: Target, payload: Payload, connections: int,
                     res["ok" if good else "errors"] += 1
                 if close:
                     writer.close()
-                    reader, writer = await _connect(target)
+                    reader, writer = await _connect(target, port)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
             res["errors"] += 1
         finally:
             writer.close()
 
-    await asyncio.gather(*(loop() for _ in range(connections)))
+    await asyncio.gather(*(loop(c) for c in range(connections)))
     return {"connections": connections, "duration_s": duration_s, "errors": res["errors"],
             "requests_per_s": res["ok"] / duration_s,
             "movements_per_s": res["ok"] * payload.movements / duration_s,

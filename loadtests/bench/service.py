@@ -3,7 +3,7 @@ batches, against the ceiling of a bare uvicorn endpoint that only parses the sam
 measured in the same run.
 
     python -m loadtests.bench.service [--quick] [--repeat 3] [--batch-size 500] [--table]
-                                      [--store sqlite|postgres]
+                                      [--store sqlite|postgres] [--instances N]
 
 Three processes: the server under test (``twin serve``, started exactly as
 `loadtests/run.py` starts it, or the bare app `loadtests.bench.bare` under uvicorn), the
@@ -49,6 +49,15 @@ SQLite. Each repeat also measures the database's own ceiling on the same server 
 servers start: the hand-written bus cycle in SQL of `loadtests.bench.postgres` (insert a batch;
 claim it ``FOR UPDATE SKIP LOCKED``, inbox rows ``ON CONFLICT DO NOTHING``, upsert balances,
 mark delivered), reported beside the bare-app ratio as ``service / hand-written``.
+
+``--instances N`` (N > 1, PostgreSQL only): N ``twin serve`` processes share the schema
+(``--instance-id i1`` ... ``iN``, as `loadtests/run.py` starts them) and call the same partner
+twins; the generator spreads its connections round-robin over them. The first step waits until
+every instance is ready and every partition is leased, each instance holding its fair share.
+The delivery check and the integrity check add up every instance's ``/v1/status``: each reports
+the backlog of the partitions it owns and the counters of its own bus; the dead letters are
+the shared store's (each instance sees them all). One instance runs as without the option
+(its state cache on); several cannot keep it (docs/postgres.md, "Several instances").
 """
 
 from __future__ import annotations
@@ -74,6 +83,7 @@ from typing import IO, Any
 
 import httpx
 
+from integration_core.bus.partitions import fair_share
 from loadtests.bench.common import machine
 from loadtests.bench.httpload import LoadProcess, Payload, Step, StepResult, Target
 from loadtests.pg import PgServer, throwaway
@@ -100,15 +110,21 @@ def free_port() -> int:
         return port
 
 
-def start_service(port: int, db: Path, keys: dict[str, str], log: IO[bytes],
+def start_service(ports: int | list[int], db: Path, keys: dict[str, str], log: IO[bytes],
                   partners_nice: int = 0, store: tuple[str, str] | None = None
                   ) -> list[subprocess.Popen[bytes]]:
-    """The ERP/WMS twins (`twin twins`) and ``twin serve`` calling them over HTTP, as
-    `loadtests/run.py` starts them: keys and rates from the environment. Returns the
-    processes, the service last. The twins run at niceness `partners_nice` (see `main`).
-    `store`: (PostgreSQL URL, schema) of the service's state; None: the SQLite file `db`.
+    """The ERP/WMS twins (`twin twins`) and one ``twin serve`` per port calling them over
+    HTTP, as `loadtests/run.py` starts them: keys and rates from the environment. Returns the
+    processes, the twins first, then the instances in port order. The twins run at niceness
+    `partners_nice` (see `main`). `store`: (PostgreSQL URL, schema) of the service's state;
+    None: the SQLite file `db`. Several ports: the instances share the schema, each with its
+    own ``--instance-id`` (``i1``, ...) and SQLite file (``twin-2.db``, ...). One port may be
+    given as an int.
 
     The one place to adapt when ``twin serve`` gains options."""
+    ports = [ports] if isinstance(ports, int) else ports
+    if len(ports) > 1 and store is None:
+        raise ValueError("several instances need a PostgreSQL store to share")
     twins_port = free_port()
     env = {**os.environ, "TWIN_PARTNER_KEY": secrets.token_urlsafe(24),
            **{f"TWIN_API_KEY_{s.upper()}": k for s, k in keys.items()},
@@ -124,11 +140,17 @@ def start_service(port: int, db: Path, keys: dict[str, str], log: IO[bytes],
     wait_http(f"http://{HOST}:{twins_port}", twins, "/healthz", 200)
     url = f"http://{HOST}:{twins_port}"
     on_pg = [] if store is None else ["--store", store[0], "--store-schema", store[1]]
-    return [twins, subprocess.Popen(
-        [*cli, "serve", "--host", HOST, "--port", str(port), "--db", str(db), "--log-level",
-         "warning", "--erp-url", f"{url}/erp", "--wms-url", f"{url}/wms", *on_pg],
-        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-    )]
+    procs = [twins]
+    for k, port in enumerate(ports, 1):
+        shared = ["--instance-id", f"i{k}"] if len(ports) > 1 else []
+        own_db = db if k == 1 else db.with_name(f"{db.stem}-{k}{db.suffix}")
+        procs.append(subprocess.Popen(
+            [*cli, "serve", "--host", HOST, "--port", str(port), "--db", str(own_db),
+             "--log-level", "warning", "--erp-url", f"{url}/erp", "--wms-url", f"{url}/wms",
+             *on_pg, *shared],
+            env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        ))
+    return procs
 
 
 def start_bare(port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
@@ -169,53 +191,90 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 @dataclass
 class Server:
+    """A server under test: one process per instance (the bare app: one), in port order."""
+
     name: str
-    proc: subprocess.Popen[bytes]
-    port: int
+    procs: list[subprocess.Popen[bytes]]
+    ports: list[int]
     paths: dict[str, str]
     headers: tuple[tuple[str, str], ...] = ()
-    admin: httpx.Client | None = None
+    admins: list[httpx.Client] = field(default_factory=list)
+    """One admin client per instance (the service only)."""
     log: Path | None = None
     acked_movements: int = 0
     notes: list[str] = field(default_factory=list)
 
     def target(self, mode: str) -> Target:
-        return Target(HOST, self.port, self.paths[mode], self.headers)
+        return Target.spread(HOST, self.ports, self.paths[mode], self.headers)
 
     def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            tail = self.log.read_text(errors="replace")[-2000:] if self.log else ""
-            raise RuntimeError(f"the {self.name} server exited with {self.proc.returncode}:\n"
-                               f"{tail}")
+        for k, proc in enumerate(self.procs, 1):
+            if proc.poll() is not None:
+                tail = self.log.read_text(errors="replace")[-2000:] if self.log else ""
+                raise RuntimeError(f"the {self.name} server (instance {k} of "
+                                   f"{len(self.procs)}) exited with {proc.returncode}:\n{tail}")
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """Every instance's ``GET /v1/status``."""
+        out = []
+        for admin in self.admins:
+            r = admin.get("/v1/status")
+            r.raise_for_status()
+            out.append(r.json())
+        return out
+
+
+def wait_partitions(svc: Server, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Several instances: until no partition is unowned and each instance holds its fair share
+    (`fair_share`, by its rank among the instance ids). Returns what each owns."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        svc.check_alive()
+        docs = [d["instance"] for d in svc.statuses()]
+        ids = sorted(d["id"] for d in docs)
+        owned = {d["id"]: len(d["owned"]) for d in docs}
+        fair = all(owned[i] >= fair_share(docs[0]["partitions"], len(ids), rank)
+                   for rank, i in enumerate(ids))
+        if fair and all(d["unowned_partitions"] == 0 for d in docs):
+            return {"partitions": docs[0]["partitions"], "owned": owned}
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the partitions were not shared out within {timeout_s} s: "
+                               f"{docs}")
+        time.sleep(0.2)
 
 
 @contextlib.contextmanager
-def servers(workdir: Path, partners_nice: int = 0, store: tuple[str, str] | None = None
-            ) -> Iterator[tuple[Server, Server]]:
-    """The bare app and the service, both listening; stopped on the way out."""
+def servers(workdir: Path, partners_nice: int = 0, store: tuple[str, str] | None = None,
+            instances: int = 1) -> Iterator[tuple[Server, Server]]:
+    """The bare app and the service (`instances` processes), all listening and, with several
+    instances, the partitions shared out; stopped on the way out."""
     keys = {s: secrets.token_urlsafe(24) for s in SYSTEMS}  # fresh per run, never printed
     logs = [(workdir / "bare.log").open("wb"), (workdir / "service.log").open("wb")]
     procs: list[subprocess.Popen[bytes]] = []
-    admin: httpx.Client | None = None
+    admins: list[httpx.Client] = []
     try:
-        p_bare, p_svc = free_port(), free_port()
+        p_bare, p_svc = free_port(), [free_port() for _ in range(instances)]
         procs.append(start_bare(p_bare, logs[0]))
         procs.extend(start_service(p_svc, workdir / "twin.db", keys, logs[1], partners_nice,
                                    store))
         wait_http(f"http://{HOST}:{p_bare}", procs[0], "/", None)
-        wait_http(f"http://{HOST}:{p_svc}", procs[-1], "/readyz", 200)
-        admin = httpx.Client(base_url=f"http://{HOST}:{p_svc}", timeout=30.0,
-                             headers={"X-API-Key": keys["admin"]})
-        bare = Server("bare", procs[0], p_bare,
+        serving = procs[-instances:]
+        for port, proc in zip(p_svc, serving, strict=True):
+            wait_http(f"http://{HOST}:{port}", proc, "/readyz", 200)
+            admins.append(httpx.Client(base_url=f"http://{HOST}:{port}", timeout=30.0,
+                                       headers={"X-API-Key": keys["admin"]}))
+        bare = Server("bare", procs[:1], [p_bare],
                       {"single": "/movements", "batch": "/movements:batch"},
                       log=workdir / "bare.log")
-        svc = Server("service", procs[-1], p_svc,
+        svc = Server("service", serving, p_svc,
                      {"single": "/v1/movements", "batch": "/v1/movements:batch"},
-                     headers=(("X-API-Key", keys["wms"]),), admin=admin,
+                     headers=(("X-API-Key", keys["wms"]),), admins=admins,
                      log=workdir / "service.log")
+        if instances > 1:
+            svc.notes.append(f"partitions at start: {wait_partitions(svc)}")
         yield bare, svc
     finally:
-        if admin is not None:
+        for admin in admins:
             admin.close()
         for p in procs:
             stop_process(p)
@@ -226,23 +285,45 @@ def servers(workdir: Path, partners_nice: int = 0, store: tuple[str, str] | None
 # -- delivery -----------------------------------------------------------------------------------
 
 
-def delivery(admin: httpx.Client, deadline_s: float) -> dict[str, Any]:
-    """Backlog right now, then poll until the consumers are drained or the deadline passes."""
+def backlog(docs: list[dict[str, Any]]) -> dict[str, int]:
+    """Per consumer, the backlog summed over the instances' ``/v1/status`` (each counts the
+    partitions it owns); with several instances, ``unread`` adds what some instance's tail
+    has not read from the log yet and ``unowned`` the partitions nobody holds (their backlog
+    is nobody's, so it would sum to zero)."""
+    out: dict[str, int] = {}
+    for d in docs:
+        for c, v in d["consumers"].items():
+            out[c] = out.get(c, 0) + v["backlog"]
+    shared = [d["instance"] for d in docs if "instance" in d]
+    if shared:
+        out["unread"] = sum(max(0, s["tail_behind"]) for s in shared)
+        out["unowned"] = max(s["unowned_partitions"] for s in shared)
+    return out
+
+
+def delivery(admins: list[httpx.Client], deadline_s: float) -> dict[str, Any]:
+    """Backlog right now (every instance's), then poll until every consumer is drained on
+    every instance or the deadline passes."""
+    def statuses() -> list[dict[str, Any]]:
+        return [a.get("/v1/status").json() for a in admins]
+
     t0 = time.monotonic()
-    doc = admin.get("/v1/status").json()
-    first = {c: v["backlog"] for c, v in doc["consumers"].items()}
+    docs = statuses()
+    first = backlog(docs)
     left = sum(first.values())
     while left and time.monotonic() - t0 < deadline_s:
         time.sleep(0.1)
-        doc = admin.get("/v1/status").json()
-        left = sum(v["backlog"] for v in doc["consumers"].values())
+        docs = statuses()
+        left = sum(backlog(docs).values())
     return {
         "backlog_at_end": sum(first.values()), "backlog_by_consumer": first,
         "drained": left == 0,
         "drain_s": round(time.monotonic() - t0, 2) if left == 0 else None,
         "backlog_left": left,
-        "dead_letters": sum(v["dead_letters"] for v in doc["consumers"].values()),
-        "background_failures": doc.get("background_failures", 0),
+        # The store's dead letters: every instance sees them all, so the most any reports.
+        "dead_letters": max(sum(v["dead_letters"] for v in d["consumers"].values())
+                            for d in docs),
+        "background_failures": sum(d.get("background_failures", 0) for d in docs),
     }
 
 
@@ -272,6 +353,7 @@ class Config:
     partners_nice: int
     store: str = "sqlite"
     ceiling_rows: int = 20_000
+    instances: int = 1
 
 
 def _ms(x: float) -> float | None:
@@ -320,10 +402,10 @@ def search(gen: LoadProcess, srv: Server, mode: str, cfg: Config, tag: str,
 
     def settle() -> dict[str, Any] | None:
         srv.check_alive()
-        if srv.admin is None:
+        if not srv.admins:
             time.sleep(0.2)
             return None
-        return delivery(srv.admin, cfg.drain_deadline_s)
+        return delivery(srv.admins, cfg.drain_deadline_s)
 
     sat = gen.saturate(target, payload("sat"), conns, cfg.probe_s)
     srv.acked_movements += int(sat["ok_movements_total"])
@@ -437,20 +519,29 @@ def one_repeat(gen: LoadProcess, cfg: Config, modes: list[str], rep: int,
               "rows/s", file=log, flush=True)
         store = (pg.url, f"bench_service_{rep}")
     with tempfile.TemporaryDirectory(prefix="twin-bench-") as tmp, servers(
-            Path(tmp), cfg.partners_nice, store) as (bare, svc):
+            Path(tmp), cfg.partners_nice, store, cfg.instances) as (bare, svc):
+        for note in svc.notes:
+            print(f"  {note}", file=log, flush=True)
         for mode in modes:
             out[mode] = {srv.name: search(gen, srv, mode, cfg, f"r{rep}{mode[0]}", log)
                          for srv in (bare, svc)}
-        assert svc.admin is not None
-        counters = svc.admin.get("/v1/status").json()["counters"]
-        out["integrity"] = {
-            "movements_acked_to_generator": svc.acked_movements,
-            "bus_published": counters["published"],
-            "bus_duplicate_publishes": counters["duplicate_publishes"],
-            "ok": (counters["duplicate_publishes"] == 0
-                   and counters["published"] >= svc.acked_movements),
-        }
+        out["integrity"] = integrity(svc)
     return out
+
+
+def integrity(svc: Server) -> dict[str, Any]:
+    """Every instance's bus counts what it published itself: their sums must show no
+    duplicate and at least every movement the generator saw acknowledged."""
+    counters = [d["counters"] for d in svc.statuses()]
+    published = [c["published"] for c in counters]
+    duplicates = sum(c["duplicate_publishes"] for c in counters)
+    return {
+        "movements_acked_to_generator": svc.acked_movements,
+        "bus_published": sum(published),
+        **({"bus_published_by_instance": published} if len(published) > 1 else {}),
+        "bus_duplicate_publishes": duplicates,
+        "ok": duplicates == 0 and sum(published) >= svc.acked_movements,
+    }
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -464,8 +555,11 @@ def _median_index(values: list[float]) -> int:
 def summarize(reps: list[dict[str, Any]], modes: list[str], cfg: Config,
               wall_s: float, load: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"benchmark": "service", "store": cfg.store,
+                           "instances": cfg.instances,
                            "slo": {"p99_ms_below": SLO_S * 1000, "errors": 0}}
     targets: dict[str, int | None] = dict(TARGETS_PG if cfg.store == "postgres" else TARGETS)
+    if cfg.instances > 1:  # issue 16 sets targets for one instance only
+        targets = dict.fromkeys(targets)
     sql: float | None = None
     if cfg.store == "postgres":
         runs = [float(r["handwritten_sql_cycle"]["rows_per_s"]) for r in reps]
@@ -506,7 +600,7 @@ def summarize(reps: list[dict[str, Any]], modes: list[str], cfg: Config,
         "repeat": len(reps), "step_s": cfg.step_s, "warmup_s": cfg.warmup_s,
         "step_min_requests": cfg.min_requests, "step_max_s": cfg.step_s * cfg.max_step_factor,
         "probe_s": cfg.probe_s, "batch_size": cfg.batch_size, "connections": cfg.connections,
-        "partners_nice": cfg.partners_nice, "store": cfg.store,
+        "partners_nice": cfg.partners_nice, "store": cfg.store, "instances": cfg.instances,
         "arrivals": cfg.arrivals, "seed": cfg.seed, "drain_deadline_s": cfg.drain_deadline_s,
         "search": {"start_fraction_of_saturation": cfg.start_fraction,
                    "up_factor": cfg.up_factor, "bisect_steps": cfg.bisect_steps,
@@ -549,7 +643,7 @@ def table(r: dict[str, Any]) -> str:
                  f"{r['parameters']['batch_size']}; medians of {r['parameters']['repeat']} "
                  f"repeat(s); {r['host']['cpus']} CPUs, load {r['host']['loadavg_before']}; "
                  f"partner twins at nice {r['parameters']['partners_nice']}; store "
-                 f"{r['store']}")
+                 f"{r['store']}, {r.get('instances', 1)} service instance(s)")
     if "handwritten_sql_cycle" in r:
         ratios = ", ".join(f"{mode} {r[mode]['ratio_to_handwritten_sql']}" for mode in MODES
                            if mode in r)
@@ -559,7 +653,8 @@ def table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Config, list[str]]:
+    """The command line: its arguments, the run's `Config` and the modes (exits on bad ones)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="short steps: a smoke test (< 60 s)")
     p.add_argument("--step-s", type=float, help="measured seconds per step (default 4; 1.5 "
@@ -579,6 +674,9 @@ def main(argv: list[str] | None = None) -> int:
                    "backlog after a step (default 20; 5 with --quick)")
     p.add_argument("--store", choices=STORES, default="sqlite", help="the service's durable "
                    "state: its SQLite file, or a throwaway PostgreSQL (loadtests/pg.py)")
+    p.add_argument("--instances", type=int, default=1, help="service processes sharing the "
+                   "PostgreSQL schema (N > 1 needs --store postgres); the generator spreads "
+                   "its connections over them")
     p.add_argument("--out", type=Path, help="also write the JSON here")
     p.add_argument("--table", action="store_true", help="also print a human-readable table")
     a = p.parse_args(argv)
@@ -589,6 +687,13 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--partners-nice: 0 to 19")
     if not 1 <= a.batch_size <= 1000:
         p.error("--batch-size: 1 to 1000 (the service's batch_max)")
+    if a.instances < 1:
+        p.error(f"--instances: 1 or more, got {a.instances}")
+    if a.instances > 1 and a.store != "postgres":
+        p.error(f"--instances {a.instances} needs --store postgres (several instances share "
+                "its schema; a SQLite file has one owner)")
+    if a.repeat < 1:
+        p.error(f"--repeat: 1 or more, got {a.repeat}")
     q = a.quick
     cfg = Config(
         step_s=a.step_s or (1.5 if q else 4.0), warmup_s=a.warmup_s or (0.5 if q else 1.0),
@@ -600,19 +705,32 @@ def main(argv: list[str] | None = None) -> int:
         lag_retry_ms=20.0, lag_retries=0 if q else 2,
         drain_deadline_s=a.drain_deadline_s or (5.0 if q else 20.0),
         timeout_s=5.0 if q else 10.0, partners_nice=a.partners_nice, store=a.store,
-        ceiling_rows=5_000 if q else 20_000,
+        ceiling_rows=5_000 if q else 20_000, instances=a.instances,
     )
+    return a, cfg, modes
+
+
+def run(cfg: Config, modes: list[str], repeat: int, pg: PgServer | None = None,
+        log: IO[str] = sys.stderr) -> dict[str, Any]:
+    """`repeat` whole runs (on `pg` when the store is PostgreSQL), summarized."""
+    if (pg is None) != (cfg.store != "postgres"):
+        raise ValueError(f"store {cfg.store!r} with {'no' if pg is None else 'a'} PostgreSQL")
     load = {"loadavg_before": [round(x, 2) for x in os.getloadavg()]}
     t0 = time.monotonic()
     reps = []
+    with LoadProcess() as gen:
+        for rep in range(repeat):
+            print(f"repeat {rep + 1}/{repeat}", file=log, flush=True)
+            reps.append(one_repeat(gen, cfg, modes, rep, log, pg))
+    load["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    return summarize(reps, modes, cfg, time.monotonic() - t0, load)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a, cfg, modes = parse(argv)
     with contextlib.ExitStack() as stack:
         pg = stack.enter_context(throwaway()) if a.store == "postgres" else None
-        gen = stack.enter_context(LoadProcess())
-        for rep in range(a.repeat):
-            print(f"repeat {rep + 1}/{a.repeat}", file=sys.stderr, flush=True)
-            reps.append(one_repeat(gen, cfg, modes, rep, sys.stderr, pg))
-    load["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    result = summarize(reps, modes, cfg, time.monotonic() - t0, load)
+        result = run(cfg, modes, a.repeat, pg)
     text = json.dumps(result, indent=2)
     print(text)
     if a.out:

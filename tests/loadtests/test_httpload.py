@@ -1,7 +1,8 @@
 """The open-model load generator of `loadtests.bench.service`: schedules, bodies, counting,
 error counting and HTTP framing, against the bare app on a loopback port and against tiny
 asyncio servers in the test's own event loop. No performance numbers are asserted: only that
-the generator counts what it sent and what came back. About 5 s."""
+the generator counts what it sent and what came back, and spreads its connections over the
+instances of a service. About 6 s."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import json
 import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import pytest
 
 from integration_core.models import Catalog, Item, Movement, UnitConversion
 from loadtests.bench.httpload import (
@@ -20,6 +23,7 @@ from loadtests.bench.httpload import (
     Target,
     arrival_offsets,
     run_step_async,
+    saturate_async,
 )
 from loadtests.bench.service import HOST, free_port, start_bare, stop_process, wait_http
 
@@ -154,3 +158,123 @@ def test_a_slow_endpoint_stops_the_step_early_and_counts_from_the_intended_time(
     assert res.stopped == "p99 >= 100 ms" and not res.passed and res.errors == 0
     assert res.unfinished > 0 and res.latency_ms["max"] >= 100
     assert not math.isnan(res.latency_ms["p50"])
+
+
+async def _counting_servers(n: int, close_every: int = 0
+                            ) -> tuple[list[asyncio.Server], list[int], list[dict[str, int]]]:
+    """`n` loopback servers answering 202, each counting its connections and requests and
+    checking that every request's Host header names its own port; with `close_every` k,
+    every k-th answer of a connection closes it (the client must reconnect)."""
+    servers: list[asyncio.Server] = []
+    counts: list[dict[str, int]] = [{"connections": 0, "requests": 0, "wrong_host": 0}
+                                    for _ in range(n)]
+    ports: list[int] = []
+
+    def handler(k: int) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                    Awaitable[None]]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            counts[k]["connections"] += 1
+            served = 0
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    lines = head.split(b"\r\n")
+                    length = next(int(line.split(b":")[1]) for line in lines
+                                  if line.lower().startswith(b"content-length:"))
+                    host = next(line for line in lines if line.lower().startswith(b"host:"))
+                    if not host.endswith(b":%d" % ports[k]):
+                        counts[k]["wrong_host"] += 1
+                    await reader.readexactly(length)
+                    counts[k]["requests"] += 1
+                    served += 1
+                    close = close_every and served % close_every == 0
+                    writer.write(_fixed(b"HTTP/1.1 202 Accepted"
+                                        + (b"\r\nConnection: close" if close else b"")))
+                    if close:
+                        break
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+        return handle
+
+    for k in range(n):
+        server = await asyncio.start_server(handler(k), HOST, 0)
+        servers.append(server)
+        ports.append(server.sockets[0].getsockname()[1])
+    return servers, ports, counts
+
+
+async def _close_all(servers: list[asyncio.Server]) -> None:
+    for s in servers:
+        s.close()
+        await s.wait_closed()
+
+
+def test_a_step_spreads_its_connections_round_robin_over_the_instances() -> None:
+    async def go() -> tuple[StepResult, list[dict[str, int]]]:
+        servers, ports, counts = await _counting_servers(2)
+        try:
+            step = Step(rate=100, duration_s=0.5, warmup_s=0.1, connections=5,
+                        arrivals="constant")
+            res = await asyncio.wait_for(
+                run_step_async(Target.spread(HOST, ports, "/x"), Payload(), step), 20)
+            return res, counts
+        finally:
+            await _close_all(servers)
+
+    res, counts = asyncio.run(go())
+    assert res.passed and res.connections == 5 and res.requests_sent_total == 60
+    # Connections 0, 2, 4 to the first instance, 1, 3 to the second; each request names its
+    # instance in the Host header.
+    assert [c["connections"] for c in counts] == [3, 2]
+    assert sum(c["requests"] for c in counts) == 60
+    assert all(c["wrong_host"] == 0 and c["requests"] > 0 for c in counts)
+
+
+def test_reconnects_stay_on_their_instance() -> None:
+    # Every answer closes its connection: each request is a fresh connection from its worker.
+    # Were reconnects sent to the first port, the second would see only its 2 first requests.
+    async def go() -> tuple[StepResult, list[dict[str, int]]]:
+        servers, ports, counts = await _counting_servers(2, close_every=1)
+        try:
+            step = Step(rate=80, duration_s=0.5, warmup_s=0.0, connections=4,
+                        arrivals="constant")
+            res = await asyncio.wait_for(
+                run_step_async(Target.spread(HOST, ports, "/x"), Payload(), step), 20)
+            return res, counts
+        finally:
+            await _close_all(servers)
+
+    res, counts = asyncio.run(go())
+    assert res.passed and res.ok == 40
+    assert [c["connections"] for c in counts] == [c["requests"] for c in counts]
+    assert sum(c["requests"] for c in counts) == 40
+    assert all(c["requests"] >= 8 and c["wrong_host"] == 0 for c in counts)
+
+
+def test_the_saturation_probe_spreads_its_connections_too() -> None:
+    async def go() -> tuple[dict[str, object], list[dict[str, int]]]:
+        servers, ports, counts = await _counting_servers(3)
+        try:
+            out = await asyncio.wait_for(saturate_async(
+                Target.spread(HOST, ports, "/x"), Payload(unique=False, pool=4), 7, 0.2,
+                warmup_s=0.05), 20)
+            return out, counts
+        finally:
+            await _close_all(servers)
+
+    out, counts = asyncio.run(go())
+    assert out["errors"] == 0 and out["requests_per_s"] > 0  # type: ignore[operator]
+    assert [c["connections"] for c in counts] == [3, 2, 2]
+    assert all(c["requests"] > 0 and c["wrong_host"] == 0 for c in counts)
+
+
+def test_a_target_of_one_port_is_the_old_target() -> None:
+    one = Target.spread(HOST, [8080], "/x")
+    assert one == Target(HOST, 8080, "/x") and one.instances == (8080,)
+    two = Target.spread(HOST, [8080, 8081], "/x")
+    assert two.instances == (8080, 8081) and two.port == 8080
+    assert b"Host: 127.0.0.1:8081\r\n" in two.request(b"{}", 8081)
+    with pytest.raises(ValueError, match="must start with port 8080"):
+        Target(HOST, 8080, "/x", ports=(8081, 8080))
