@@ -1,9 +1,10 @@
 """Growable columns: flat records without a Python object per row (DESIGN principle 5).
 
-Backed by `array.array`, whose item reads and writes are a few times cheaper than numpy's
-(the twin reads and writes ledger cells many times per movement); `values` is a zero-copy
-numpy view for vectorised work. Do not hold a view while appending: an array that exports its
-buffer cannot grow (Python raises BufferError rather than corrupt it).
+A column *is* an `array.array` (a subclass that knows its numpy dtype), so item reads, writes
+and appends run at C speed with no Python call (the twin reads and writes ledger cells many
+times per movement); `values` is a zero-copy numpy view for vectorised work. Do not hold a view
+while appending: an array that exports its buffer cannot grow (Python raises BufferError rather
+than corrupt it).
 """
 
 from __future__ import annotations
@@ -20,41 +21,36 @@ _TYPECODES: dict[Any, str] = {
 }
 
 
-class Column:
-    """An append-only column of one numpy dtype (int32, int64, float64, uint8 or bool)."""
+class Column(array):  # type: ignore[type-arg]
+    """An append-only column of one numpy dtype (int32, int64, float64, uint8 or bool).
 
-    __slots__ = ("_data", "dtype", "fill")
+    `append(v)`, `c[i]`, `c[i] = v` and `len(c)` are the array's own."""
+
+    __slots__ = ("dtype", "fill")
+    dtype: np.dtype[Any]
+    fill: float
+
+    def __new__(cls, dtype: npt.DTypeLike, fill: float = 0) -> Column:
+        dt = np.dtype(dtype)
+        try:
+            code = _TYPECODES[dt]
+        except KeyError:
+            raise ValueError(f"unsupported column dtype {dt}") from None
+        self = super().__new__(cls, code)
+        self.dtype = dt
+        self.fill = fill
+        return self
 
     def __init__(self, dtype: npt.DTypeLike, fill: float = 0) -> None:
-        self.dtype = np.dtype(dtype)
-        try:
-            code = _TYPECODES[self.dtype]
-        except KeyError:
-            raise ValueError(f"unsupported column dtype {self.dtype}") from None
-        self.fill = fill
-        self._data: array[Any] = array(code)
+        pass  # array.__init__ takes no arguments; __new__ did the work
 
-    def append(self, value: float) -> int:
-        self._data.append(value)
-        return len(self._data) - 1
-
-    def grow(self) -> int:
+    def grow(self) -> None:
         """Append the fill value."""
-        self._data.append(self.fill)
-        return len(self._data) - 1
-
-    def __len__(self) -> int:
-        return len(self._data)
+        self.append(self.fill)
 
     @property
     def values(self) -> npt.NDArray[Any]:
         """A numpy view of the column (writable; do not keep it across appends)."""
-        if not self._data:
+        if not self:
             return np.zeros(0, dtype=self.dtype)
-        return np.frombuffer(self._data, dtype=self.dtype)
-
-    def __getitem__(self, i: int) -> Any:
-        return self._data[i]
-
-    def __setitem__(self, i: int, v: float) -> None:
-        self._data[i] = v
+        return np.frombuffer(self, dtype=self.dtype)

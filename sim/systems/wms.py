@@ -45,6 +45,8 @@ class WmsState:
         self.n_skus = n_skus
         self.warehouses = list(warehouses)
         self.on_hand = np.full(n_skus * len(warehouses), initial_on_hand, dtype=np.int64)
+        self._cells = self.on_hand.data
+        """The same cells for scalar reads and writes (cheaper than numpy's per item)."""
 
     def row(self, sku: int, warehouse: int) -> int:
         return warehouse * self.n_skus + sku
@@ -52,9 +54,10 @@ class WmsState:
     def apply(self, row: int, delta: int) -> int:
         """Apply a physical movement; a pick cannot take more than is on the shelf, so the
         applied delta may be smaller than asked. Returns the applied delta."""
+        cells = self._cells
         if delta < 0:
-            delta = -min(-delta, int(self.on_hand[row]))
-        self.on_hand[row] += delta
+            delta = -min(-delta, cells[row])
+        cells[row] += delta
         return delta
 
 
