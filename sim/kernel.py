@@ -1,7 +1,8 @@
 """Callback scheduling on SimPy: the hot paths schedule plain functions, not processes.
 
 A SimPy process per message costs a generator and several events; `at` costs one event,
-built directly rather than through `Timeout` (whose argument checks show up in profiles).
+built directly rather than through `Timeout` (whose argument checks show up in profiles) and
+pushed on the environment's queue as `Environment.schedule` does, without the extra call.
 Long-lived behaviour (arrivals, waves, sampling) still uses processes.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable
+from heapq import heappush
 from typing import Any
 
 import simpy
@@ -23,19 +25,25 @@ class _Call(simpy.Event):
     def __init__(self, env: simpy.Environment, fn: Callable[..., None], args: tuple[Any, ...]
                  ) -> None:
         self.env = env
-        self.callbacks = [self._fire]
+        self.callbacks = _FIRE  # type: ignore[assignment]  # a tuple: nobody may add one
         self._value = None
         self._ok = True
         self.fn = fn
         self.args = args
 
-    def _fire(self, _event: simpy.Event) -> None:
-        self.fn(*self.args)
+
+def _fire(event: _Call) -> None:
+    event.fn(*event.args)
+
+
+_FIRE = (_fire,)
+"""Every `_Call`'s callbacks: SimPy only iterates them (and sets them to None when fired)."""
 
 
 def at(env: simpy.Environment, delay: float, fn: Callable[..., None], *args: Any) -> None:
     """Call fn(*args) after `delay` simulated seconds (0 if negative)."""
-    env.schedule(_Call(env, fn, args), NORMAL, delay if delay > 0 else 0.0)
+    heappush(env._queue, (env._now + (delay if delay > 0 else 0.0), NORMAL, next(env._eid),
+                          _Call(env, fn, args)))
 
 
 class Windows:
