@@ -31,6 +31,9 @@ class Link:
         self._rng = rng
         self._uniform = _Uniform(rng)
         self.partitions = Windows(spans(cfg.partitions, until_s))
+        self.partitioned = bool(self.partitions.spans)
+        """Whether the scenario declares partition windows at all."""
+        self.reorder_s = cfg.reorder_s
         self.loss = cfg.loss
         self.duplication = cfg.duplication
         self.down = False
@@ -43,14 +46,29 @@ class Link:
     def up(self) -> bool:
         return not self.down and not self.partitions.active(self.env.now)
 
+    # The common case, a clean link (up, no partitions, no loss, duplication or reordering),
+    # is inlined in `send`, `send_after` and `arrival`: they run several times per movement.
+    # It draws what `_delays` would: one latency.
+
     def send(self, fn: Callable[..., None], *args: Any) -> bool:
         """Send a message; False when it was dropped here (the sender cannot tell)."""
-        return self.send_after(0.0, fn, *args)
+        if self.down or self.loss or self.duplication or self.reorder_s or self.partitioned:
+            return self._send(0.0, fn, args)
+        self.sent += 1
+        at(self.env, self._latency() * self.slow_factor, fn, *args)
+        return True
 
     def send_after(self, after: float, fn: Callable[..., None], *args: Any) -> bool:
         """`send`, for a message that leaves `after` seconds from now. Whether it is lost
         is decided now, from the link's state now: a shortcut that saves the event of the
         departure (a partition starting within `after` seconds is not seen)."""
+        if self.down or self.loss or self.duplication or self.reorder_s or self.partitioned:
+            return self._send(after, fn, args)
+        self.sent += 1
+        at(self.env, after + self._latency() * self.slow_factor, fn, *args)
+        return True
+
+    def _send(self, after: float, fn: Callable[..., None], args: tuple[Any, ...]) -> bool:
         delays = self._delays(after)
         for delay in delays:
             at(self.env, delay, fn, *args)
@@ -59,8 +77,11 @@ class Link:
     def arrival(self) -> float | None:
         """When a message sent now arrives (the first copy), or None if it is lost: for a
         receiver that only needs to know that, not to be woken (an acknowledgement)."""
-        delays = self._delays(0.0)
-        return self.env.now + min(delays) if delays else None
+        if self.down or self.loss or self.duplication or self.reorder_s or self.partitioned:
+            delays = self._delays(0.0)
+            return self.env.now + min(delays) if delays else None
+        self.sent += 1
+        return self.env.now + self._latency() * self.slow_factor
 
     def _delays(self, after: float) -> list[float]:
         """Decide the fate of one message: no copies (lost), one, or two (duplicated)."""
@@ -72,7 +93,7 @@ class Link:
         ):
             self.lost += 1
             return []
-        reorder = self.cfg.reorder_s
+        reorder = self.reorder_s
         copies = 1
         if self.duplication and self._uniform() < self.duplication:
             copies = 2
