@@ -27,6 +27,8 @@ def _copy(value: Any) -> Any:
     back (tuples read back as lists), and several times faster than `copy.deepcopy`."""
     return value if type(value) in _ATOMIC else json.loads(json.dumps(value))
 _ABSENT = object()
+_NO_TABLE: dict[str, Any] = {}
+"""An empty namespace, read-only: what a namespace never written to holds."""
 
 
 class _MemTx:
@@ -38,15 +40,14 @@ class _MemTx:
 
     def get(self, ns: str, key: str) -> Any:
         # A copy: an effect that mutates what it read and then fails must leave no trace.
-        if (ns, key) in self._staged:
-            value = self._staged[(ns, key)]
-        else:
-            value = self._state.get(ns, {}).get(key)
-        return _copy(value)
+        value = self._staged.get((ns, key), _ABSENT)
+        if value is _ABSENT:
+            value = self._state.get(ns, _NO_TABLE).get(key)
+        return value if type(value) in _ATOMIC else _copy(value)
 
     def put(self, ns: str, key: str, value: Any) -> None:
         # Copy so the caller cannot change committed state behind the store's back.
-        self._staged[(ns, key)] = _copy(value)
+        self._staged[(ns, key)] = value if type(value) in _ATOMIC else _copy(value)
 
     def commit(self, undo: list[tuple[Any, ...]] | None) -> None:
         for (ns, key), value in self._staged.items():
@@ -56,6 +57,9 @@ class _MemTx:
             table[key] = value
 
 
+_NONE_DROPPED: list[tuple[Envelope, float]] = []
+"""What most appends drop from the retained log (shared: never written to)."""
+
 # Journal entries (tuples: cheaper than closures on the hot path), undone in reverse order.
 _ENTRY = 0  # (_ENTRY, dict, key, old value or _ABSENT)
 _MEMBER = 1  # (_MEMBER, set, item added)
@@ -63,21 +67,23 @@ _APPEND = 2  # (_APPEND, message id, entries the retention dropped)
 
 
 class _Batch:
-    """`MemoryStore.batch()`: a class, not a generator, because the twin opens one per ack."""
+    """`MemoryStore.batch()`: a class, not a generator, because the twin opens several per
+    message; one per store, reentrant (it counts how deep the batches nest)."""
 
-    __slots__ = ("_outer", "_store")
+    __slots__ = ("_depth", "_store")
 
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
-        self._outer = False
+        self._depth = 0
 
     def __enter__(self) -> None:
-        if self._store._undo is None:  # the outermost batch commits or undoes
+        if self._depth == 0:  # the outermost batch commits or undoes
             self._store._undo = []
-            self._outer = True
+        self._depth += 1
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if not self._outer:
+        self._depth -= 1
+        if self._depth:
             return
         store, undo = self._store, self._store._undo
         store._undo = None
@@ -105,18 +111,22 @@ class MemoryStore:
         self._dead: dict[str, DeadLetter] = {}
         self._undo: list[tuple[Any, ...]] | None = None
         """Open batch: how to undo each write so far, in order."""
+        self._batch = _Batch(self)
 
     def append(self, envelope: Envelope, published_at: float) -> int | None:
         if envelope.message_id in self._ids:
             return None
         self._ids[envelope.message_id] = self._next
-        self._log.append((envelope, published_at))
-        dropped: list[tuple[Envelope, float]] = []
+        log = self._log
+        log.append((envelope, published_at))
+        dropped: list[tuple[Envelope, float]] = _NONE_DROPPED
         if self.retain_log_s is not None:
             horizon = published_at - self.retain_log_s
-            while self._log[0][1] < horizon:
-                dropped.append(self._log.popleft())
-                self._first += 1
+            if log[0][1] < horizon:
+                dropped = []
+                while log[0][1] < horizon:
+                    dropped.append(log.popleft())
+                self._first += len(dropped)
         self._next += 1
         if self._undo is not None:
             self._undo.append((_APPEND, envelope.message_id, dropped))
@@ -140,7 +150,7 @@ class MemoryStore:
         return self._log[pos - self._first][0]
 
     def batch(self) -> AbstractContextManager[None]:
-        return _Batch(self)
+        return self._batch
 
     def _rollback(self, undo: list[tuple[Any, ...]]) -> None:
         for entry in reversed(undo):
@@ -166,7 +176,7 @@ class MemoryStore:
         return done
 
     def apply(self, consumer: str, message_id: str, effect: Effect) -> bool:
-        done = self._done(consumer)
+        done = self._inbox.get(consumer) or self._done(consumer)
         if message_id in done:
             return False
         tx = _MemTx(self._state)
@@ -195,7 +205,7 @@ class MemoryStore:
         self.mark_processed_many(consumer, [message_id])
 
     def mark_processed_many(self, consumer: str, message_ids: list[str]) -> None:
-        done = self._done(consumer)
+        done = self._inbox.get(consumer) or self._done(consumer)
         if self._undo is not None:
             self._undo.extend((_MEMBER, done, m) for m in message_ids if m not in done)
         done.update(message_ids)
