@@ -7,7 +7,6 @@ slow server). A TIMEOUT can hide a request the endpoint applied: the ambiguous o
 
 from __future__ import annotations
 
-import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -72,9 +71,9 @@ class _Deadlines:
         self.armed.discard(timeout_s)
 
 
-_DEADLINES: weakref.WeakKeyDictionary[simpy.Environment, _Deadlines] = (
-    weakref.WeakKeyDictionary()
-)
+_DEADLINES_ATTR = "_sim_call_deadlines"
+"""Each environment's `_Deadlines`, kept on the environment itself (dies with it): a
+weak-keyed dictionary would build a weak reference on every call."""
 
 
 def call(
@@ -97,9 +96,10 @@ def call(
         endpoint.request(op, reply, items)
 
     out.send(arrive)
-    deadlines = _DEADLINES.get(env)
+    deadlines = env.__dict__.get(_DEADLINES_ATTR)
     if deadlines is None:
-        deadlines = _DEADLINES[env] = _Deadlines(env)
+        deadlines = _Deadlines(env)
+        setattr(env, _DEADLINES_ATTR, deadlines)
     deadlines.add(timeout_s, pending)
 
 

@@ -62,6 +62,8 @@ class InventoryFlow:
         self.edi_ids: dict[str, int] = {}
         """The core's ids of movements an EDI site reported -> their indices (see sim.edi)."""
         senders = sender_ids([w.id for w in sc.warehouses])
+        self._batched = [bool(w.batch_minutes) for w in sc.warehouses]
+        self._direct_pattern = self.pattern is Pattern.DIRECT
         self.edi = {w: Edi3pl(twin, w, cfg.edi, senders[w], self._record, self._kind,
                               self.edi_ids, partial(self._down, w))
                     for w, cfg in enumerate(sc.warehouses) if cfg.edi is not None}
@@ -82,7 +84,7 @@ class InventoryFlow:
         self.t.kinds.append(kind)
         if self.edi and warehouse in self.edi:
             self.edi[warehouse].add(idx)
-        elif self.t.scenario.warehouses[warehouse].batch_minutes:
+        elif self._batched[warehouse]:
             self.batches[warehouse].append(idx)
         else:
             self._post(warehouse, idx)
@@ -112,7 +114,7 @@ class InventoryFlow:
             return
         posting = self.posting[warehouse]
         pool = self.t.wms_pools[warehouse]
-        if self.pattern is Pattern.DIRECT:
+        if self._direct_pattern:
             pool.submit(lambda done: at(self.t.env, posting(), self._direct, idx, done))
             return
         took = posting()
@@ -151,12 +153,10 @@ class InventoryFlow:
                  after: float = 0.0) -> None:
         """Send the movement to the core (`after` seconds from now, when the posting ends);
         the worker is free once it is sent. The outbox resends until the core's
-        acknowledgement comes back."""
+        acknowledgement comes back (its callers check that it has not yet)."""
         t = self.t
         if done is not None:
             done()
-        if t.truth.acked(idx, t.env.now):
-            return
         rec = self._record(idx)
         t.links["wms_core"].send_after(after, self._ingress, idx, rec)
         if resends == 0:
@@ -186,24 +186,26 @@ class InventoryFlow:
 
     def _ingress(self, idx: int, rec: MovementRecord) -> None:
         t = self.t
-        if t.core.accept_movement(rec, self._names(int(t.truth.row[idx]))[3]):
+        ack_at = t.truth.ack_at
+        if t.core.accept_movement(rec, self._row_names[t.truth.row[idx]][3]):
             arrives = t.links["wms_core"].arrival()
-            if arrives is not None and arrives < t.truth.ack_at[idx]:
-                t.truth.ack_at[idx] = arrives
+            if arrives is not None and arrives < ack_at[idx]:
+                ack_at[idx] = arrives
 
     def _record(self, idx: int) -> MovementRecord:
         t = self.t
         truth = t.truth
-        row, delta = int(truth.row[idx]), int(truth.delta[idx])
-        sku, wh, key, _ = self._names(row)
-        kind = KINDS[int(t.kinds[idx])]
-        occurred = when(float(truth.occurred_at[idx]))
-        mid = movement_id(idx)
+        row, delta = truth.row[idx], truth.delta[idx]
+        names = self._row_names.get(row) or self._names(row)
+        kind = t.kinds[idx]
+        occurred = when(truth.occurred_at[idx])
+        mid = f"mv-{idx}"  # movement_id(idx), inline: once per movement
         # Built without validation: the simulator is a trusted producer whose payloads are
         # canonical Movement documents (tests/sim/test_inventory.py checks that they validate).
-        return MovementRecord(mid, key, occurred, {
-            "movement_id": mid, "kind": kind.value, "sku": sku, "location": wh,
-            "quantity": str(abs(delta) if kind in _DIRECTIONAL else delta),
+        return MovementRecord(mid, names[2], occurred, {
+            "movement_id": mid, "kind": _KIND_VALUES[kind], "sku": names[0],
+            "location": names[1],
+            "quantity": str(abs(delta) if _DIRECTIONAL[kind] else delta),
             "quantity_base": delta, "occurred_at": occurred.isoformat(),
         })
 
@@ -271,4 +273,6 @@ class InventoryFlow:
         return bool(self.wms_down[warehouse])
 
 
-_DIRECTIONAL = {k for k in KINDS if k.value not in ("adjustment", "cycle_count")}
+_KIND_VALUES = [k.value for k in KINDS]
+_DIRECTIONAL = [k.value not in ("adjustment", "cycle_count") for k in KINDS]
+"""Per kind index: whether the quantity is unsigned (its kind gives the direction)."""
