@@ -48,6 +48,11 @@ from typing import Any, Literal
 NOT_DONE, TRANSPORT_ERROR, TIMED_OUT = 0, -1, -2
 _READ_LIMIT = 1 << 20
 _BIG_WRITE = 1 << 16
+IDLE_S = 3.0
+"""A connection idle this long is reopened before its next request: the server may be closing
+it at that very moment (uvicorn's keep-alive timeout is 5 s), and the request would fail as a
+transport error that says nothing about the server. At rates below about one request per
+second per connection, Poisson gaps that long are common."""
 
 _KINDS = ("receipt", "pick")
 _MOVEMENT = ('{"movement_id":"%s","kind":"%s","sku":"SKU-%05d","location":"L-%02d",'
@@ -285,9 +290,9 @@ async def run_step_async(target: Target, payload: Payload, step: Step) -> StepRe
     gc.collect()
     gc.freeze()
 
-    # No more connections than about one request per second each: an idle keep-alive
-    # connection would otherwise race the server's keep-alive timeout (uvicorn: 5 s).
-    n_conn = max(1, min(step.connections, math.ceil(step.rate)))
+    # No more connections than about one request per second each (fewer idle keep-alive
+    # connections to reopen, see IDLE_S), but one per instance at least.
+    n_conn = max(1, min(step.connections, max(len(ports), math.ceil(step.rate))))
     conns: list[tuple[asyncio.StreamReader | None, asyncio.StreamWriter | None]] = []
     for w in range(n_conn):  # connection w talks to instance w % n, reconnects included
         conns.append(await _connect(target, ports[w % len(ports)]))
@@ -323,6 +328,7 @@ async def run_step_async(target: Target, payload: Payload, step: Step) -> StepRe
     async def serve(w: int, reader: asyncio.StreamReader | None,
                     writer: asyncio.StreamWriter | None) -> None:
         port, mine = ports[w % len(ports)], reqs[w % len(ports)]
+        last = time.perf_counter()
         while True:
             i = await queue.get()
             if i is None:
@@ -330,6 +336,9 @@ async def run_step_async(target: Target, payload: Payload, step: Step) -> StepRe
             st["taken"] = i + 1
             inflight[w] = i
             code = TRANSPORT_ERROR
+            if writer is not None and time.perf_counter() - last > IDLE_S:
+                _close(writer)  # the server may be closing it right now: a fresh one
+                reader = writer = None
             try:
                 async with asyncio.timeout(step.timeout_s):
                     if writer is None or reader is None:
@@ -352,7 +361,7 @@ async def run_step_async(target: Target, payload: Payload, step: Step) -> StepRe
                 reader = writer = None
             finally:
                 conns[w] = (reader, writer)  # whatever is open now gets closed at the end
-            done = time.perf_counter()
+            done = last = time.perf_counter()
             inflight[w] = -1
             status[i] = code
             lat = done - intended[i]

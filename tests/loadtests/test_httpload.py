@@ -160,11 +160,12 @@ def test_a_slow_endpoint_stops_the_step_early_and_counts_from_the_intended_time(
     assert not math.isnan(res.latency_ms["p50"])
 
 
-async def _counting_servers(n: int, close_every: int = 0
+async def _counting_servers(n: int, close_every: int = 0, keep_alive_s: float | None = None
                             ) -> tuple[list[asyncio.Server], list[int], list[dict[str, int]]]:
     """`n` loopback servers answering 202, each counting its connections and requests and
     checking that every request's Host header names its own port; with `close_every` k,
-    every k-th answer of a connection closes it (the client must reconnect)."""
+    every k-th answer of a connection closes it (the client must reconnect); with
+    `keep_alive_s`, a connection idle that long is closed, as uvicorn does after 5 s."""
     servers: list[asyncio.Server] = []
     counts: list[dict[str, int]] = [{"connections": 0, "requests": 0, "wrong_host": 0}
                                     for _ in range(n)]
@@ -177,7 +178,8 @@ async def _counting_servers(n: int, close_every: int = 0
             served = 0
             try:
                 while True:
-                    head = await reader.readuntil(b"\r\n\r\n")
+                    async with asyncio.timeout(keep_alive_s):
+                        head = await reader.readuntil(b"\r\n\r\n")
                     lines = head.split(b"\r\n")
                     length = next(int(line.split(b":")[1]) for line in lines
                                   if line.lower().startswith(b"content-length:"))
@@ -192,7 +194,7 @@ async def _counting_servers(n: int, close_every: int = 0
                                         + (b"\r\nConnection: close" if close else b"")))
                     if close:
                         break
-            except (asyncio.IncompleteReadError, ConnectionError):
+            except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
                 pass
             finally:
                 writer.close()
@@ -278,3 +280,45 @@ def test_a_target_of_one_port_is_the_old_target() -> None:
     assert b"Host: 127.0.0.1:8081\r\n" in two.request(b"{}", 8081)
     with pytest.raises(ValueError, match="must start with port 8080"):
         Target(HOST, 8080, "/x", ports=(8081, 8080))
+
+
+def test_an_idle_connection_is_reopened_before_the_server_closes_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server closes a connection idle for 0.15 s; requests come every 0.25 s on one
+    # connection. Sent on the old connection, each would fail (-1); reopened, all pass.
+    monkeypatch.setattr("loadtests.bench.httpload.IDLE_S", 0.1)
+
+    async def go() -> tuple[StepResult, list[dict[str, int]]]:
+        servers, ports, counts = await _counting_servers(1, keep_alive_s=0.15)
+        try:
+            step = Step(rate=4, duration_s=1.0, warmup_s=0.0, connections=1,
+                        arrivals="constant")
+            res = await asyncio.wait_for(
+                run_step_async(Target(HOST, ports[0], "/x"), Payload(), step), 20)
+            return res, counts
+        finally:
+            await _close_all(servers)
+
+    res, counts = asyncio.run(go())
+    assert res.passed and (res.ok, res.errors) == (4, 0), res.statuses
+    # The first request goes on the connection opened at the start; each later one on a new.
+    assert counts[0]["connections"] == counts[0]["requests"] == 4
+
+
+def test_every_instance_gets_a_connection_even_at_a_low_rate() -> None:
+    async def go() -> tuple[StepResult, list[dict[str, int]]]:
+        servers, ports, counts = await _counting_servers(3)
+        try:
+            step = Step(rate=2, duration_s=1.5, warmup_s=0.0, connections=8,
+                        arrivals="constant")
+            res = await asyncio.wait_for(
+                run_step_async(Target.spread(HOST, ports, "/x"), Payload(), step), 20)
+            return res, counts
+        finally:
+            await _close_all(servers)
+
+    res, counts = asyncio.run(go())
+    # About one connection per request/s, but one per instance at least: 3, not 2.
+    assert res.passed and res.connections == 3
+    assert [c["connections"] for c in counts] == [1, 1, 1]
+    assert all(c["requests"] == 1 for c in counts)
