@@ -17,17 +17,18 @@ import simpy
 from simpy.events import NORMAL
 
 
-class _Call(simpy.Event):
-    """An already-triggered event that calls fn(*args) when SimPy processes it."""
+class _Call:
+    """An already-triggered event that calls fn(*args) when SimPy processes it.
 
-    __slots__ = ("args", "fn")
+    Not a `simpy.Event`: nobody holds it, waits for it or adds a callback, and all that
+    `Environment.step` reads of an event is `callbacks` (set to None once processed) and
+    `_ok`. A slotted object of three fields is cheaper to build than an Event."""
 
-    def __init__(self, env: simpy.Environment, fn: Callable[..., None], args: tuple[Any, ...]
-                 ) -> None:
-        self.env = env
-        self.callbacks = _FIRE  # type: ignore[assignment]  # a tuple: nobody may add one
-        self._value = None
-        self._ok = True
+    __slots__ = ("args", "callbacks", "fn")
+    _ok = True
+
+    def __init__(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+        self.callbacks: tuple[Callable[[_Call], None], ...] | None = _FIRE
         self.fn = fn
         self.args = args
 
@@ -42,8 +43,9 @@ _FIRE = (_fire,)
 
 def at(env: simpy.Environment, delay: float, fn: Callable[..., None], *args: Any) -> None:
     """Call fn(*args) after `delay` simulated seconds (0 if negative)."""
-    heappush(env._queue, (env._now + (delay if delay > 0 else 0.0), NORMAL, next(env._eid),
-                          _Call(env, fn, args)))
+    queue: list[tuple[float, int, int, _Call]] = env._queue  # type: ignore[assignment]
+    heappush(queue, (env._now + (delay if delay > 0 else 0.0), NORMAL, next(env._eid),
+                     _Call(fn, args)))
 
 
 class Windows:
