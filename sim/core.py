@@ -213,7 +213,10 @@ class TwinCore:
 
     def poke(self) -> None:
         """Something became ready (a publish, a requeue): look now."""
-        self._wake(self.env.now)
+        if self._running:
+            self._wake(self.env.now)
+        else:
+            self._step()  # what `_wake(now)` does, without the detour: once per message
 
     # -- the driver --------------------------------------------------------------------------
 
@@ -245,7 +248,7 @@ class TwinCore:
 
     def _step_now(self) -> None:
         engine, generation = self.engine, self._generation
-        now = self.clock.now()
+        now = START_S + self.env.now  # self.clock.now()
         timer = engine.desk.next_timer_at()
         if timer is not None and timer <= now:
             engine.fire_timers(now)
@@ -254,7 +257,8 @@ class TwinCore:
             if batcher is not None and d.consumer == "erp":
                 batcher.add([d], now)
                 continue
-            remote[d.consumer][1](d, self._acker(d, generation), self._nacker(d, generation))
+            answer = _Answer(self, d, generation)
+            remote[d.consumer][1](d, answer.ack, answer.nack)
         if batcher is not None and batcher.held:
             handler = self.erp_batch_handler
             assert handler is not None, "an ERP batching policy needs erp_batch_handler"
@@ -286,18 +290,6 @@ class TwinCore:
 
         return answered
 
-    def _acker(self, d: Delivery, generation: int) -> Ack:
-        def ack() -> None:
-            if generation == self._generation and self.up:
-                now = self.clock.now()
-                self.engine.settle([d], None, now)
-                # Most acks leave nothing ready (the key's queue is empty): no step then.
-                nxt = self.engine.bus.next_due_at()
-                if nxt is not None and nxt <= now:
-                    self.poke()
-
-        return ack
-
     def _batch_acker(self, batch: list[Delivery], generation: int) -> Ack:
         def ack() -> None:
             if generation == self._generation and self.up:
@@ -319,16 +311,6 @@ class TwinCore:
                     for d, outcome in zip(batch, outcomes, strict=True):
                         if outcome is Outcome.DEAD:
                             self.on_dead_letter(d.envelope)
-
-        return nack
-
-    def _nacker(self, d: Delivery, generation: int) -> Nack:
-        def nack(error: BaseException) -> None:
-            if generation == self._generation and self.up:
-                exc = error if isinstance(error, Exception) else RuntimeError(str(error))
-                (outcome,) = self.engine.settle([d], exc, self.clock.now())
-                if outcome is Outcome.DEAD and self.on_dead_letter is not None:
-                    self.on_dead_letter(d.envelope)
 
         return nack
 
@@ -381,6 +363,36 @@ class TwinCore:
 
     def in_flight_calls(self) -> int:
         return len(self.engine.desk.open_calls)
+
+
+class _Answer:
+    """One remote delivery's `ack` and `nack` (an object, not two closures: one per message).
+    Either is ignored once the core crashed after the delivery (`generation` moved on)."""
+
+    __slots__ = ("core", "delivery", "generation")
+
+    def __init__(self, core: TwinCore, delivery: Delivery, generation: int) -> None:
+        self.core = core
+        self.delivery = delivery
+        self.generation = generation
+
+    def ack(self) -> None:
+        core = self.core
+        if self.generation == core._generation and core.up:
+            now = START_S + core.env.now
+            core.engine.settle([self.delivery], None, now)
+            # Most acks leave nothing ready (the key's queue is empty): no step then.
+            nxt = core.engine.bus.next_due_at()
+            if nxt is not None and nxt <= now:
+                core.poke()
+
+    def nack(self, error: BaseException) -> None:
+        core = self.core
+        if self.generation == core._generation and core.up:
+            exc = error if isinstance(error, Exception) else RuntimeError(str(error))
+            (outcome,) = core.engine.settle([self.delivery], exc, core.clock.now())
+            if outcome is Outcome.DEAD and core.on_dead_letter is not None:
+                core.on_dead_letter(self.delivery.envelope)
 
 
 def sim_time(unix_s: float) -> float:
