@@ -134,10 +134,10 @@ class Twin:
         sc, env = self.scenario, self.env
         wall0 = time.perf_counter()
         for w, draws in enumerate(self.land.draws):
-            env.process(movement_stream(
+            movement_stream(
                 env, self.land.wms, w, draws, partial(self.inventory.on_movement, w), sc.duration_s,
                 self.land.offered.movement,
-            ))
+            )
         if sc.erp.batch_posting_min:
             env.process(self._erp_batches(sc.erp.batch_posting_min * 60))
         # The job goes on through the drain: what the workload's last run left is booked.

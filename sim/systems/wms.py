@@ -1,20 +1,20 @@
 """WMS twin: physical stock per (sku, warehouse) row, and the movement stream it emits.
 
-The state model (`WmsState`) has no SimPy in it; `movement_stream` is the process that gives it
+The state model (`WmsState`) has no SimPy in it; `movement_stream` is what gives it
 time: Poisson movements at the configured rate, kinds from the mix, SKUs with Zipf popularity.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import simpy
 
 from integration_core.models import MOVEMENT_SIGN, MovementKind
+from sim.kernel import at
 from sim.scenario import WarehouseConfig, profile_rate, stage_rate
 
 KINDS = [
@@ -135,22 +135,39 @@ class MovementDraws:
 def movement_stream(
     env: simpy.Environment, wms: WmsState, warehouse: int, draws: MovementDraws, sink: Sink,
     until: float, offered: Callable[[float, int, int, int, int], None] | None = None,
-) -> Generator[Any, Any, None]:
-    """The background movement stream of one warehouse (receipts, picks, counts, ...), shaped
-    by its daily and weekly profiles (a non-homogeneous Poisson process, by thinning).
-    `offered(at, warehouse, kind, sku, delta)` hears every movement as drawn."""
-    if not draws.mean_gap:
-        return
-    while True:
-        gap, kind, sku, delta = draws.next()
-        if env.now + gap >= until:
-            return
-        yield env.timeout(gap)
-        if not draws.kept(env.now):
-            continue
-        if offered is not None:
-            offered(env.now, warehouse, kind, sku, delta)
-        row = wms.row(sku, warehouse)
-        applied = wms.apply(row, delta)
-        if applied:
-            sink(row, kind, applied)
+) -> None:
+    """Start the background movement stream of one warehouse (receipts, picks, counts, ...),
+    shaped by its daily and weekly profiles (a non-homogeneous Poisson process, by thinning).
+    `offered(at, warehouse, kind, sku, delta)` hears every movement as drawn.
+
+    A chain of callbacks (`sim.kernel.at`), not a process: one event per movement without a
+    generator to resume, and the same draws as a process would make."""
+    if draws.mean_gap:
+        _Stream(env, wms, warehouse, draws, sink, until, offered).schedule()
+
+
+class _Stream:
+    def __init__(
+        self, env: simpy.Environment, wms: WmsState, warehouse: int, draws: MovementDraws,
+        sink: Sink, until: float, offered: Callable[[float, int, int, int, int], None] | None,
+    ) -> None:
+        self.env, self.wms, self.warehouse, self.draws = env, wms, warehouse, draws
+        self.sink, self.until, self.offered = sink, until, offered
+
+    def schedule(self) -> None:
+        """Draw the next movement; it happens after its gap, unless that is past `until`."""
+        gap, kind, sku, delta = self.draws.next()
+        if self.env.now + gap < self.until:
+            at(self.env, gap, self.occur, kind, sku, delta)
+
+    def occur(self, kind: int, sku: int, delta: int) -> None:
+        now = self.env.now
+        if self.draws.kept(now):
+            if self.offered is not None:
+                self.offered(now, self.warehouse, kind, sku, delta)
+            wms = self.wms
+            row = wms.row(sku, self.warehouse)
+            applied = wms.apply(row, delta)
+            if applied:
+                self.sink(row, kind, applied)
+        self.schedule()

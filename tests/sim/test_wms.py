@@ -15,8 +15,7 @@ def times(cfg: WarehouseConfig, hours: float, seed: int = 5) -> np.ndarray:
     wms = WmsState(50, [cfg.id], 10**9)  # never runs out: every movement is applied
     out: list[float] = []
     draws = MovementDraws(cfg, 50, 1.1, np.random.default_rng(seed))
-    env.process(movement_stream(env, wms, 0, draws, lambda r, k, d: out.append(env.now),
-                                hours * 3600))
+    movement_stream(env, wms, 0, draws, lambda r, k, d: out.append(env.now), hours * 3600)
     env.run()
     return np.array(out)
 
