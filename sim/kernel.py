@@ -3,7 +3,8 @@
 A SimPy process per message costs a generator and several events; `at` costs one event,
 built directly rather than through `Timeout` (whose argument checks show up in profiles) and
 pushed on the environment's queue as `Environment.schedule` does, without the extra call.
-Long-lived behaviour (arrivals, waves, sampling) still uses processes.
+Long-lived behaviour (order arrivals, waves, sampling) still uses processes; the WMS movement
+stream, one event per movement, is a chain of `at` calls (`sim.systems.wms.movement_stream`).
 """
 
 from __future__ import annotations
