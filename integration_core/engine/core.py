@@ -302,7 +302,9 @@ class Engine:
         handlers = self.handlers
         local = [d for d in due if d.consumer in handlers]
         if local:
-            self.outcomes.update(o.value for o in self.bus.run(local, handlers, now))
+            outcomes = self.outcomes
+            for o in self.bus.run(local, handlers, now):
+                outcomes[o.value] += 1
             return [d for d in due if d.consumer not in handlers]
         return due
 
@@ -353,13 +355,12 @@ class Engine:
         in one transaction."""
         if error is None:  # one store write; all due again if it does not commit
             self.bus.ack_many(deliveries, now)
-            outcomes = [Outcome.APPLIED] * len(deliveries)
-        else:
-            with self.bus.transaction(now, deliveries):  # likewise, for all the nacks
-                outcomes = [self.bus.nack(d, error, now) for d in deliveries]
+            self.outcomes[Outcome.APPLIED.value] += len(deliveries)
+            return [Outcome.APPLIED] * len(deliveries)
+        with self.bus.transaction(now, deliveries):  # likewise, for all the nacks
+            outcomes = [self.bus.nack(d, error, now) for d in deliveries]
         self.outcomes.update(o.value for o in outcomes)
-        if error is not None:
-            self.on_publish()  # retries are due later: the delivery loop recomputes its sleep
+        self.on_publish()  # retries are due later: the delivery loop recomputes its sleep
         return outcomes
 
     # -- the outbox ---------------------------------------------------------------------------
