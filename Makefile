@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test postgres browser lint typecheck bench schema clean loadtest loadtest-faults loadtest-pg fuzz
+.PHONY: demo test postgres browser valgrind lint typecheck bench bench-instructions schema clean loadtest loadtest-faults loadtest-pg fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: $(STAMP)
 postgres:
 	@ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || \
 		(apt-get update -qq && apt-get install -y -qq postgresql)
+
+# Counting instructions (loadtests.bench.instructions) compares builds where timing is noise.
+valgrind:
+	@command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)
 
 # The dashboard's browser test drives Debian's headless Chromium through its driver.
 browser:
@@ -42,6 +46,10 @@ bench: $(STAMP) postgres
 	$(BIN)/python -m loadtests.bench.service --table
 	$(BIN)/python -m loadtests.bench.postgres
 	$(BIN)/python -m loadtests.bench.service --store postgres --table
+
+# Instructions per simulated movement; AGAINST=<another checkout> for the ratio of two builds.
+bench-instructions: $(STAMP) valgrind
+	$(BIN)/python -m loadtests.bench.instructions $(if $(AGAINST),--against $(AGAINST))
 
 loadtest: $(STAMP)
 	$(BIN)/python -m loadtests.run --out results/loadtest
