@@ -252,8 +252,7 @@ class Bus:
         q.append(item)
         sub.backlog += 1
         if len(q) == 1 and key not in sub.inflight:
-            self._seq += 1  # _push, inline: twice per message
-            heapq.heappush(sub.ready, (now, self._seq, key))
+            self._push(sub, now, key)
 
     def _push(self, sub: _Subscription, due_at: float, key: str) -> None:
         self._seq += 1
@@ -440,13 +439,7 @@ class Bus:
             self._push(sub, now, key)
         else:
             del sub.queues[key]
-        pos = d.position  # _release, inline: twice per message
-        left = self._refs[pos] - 1
-        if left:
-            self._refs[pos] = left
-        else:
-            del self._refs[pos]
-            del self._entries[pos]
+        self._release(d.position)
 
     def _check_inflight(self, d: Delivery) -> None:
         if self._subs[d.consumer].inflight.get(d.envelope.key) is not d:

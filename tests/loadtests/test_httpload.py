@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,19 +214,26 @@ async def _close_all(servers: list[asyncio.Server]) -> None:
         await s.wait_closed()
 
 
-def test_a_step_spreads_its_connections_round_robin_over_the_instances() -> None:
+def _step_on_counting_servers(n: int, step: Step, **server: Any
+                              ) -> tuple[StepResult, list[dict[str, int]]]:
+    """A step spread over `n` counting servers (`_counting_servers` options in `server`), and
+    what each server counted."""
     async def go() -> tuple[StepResult, list[dict[str, int]]]:
-        servers, ports, counts = await _counting_servers(2)
+        servers, ports, counts = await _counting_servers(n, **server)
         try:
-            step = Step(rate=100, duration_s=0.5, warmup_s=0.1, connections=5,
-                        arrivals="constant")
             res = await asyncio.wait_for(
                 run_step_async(Target.spread(HOST, ports, "/x"), Payload(), step), 20)
             return res, counts
         finally:
             await _close_all(servers)
 
-    res, counts = asyncio.run(go())
+    return asyncio.run(go())
+
+
+def test_a_step_spreads_its_connections_round_robin_over_the_instances() -> None:
+    res, counts = _step_on_counting_servers(
+        2, Step(rate=100, duration_s=0.5, warmup_s=0.1, connections=5,
+                arrivals="constant"))
     assert res.passed and res.connections == 5 and res.requests_sent_total == 60
     # Connections 0, 2, 4 to the first instance, 1, 3 to the second; each request names its
     # instance in the Host header.
@@ -237,18 +245,9 @@ def test_a_step_spreads_its_connections_round_robin_over_the_instances() -> None
 def test_reconnects_stay_on_their_instance() -> None:
     # Every answer closes its connection: each request is a fresh connection from its worker.
     # Were reconnects sent to the first port, the second would see only its 2 first requests.
-    async def go() -> tuple[StepResult, list[dict[str, int]]]:
-        servers, ports, counts = await _counting_servers(2, close_every=1)
-        try:
-            step = Step(rate=80, duration_s=0.5, warmup_s=0.0, connections=4,
-                        arrivals="constant")
-            res = await asyncio.wait_for(
-                run_step_async(Target.spread(HOST, ports, "/x"), Payload(), step), 20)
-            return res, counts
-        finally:
-            await _close_all(servers)
-
-    res, counts = asyncio.run(go())
+    res, counts = _step_on_counting_servers(
+        2, Step(rate=80, duration_s=0.5, warmup_s=0.0, connections=4,
+                arrivals="constant"), close_every=1)
     assert res.passed and res.ok == 40
     assert [c["connections"] for c in counts] == [c["requests"] for c in counts]
     assert sum(c["requests"] for c in counts) == 40
@@ -288,36 +287,18 @@ def test_an_idle_connection_is_reopened_before_the_server_closes_it(
     # connection. Sent on the old connection, each would fail (-1); reopened, all pass.
     monkeypatch.setattr("loadtests.bench.httpload.IDLE_S", 0.1)
 
-    async def go() -> tuple[StepResult, list[dict[str, int]]]:
-        servers, ports, counts = await _counting_servers(1, keep_alive_s=0.15)
-        try:
-            step = Step(rate=4, duration_s=1.0, warmup_s=0.0, connections=1,
-                        arrivals="constant")
-            res = await asyncio.wait_for(
-                run_step_async(Target(HOST, ports[0], "/x"), Payload(), step), 20)
-            return res, counts
-        finally:
-            await _close_all(servers)
-
-    res, counts = asyncio.run(go())
+    res, counts = _step_on_counting_servers(
+        1, Step(rate=4, duration_s=1.0, warmup_s=0.0, connections=1,
+                arrivals="constant"), keep_alive_s=0.15)
     assert res.passed and (res.ok, res.errors) == (4, 0), res.statuses
     # The first request goes on the connection opened at the start; each later one on a new.
     assert counts[0]["connections"] == counts[0]["requests"] == 4
 
 
 def test_every_instance_gets_a_connection_even_at_a_low_rate() -> None:
-    async def go() -> tuple[StepResult, list[dict[str, int]]]:
-        servers, ports, counts = await _counting_servers(3)
-        try:
-            step = Step(rate=2, duration_s=1.5, warmup_s=0.0, connections=8,
-                        arrivals="constant")
-            res = await asyncio.wait_for(
-                run_step_async(Target.spread(HOST, ports, "/x"), Payload(), step), 20)
-            return res, counts
-        finally:
-            await _close_all(servers)
-
-    res, counts = asyncio.run(go())
+    res, counts = _step_on_counting_servers(
+        3, Step(rate=2, duration_s=1.5, warmup_s=0.0, connections=8,
+                arrivals="constant"))
     # About one connection per request/s, but one per instance at least: 3, not 2.
     assert res.passed and res.connections == 3
     assert [c["connections"] for c in counts] == [1, 1, 1]
