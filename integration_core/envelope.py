@@ -70,6 +70,12 @@ def trusted_envelope(**fields: Any) -> Envelope:
     already of its declared type; nothing is checked."""
     if fields.keys() != _FIELDS:
         raise ValueError(f"trusted_envelope needs exactly the fields {sorted(_FIELDS)}")
+    return trusted_envelope_of(fields)
+
+
+def trusted_envelope_of(fields: dict[str, Any]) -> Envelope:
+    """`trusted_envelope` of a dict the caller built with exactly the envelope's fields, not
+    checked (the engine's movements: once per movement); the envelope keeps the dict."""
     env = Envelope.__new__(Envelope)
     object.__setattr__(env, "__dict__", fields)
     object.__setattr__(env, "__pydantic_fields_set__", set(_FIELDS))

@@ -55,7 +55,8 @@ class SimClock:
         self.env = env
 
     def now(self) -> float:
-        return START_S + self.env.now
+        # SimPy's `now` is a property over `_now`: read directly, several times a message.
+        return START_S + self.env._now
 
 
 class TwinCore:
@@ -155,7 +156,7 @@ class TwinCore:
     def accept_movement(self, record: MovementRecord, source: str) -> bool:
         if not self.up:
             return False
-        self.engine.accept_movements([record], source)
+        self.engine.accept_movement(record, source)
         return True
 
     def accept_interchange(self, raw: bytes, source: str) -> EdiOutcome | None:
@@ -248,7 +249,7 @@ class TwinCore:
 
     def _step_now(self) -> None:
         engine, generation = self.engine, self._generation
-        now = START_S + self.env.now  # self.clock.now()
+        now = START_S + self.env._now  # self.clock.now()
         timer = engine.desk.next_timer_at()
         if timer is not None and timer <= now:
             engine.fire_timers(now)
@@ -268,7 +269,7 @@ class TwinCore:
             held_until = batcher.next_at()
             if held_until is not None:
                 self._wake(max(held_until - START_S, self.env.now))
-        if engine.has_new_calls or (engine.calls.next_at() or float("inf")) <= now:
+        if engine.calls_waiting(now):
             for call in engine.calls_due(now):
                 self.partners.perform(call.op, call.body, self._answerer(call, generation))
         nxt = engine.next_wake_at()
@@ -379,8 +380,8 @@ class _Answer:
     def ack(self) -> None:
         core = self.core
         if self.generation == core._generation and core.up:
-            now = START_S + core.env.now
-            core.engine.settle([self.delivery], None, now)
+            now = START_S + core.env._now  # core.clock.now()
+            core.engine.ack(self.delivery, now)
             # Most acks leave nothing ready (the key's queue is empty): no step then.
             nxt = core.engine.bus.next_due_at()
             if nxt is not None and nxt <= now:

@@ -56,6 +56,10 @@ class _Item:
     recovered: bool = False
 
 
+_delivery = partial(tuple.__new__, Delivery)
+"""`Delivery(*fields)` without the Python-level `__new__` a NamedTuple has (twice a message)."""
+
+
 class _Tx:
     """An open bus transaction: what to do in memory once the store commits, and the
     deliveries it settles (due again if it does not)."""
@@ -402,10 +406,10 @@ class Bus:
                 _, _, key = heapq.heappop(ready)
                 item = sub.queues[key][0]
                 failures = sub.attempts.get(item.position, (0, 0.0))[0]
-                delivery = Delivery(
+                delivery = _delivery((
                     sub.name, item.position, self._entries[item.position].envelope,
                     failures + 1, item.replay,
-                )
+                ))
                 sub.inflight[key] = delivery
                 self.counters.delivered += 1
                 # A message recovered after a restart may have been delivered before the
@@ -462,7 +466,20 @@ class Bus:
     def ack(self, delivery: Delivery, now: float) -> None:
         """The consumer is done with the message (its effect happened elsewhere). Recorded in
         the store, so a restarted bus does not deliver it again."""
-        self.ack_many([delivery], now)
+        sub = self._subs[delivery.consumer]
+        if self._tx is not None or sub.dead:  # the open transaction or a dead letter to clear
+            self.ack_many([delivery], now)
+            return
+        if sub.inflight.get(delivery.envelope.key) is not delivery:
+            self._check_inflight(delivery)  # raises
+        # `ack_many` of one, without its grouping (the twin acks one message at a time).
+        try:  # one write, atomic by itself
+            self.store.mark_processed(delivery.consumer, delivery.envelope.message_id)
+        except BaseException:
+            self._unmark(delivery, now)
+            raise
+        self._finish(delivery, now, sub)
+        self.counters.acked += 1
 
     def ack_many(self, deliveries: Iterable[Delivery], now: float) -> None:
         """`ack` for each, recorded with one store write per consumer."""
@@ -559,7 +576,7 @@ class Bus:
         """`process` for deliveries already taken from `due` (each consumer's in `handlers`)."""
         if not deliveries:
             return []
-        if len(deliveries) == 1:
+        if len(deliveries) == 1 and self._tx is None:
             return [self._run_one(deliveries[0], handlers, now)]
         with self.transaction(now, deliveries):
             by_consumer: dict[str, list[Delivery]] = {}
@@ -596,21 +613,27 @@ class Bus:
             return outcomes
 
     def _run_one(self, d: Delivery, handlers: Mapping[str, Handler], now: float) -> Outcome:
-        """`run` of one delivery (the twin's, one message at a time): the same steps, fewer
-        objects."""
-        env = d.envelope
-        with self.transaction(now, (d,)):
-            (result,) = self.store.apply_many(
-                d.consumer, [(env.message_id, partial(handlers[d.consumer], env))])
-            if result is not True and result is not False:
-                if isinstance(result, StorageError):
-                    raise result  # the store, not the message: the whole transaction fails
-                return self.nack(d, result, now)
-            if d.position in self._subs[d.consumer].dead:  # see `run`
-                self.store.delete_dead_letter(f"{d.consumer}/{d.position}")
-            assert self._tx is not None
-            self._tx.after.append(partial(self._done, d, now, not result))
-            return Outcome.APPLIED if result else Outcome.SKIPPED
+        """`run` of one delivery with no transaction open (the twin's, one message at a time):
+        the same steps and failure contract, without a transaction's bookkeeping."""
+        env, store, consumer = d.envelope, self.store, d.consumer
+        effect = partial(handlers[consumer], env)
+        try:
+            if d.position in self._subs[consumer].dead:  # see `run`: cleared with the effect
+                with store.batch():
+                    result = store.apply(consumer, env.message_id, effect)
+                    store.delete_dead_letter(f"{consumer}/{d.position}")
+            else:  # one write, atomic by itself
+                result = store.apply(consumer, env.message_id, effect)
+        except StorageError:  # the store, not the message: nothing was applied
+            self._unmark(d, now)
+            raise
+        except Exception as exc:  # the effect failed: its writes and record were discarded
+            return self.nack(d, exc, now)
+        except BaseException:
+            self._unmark(d, now)
+            raise
+        self._done(d, now, not result)
+        return Outcome.APPLIED if result else Outcome.SKIPPED
 
     def _finished(self, finished: list[tuple[Delivery, bool]], now: float) -> None:
         for d, skipped in finished:

@@ -202,7 +202,11 @@ class MemoryStore:
         return results
 
     def mark_processed(self, consumer: str, message_id: str) -> None:
-        self.mark_processed_many(consumer, [message_id])
+        done = self._inbox.get(consumer) or self._done(consumer)
+        if message_id not in done:
+            if self._undo is not None:
+                self._undo.append((_MEMBER, done, message_id))
+            done.add(message_id)
 
     def mark_processed_many(self, consumer: str, message_ids: list[str]) -> None:
         done = self._inbox.get(consumer) or self._done(consumer)

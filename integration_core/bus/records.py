@@ -20,8 +20,9 @@ class Delivery(NamedTuple):
     replay: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class PublishResult:
+class PublishResult(NamedTuple):
+    """What publishing one message did (a tuple, as `Delivery`: one per message)."""
+
     message_id: str
     position: int | None
     duplicate: bool

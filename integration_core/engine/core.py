@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -60,6 +59,7 @@ from integration_core.envelope import (
     Envelope,
     OrderCancellation,
     trusted_envelope,
+    trusted_envelope_of,
     wrap,
 )
 from integration_core.errors import NotFound
@@ -111,8 +111,14 @@ class MovementRecord(NamedTuple):
                    m.model_dump(mode="json"))
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+_VALUE = {o: o.value for o in Outcome}
+"""Each outcome's name (`Outcome.value` is a property: two Python calls per read)."""
+_APPLIED = _VALUE[Outcome.APPLIED]
+
+
+class Accepted(NamedTuple):
+    """What the core did with one message it was handed (a tuple: one per message)."""
+
     message_id: str
     position: int | None
     duplicate: bool
@@ -189,16 +195,24 @@ class Engine:
         against the item master and every other field is the core's own (the hot path of
         ingest)."""
         r = m if isinstance(m, MovementRecord) else MovementRecord.of(m)
-        return trusted_envelope(
-            message_id=f"{MOVEMENT}:{r.movement_id}", type=MOVEMENT,
-            schema_version=_MOVEMENT_TYPE.version, source=source, occurred_at=r.occurred_at,
-            correlation_id=r.movement_id, causation_id=None, key=r.key, payload=r.payload,
-        )
+        return trusted_envelope_of({
+            "message_id": f"{MOVEMENT}:{r.movement_id}", "type": MOVEMENT,
+            "schema_version": _MOVEMENT_TYPE.version, "source": source,
+            "occurred_at": r.occurred_at, "correlation_id": r.movement_id, "causation_id": None,
+            "key": r.key, "payload": r.payload,
+        })
 
     def accept_movements(self, movements: Sequence[Movement | MovementRecord], source: str
                          ) -> list[Accepted]:
         """Durable when this returns: one transaction for all of them."""
         return self._publish([self.movement_envelope(m, source) for m in movements])
+
+    def accept_movement(self, movement: Movement | MovementRecord, source: str) -> Accepted:
+        """`accept_movements` of one (the twin's WMS hands over one at a time)."""
+        r = self.bus.publish(self.movement_envelope(movement, source), self.clock.now())
+        if not r.duplicate:
+            self.on_publish()
+        return Accepted(r.message_id, r.position, r.duplicate, r.conflict)
 
     def accept_order(self, order: SalesOrder, source: str) -> Accepted:
         return self._publish([wrap(order, source=source, occurred_at=order.placed_at)])[0]
@@ -298,15 +312,19 @@ class Engine:
         `consumers`, handles the local ones' and hands back the remote ones', marked in
         flight (for a driver on an in-memory store, where one `due` a step counts; it keeps
         the list, `[*engine.handlers, *its remote consumers]`)."""
-        due = self._mapped(self.bus.due(now, None, consumers=consumers), now)
+        due = self.bus.due(now, None, consumers=consumers)
+        if self.site_items is not None:
+            due = self._mapped(due, now)
         handlers = self.handlers
-        local = [d for d in due if d.consumer in handlers]
+        local: list[Delivery] = []
+        remote: list[Delivery] = []
+        for d in due:
+            (local if d.consumer in handlers else remote).append(d)
         if local:
             outcomes = self.outcomes
             for o in self.bus.run(local, handlers, now):
-                outcomes[o.value] += 1
-            return [d for d in due if d.consumer not in handlers]
-        return due
+                outcomes[_VALUE[o]] += 1
+        return remote
 
     def fire_timers(self, now: float) -> int:
         """Publish the saga's due timeouts as messages: the bus dedupes them by timeout id
@@ -355,13 +373,18 @@ class Engine:
         in one transaction."""
         if error is None:  # one store write; all due again if it does not commit
             self.bus.ack_many(deliveries, now)
-            self.outcomes[Outcome.APPLIED.value] += len(deliveries)
+            self.outcomes[_APPLIED] += len(deliveries)
             return [Outcome.APPLIED] * len(deliveries)
         with self.bus.transaction(now, deliveries):  # likewise, for all the nacks
             outcomes = [self.bus.nack(d, error, now) for d in deliveries]
         self.outcomes.update(o.value for o in outcomes)
         self.on_publish()  # retries are due later: the delivery loop recomputes its sleep
         return outcomes
+
+    def ack(self, delivery: Delivery, now: float) -> None:
+        """`settle` of one delivery the partner took (the twin's, one message at a time)."""
+        self.bus.ack(delivery, now)
+        self.outcomes[_APPLIED] += 1
 
     # -- the outbox ---------------------------------------------------------------------------
 
@@ -398,10 +421,20 @@ class Engine:
     def next_wake_at(self) -> float | None:
         """The earliest of: a delivery due, a saga timer, an outbox call's retry."""
         t = self.bus.next_due_at()
-        for other in (self.desk.next_timer_at(), self.calls.next_at()):
-            if other is not None and (t is None or other < t):
-                t = other
+        timer = self.desk.next_timer_at()
+        if timer is not None and (t is None or timer < t):
+            t = timer
+        call = self.calls.next_at()
+        if call is not None and (t is None or call < t):
+            t = call
         return t
+
+    def calls_waiting(self, now: float) -> bool:
+        """Whether `calls_due` has anything now: new calls, or a retry whose time came."""
+        if self.desk.new_calls:
+            return True
+        t = self.calls.next_at()
+        return t is not None and t <= now
 
     def publish_reply(self, call: dict[str, Any], answer: dict[str, Any] | None,
                       error: str | None) -> None:
