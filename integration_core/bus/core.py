@@ -212,8 +212,7 @@ class Bus:
         self._subs[consumer] = sub
         self._routes.clear()
         for entry in self.store.unfinished(consumer, wanted, start):
-            self._enqueue(sub, entry, now=entry.published_at, item=_Item(entry.position,
-                                                                          recovered=True))
+            self._enqueue([sub], entry, entry.published_at, _Item(entry.position, recovered=True))
 
     def advance_starts(self) -> dict[str, int]:
         """Record, per consumer, the first log position it may still need: everything before
@@ -242,21 +241,26 @@ class Bus:
             subs = self._routes[msg_type] = [s for s in self._subs.values() if s.wants(msg_type)]
         return subs
 
-    def _enqueue(self, sub: _Subscription, entry: LogEntry, now: float, item: _Item) -> None:
-        if self.owns is not None and not self.owns(entry.envelope.key):
-            return
+    def _enqueue(self, subs: list[_Subscription], entry: LogEntry, now: float, item: _Item
+                 ) -> int:
+        """Queue `item` to each of `subs` (one message, shared); returns how many were queued
+        (none for a key another bus owns)."""
+        key = entry.envelope.key
+        if not subs or (self.owns is not None and not self.owns(key)):
+            return 0
         pos = entry.position
         if pos not in self._entries:
             self._entries[pos] = entry
-        self._refs[pos] = self._refs.get(pos, 0) + 1
-        key = entry.envelope.key
-        q = sub.queues.get(key)
-        if q is None:
-            q = sub.queues[key] = deque()
-        q.append(item)
-        sub.backlog += 1
-        if len(q) == 1 and key not in sub.inflight:
-            self._push(sub, now, key)
+        self._refs[pos] = self._refs.get(pos, 0) + len(subs)
+        for sub in subs:
+            q = sub.queues.get(key)
+            if q is None:
+                q = sub.queues[key] = deque()
+            q.append(item)
+            sub.backlog += 1
+            if len(q) == 1 and key not in sub.inflight:
+                self._push(sub, now, key)
+        return len(subs)
 
     def _push(self, sub: _Subscription, due_at: float, key: str) -> None:
         self._seq += 1
@@ -283,10 +287,7 @@ class Bus:
             else:
                 routed = self._routes.get(entry.envelope.type)
                 subs = routed if routed is not None else self._route(entry.envelope.type)
-            for sub in subs:
-                before = sub.backlog
-                self._enqueue(sub, entry, now, _Item(entry.position, recovered=recovered))
-                n += sub.backlog - before
+            n += self._enqueue(subs, entry, now, _Item(entry.position, recovered=recovered))
         return n
 
     def forget(self, keys: Callable[[str], bool]) -> int:
@@ -342,10 +343,9 @@ class Bus:
         self.counters.published += 1
         if not self.queue_published:
             return PublishResult(envelope.message_id, pos, False)
-        entry, item = LogEntry(pos, now, envelope), _Item(pos)
         subs = self._routes.get(envelope.type)
-        for sub in subs if subs is not None else self._route(envelope.type):
-            self._enqueue(sub, entry, now, item)
+        self._enqueue(subs if subs is not None else self._route(envelope.type),
+                      LogEntry(pos, now, envelope), now, _Item(pos))
         return PublishResult(envelope.message_id, pos, False)
 
     def _conflicts(self, envelope: Envelope) -> bool:
@@ -400,22 +400,25 @@ class Bus:
         """Deliveries due at `now`: the head of each ready key, marked in flight until acked."""
         out: list[Delivery] = []
         subs = self._subs.values() if consumers is None else [self._subs[c] for c in consumers]
+        entries, counters = self._entries, self.counters
         for sub in subs:
             ready = sub.ready
+            if not ready or ready[0][0] > now:
+                continue  # most consumers, most of the time (called once a message)
+            queues, attempts, inflight = sub.queues, sub.attempts, sub.inflight
             while ready and ready[0][0] <= now and (limit is None or len(out) < limit):
-                _, _, key = heapq.heappop(ready)
-                item = sub.queues[key][0]
-                failures = sub.attempts.get(item.position, (0, 0.0))[0]
-                delivery = _delivery((
-                    sub.name, item.position, self._entries[item.position].envelope,
-                    failures + 1, item.replay,
-                ))
-                sub.inflight[key] = delivery
-                self.counters.delivered += 1
+                key = heapq.heappop(ready)[2]
+                item = queues[key][0]
+                pos = item.position
+                failures = attempts[pos][0] if attempts and pos in attempts else 0
+                delivery = _delivery((sub.name, pos, entries[pos].envelope, failures + 1,
+                                      item.replay))
+                inflight[key] = delivery
+                counters.delivered += 1
                 # A message recovered after a restart may have been delivered before the
                 # crash; the bus cannot tell, so it counts as a redelivery.
                 if failures or item.recovered or item.replay:
-                    self.counters.redelivered += 1
+                    counters.redelivered += 1
                 out.append(delivery)
         return out
 
@@ -702,7 +705,7 @@ class Bus:
     def _requeued(self, sub: _Subscription, position: int, envelope: Envelope, now: float
                   ) -> None:
         sub.dead.discard(position)
-        self._enqueue(sub, LogEntry(position, now, envelope), now, _Item(position))
+        self._enqueue([sub], LogEntry(position, now, envelope), now, _Item(position))
         self.counters.requeued += 1
 
     def replay(
@@ -721,7 +724,7 @@ class Bus:
         for entry in self.store.log(from_position, from_time):
             env = entry.envelope
             if sub.wants(env.type) and (wanted is None or env.message_id in wanted):
-                self._enqueue(sub, entry, now, _Item(entry.position, replay=True))
+                self._enqueue([sub], entry, now, _Item(entry.position, replay=True))
                 n += 1
         self.counters.replayed += n
         return n
