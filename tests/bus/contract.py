@@ -6,6 +6,7 @@ abandoned (uncommitted writes lost) and a new one is opened on the same durable 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -544,10 +545,15 @@ class StoreContract:
                 elif step < 0.85:
                     due = bus.due(now, consumers=["remote"])
                     remote_got.update(d.envelope.message_id for d in due)
-                    if rng.random() < 0.3:
+                    settle = rng.random()
+                    if settle < 0.3:
                         with bus.transaction(now, due):  # all due again if it fails
                             for d in due:
                                 bus.nack(d, TransientError("remote busy"), now)
+                    elif settle < 0.6:
+                        for d in due:  # one at a time, as the twin acks
+                            with contextlib.suppress(StorageError):  # then it is due again
+                                bus.ack(d, now)
                     else:
                         bus.ack_many(due, now)
                 elif step < 0.92:

@@ -74,3 +74,27 @@ def test_without_a_gate_repairs_are_reported_only() -> None:
     result = e.reconcile(wms, [], _stock(7), now=0.0)
     assert result.repairs and e.repair_postings() == []
     assert e.status()["repairs"] == {"gate_s": None, "ripe": 0, "posted": 0}
+
+
+def test_one_movement_at_a_time_is_accepted_delivered_and_acked_as_in_a_batch() -> None:
+    """`accept_movement`, `deliver` and `ack`: the twin's one-message path ends where
+    `accept_movements`, `erp_due` and `settle` do."""
+    one, batch = engine(), engine()
+    woken: list[int] = []
+    one.on_publish = lambda: woken.append(1)
+    ms = [one.catalog.parse(Movement, movement(f"m{i}", quantity=i + 1)) for i in range(3)]
+    accepted = [one.accept_movement(m, "wms") for m in [*ms, ms[0]]]
+    assert [a.duplicate for a in accepted] == [False, False, False, True]
+    assert [a.position for a in accepted] == [1, 2, 3, None]
+    assert accepted == batch.accept_movements([*ms, ms[0]], "wms")
+    assert len(woken) == 3  # a duplicate wakes nobody
+    for _ in ms:  # one ordering key: its head at a time, to the WMS view and the ERP
+        (d,) = one.deliver(0.0, ["wms", "erp"])
+        assert d.consumer == "erp"
+        one.ack(d, 0.0)
+        batch.pump(0.0)
+        batch.settle(batch.erp_due(0.0, 10), None, 0.0)
+    assert one.deliver(0.0, ["wms", "erp"]) == [] and one.next_wake_at() is None
+    assert one.outcomes == batch.outcomes == {"applied": 6}
+    assert one.wms.table(one.store) == batch.wms.table(batch.store)
+    assert one.status()["consumers"] == batch.status()["consumers"]
