@@ -51,7 +51,7 @@ class _Deadlines:
         q = self.queues.get(timeout_s)
         if q is None:
             q = self.queues[timeout_s] = deque()
-        q.append((self.env.now + timeout_s, pending))
+        q.append((self.env._now + timeout_s, pending))  # not the `now` property: per call
         if timeout_s not in self.armed:
             self.armed.add(timeout_s)
             at(self.env, timeout_s, self._check, timeout_s)
@@ -89,13 +89,10 @@ def call(
     pending = _Pending(on_result)
     hear = pending.hear
 
-    def arrive() -> None:
-        def reply(status: Status, value: Any) -> None:
-            back.send(hear, status, value)
+    def reply(status: Status, value: Any) -> None:
+        back.send(hear, status, value)
 
-        endpoint.request(op, reply, items)
-
-    out.send(arrive)
+    out.send(endpoint.request, op, reply, items)  # the request arrives at the endpoint
     deadlines = env.__dict__.get(_DEADLINES_ATTR)
     if deadlines is None:
         deadlines = _Deadlines(env)

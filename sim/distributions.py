@@ -11,8 +11,10 @@ and quantities, and a negative draw would be a modelling error (SimPy rejects ne
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Annotated, Literal
+from collections.abc import Callable, Iterator
+from functools import partial
+from itertools import chain
+from typing import Annotated, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -182,30 +184,26 @@ Distribution = Annotated[
 ]
 
 
-class Sampler:
+class Sampler(partial[float]):
     """Callable returning one float per call, refilled `block` draws at a time.
 
     A numpy call costs about a microsecond whatever its size, so per-call draws would dominate
-    a simulation; a block turned into a Python list costs tens of nanoseconds per draw.
+    a simulation; a block turned into a Python list costs tens of nanoseconds per draw. A
+    sampler is `next` over the blocks chained: a draw runs no Python code of its own (the twin
+    draws several times per movement), only a refill does. Blocks are drawn when first needed.
     """
 
-    __slots__ = ("_block", "_buf", "_draw", "_i")
+    __slots__ = ()
 
-    def __init__(self, draw: Callable[[int], _Floats], block: int = 4096) -> None:
+    def __new__(cls, draw: Callable[[int], _Floats], block: int = 4096) -> Self:
         if block < 1:
             raise ValueError(f"block must be >= 1, got {block}")
-        self._draw = draw
-        self._block = block
-        self._buf: list[float] = []
-        self._i = 0
+        return super().__new__(cls, next, chain.from_iterable(_blocks(draw, block)))
 
-    def __call__(self) -> float:
-        i = self._i
-        if i == len(self._buf):
-            self._buf = self._draw(self._block).tolist()
-            i = 0
-        self._i = i + 1
-        return self._buf[i]
+
+def _blocks(draw: Callable[[int], _Floats], block: int) -> Iterator[list[float]]:
+    while True:
+        yield draw(block).tolist()
 
 
 def sampler(dist: Distribution, rng: np.random.Generator, block: int = 4096) -> Sampler:

@@ -80,7 +80,8 @@ class InventoryFlow:
 
     def on_movement(self, warehouse: int, row: int, kind: int, delta: int) -> None:
         """The WMS applied a movement to its stock; now it must reach the ERP."""
-        idx = self.t.truth.occur(row, delta, self.t.env.now)
+        # `_now`, not the `now` property (a Python call): the hot path reads the clock often.
+        idx = self.t.truth.occur(row, delta, self.t.env._now)
         self.t.kinds.append(kind)
         if self.edi and warehouse in self.edi:
             self.edi[warehouse].add(idx)
@@ -160,7 +161,7 @@ class InventoryFlow:
         rec = self._record(idx)
         t.links["wms_core"].send_after(after, self._ingress, idx, rec)
         if resends == 0:
-            self.unacked.append((t.env.now + after, idx))
+            self.unacked.append((t.env._now + after, idx))  # `_now`: see on_movement
         else:
             wait = OUTBOX_RESEND_S[min(resends, len(OUTBOX_RESEND_S) - 1)]
             at(t.env, wait, self._resend, idx, resends + 1)
@@ -173,10 +174,11 @@ class InventoryFlow:
         truth = self.t.truth
         while True:
             yield env.timeout(wait)
-            horizon = env.now - wait
+            now = env.now  # read once: a resend takes no simulated time
+            horizon = now - wait
             while unacked and unacked[0][0] <= horizon:
                 _, idx = unacked.popleft()
-                if not truth.acked(idx, env.now):
+                if not truth.acked(idx, now):
                     self._resend(idx, 1)
 
     def _resend(self, idx: int, resends: int) -> None:
@@ -244,7 +246,12 @@ class InventoryFlow:
 
     def post(self, posting: dict[str, object]) -> str:
         """The ERP twin's posting operation (served through the partner port)."""
-        self.t.erp.post_movement(self.index(str(posting["movement_id"])))
+        mid = str(posting["movement_id"])
+        # self.index(mid), inline: once per movement
+        idx = self.edi_ids.get(mid) if self.edi_ids else None
+        if idx is None:
+            idx = int(mid.rsplit("-", 1)[1])  # movement_index(mid)
+        self.t.erp.post_movement(idx)
         return "applied"
 
     def index(self, mid: str) -> int:

@@ -23,15 +23,14 @@ class _Call:
 
     Not a `simpy.Event`: nobody holds it, waits for it or adds a callback, and all that
     `Environment.step` reads of an event is `callbacks` (set to None once processed) and
-    `_ok`. A slotted object of three fields is cheaper to build than an Event."""
+    `_ok`. A slotted object of three fields is cheaper to build than an Event; `at` fills
+    them in itself (an `__init__` would be one more Python call per event)."""
 
     __slots__ = ("args", "callbacks", "fn")
     _ok = True
-
-    def __init__(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
-        self.callbacks: tuple[Callable[[_Call], None], ...] | None = _FIRE
-        self.fn = fn
-        self.args = args
+    callbacks: tuple[Callable[[_Call], None], ...] | None
+    fn: Callable[..., None]
+    args: tuple[Any, ...]
 
 
 def _fire(event: _Call) -> None:
@@ -45,8 +44,12 @@ _FIRE = (_fire,)
 def at(env: simpy.Environment, delay: float, fn: Callable[..., None], *args: Any) -> None:
     """Call fn(*args) after `delay` simulated seconds (0 if negative)."""
     queue: list[tuple[float, int, int, _Call]] = env._queue  # type: ignore[assignment]
-    heappush(queue, (env._now + (delay if delay > 0 else 0.0), NORMAL, next(env._eid),
-                     _Call(fn, args)))
+    call = _new(_Call)
+    call.callbacks, call.fn, call.args = _FIRE, fn, args
+    heappush(queue, (env._now + (delay if delay > 0 else 0.0), NORMAL, next(env._eid), call))
+
+
+_new = object.__new__
 
 
 class Windows:

@@ -49,7 +49,8 @@ class Landscape:
         self.kinds = Column(np.uint8)
         self.offered = OfferedTraffic()
         self.erp = ErpState(
-            self.n_rows, sc.catalog.initial_on_hand, self.truth, lambda: self.env.now,
+            # `_now`, not the `now` property (a Python call): the ERP reads it per movement.
+            self.n_rows, sc.catalog.initial_on_hand, self.truth, lambda: self.env._now,
             honours_idempotency_keys=sc.erp.honours_idempotency_keys,
             batch_posting=sc.erp.batch_posting_min is not None or bool(sc.erp.batch_posting_runs),
         )

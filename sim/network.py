@@ -81,7 +81,8 @@ class Link:
             delays = self._delays(0.0)
             return self.env.now + min(delays) if delays else None
         self.sent += 1
-        return self.env.now + self._latency() * self.slow_factor
+        # `_now`, not the `now` property (a Python call): once per movement.
+        return self.env._now + self._latency() * self.slow_factor
 
     def _delays(self, after: float) -> list[float]:
         """Decide the fate of one message: no copies (lost), one, or two (duplicated)."""

@@ -84,7 +84,7 @@ class SimPartners:
     def post(self, posting: dict[str, Any], on_answer: OnAnswer) -> None:
         """One movement to the ERP (`Posting`'s fields; a plain dict on the hot path): the
         answer is "applied" or "duplicate"."""
-        self._call("erp", self._service(POST), posting, _same, on_answer)
+        self._call("erp", self._service(POST), posting, None, on_answer)
 
     def post_many(self, postings: list[dict[str, Any]], on_answer: OnAnswer) -> None:
         """Movements to the ERP's bulk endpoint in one request: all applied (each answer
@@ -96,16 +96,17 @@ class SimPartners:
         def apply() -> list[Any]:
             return [handle(p) for p in postings]
 
-        self._call("erp", service, postings[0], _same, on_answer, apply, len(postings))
+        self._call("erp", service, postings[0], None, on_answer, apply, len(postings))
 
     def _call(self, system: str, service: _Service, request: Wire | dict[str, Any],
-              read: Callable[[Any], Any], on_answer: OnAnswer,
+              read: Callable[[Any], Any] | None, on_answer: OnAnswer,
               op: Callable[[], Any] | None = None, items: int = 1) -> None:
+        """`read` turns the handler's value into the answer (None: the value is the answer)."""
         self.api_calls[system] += 1
 
         def result(status: Status, value: Any) -> None:
             if status is Status.OK:
-                on_answer(read(value), None)
+                on_answer(value if read is None else read(value), None)
             elif status is Status.REJECTED:
                 on_answer(None, value if isinstance(value, PayloadError)
                           else PayloadError(system, str(value)))
@@ -114,10 +115,6 @@ class SimPartners:
 
         call(self.env, service.link, service.endpoint(request), service.link,
              op or (lambda: service.handler(request)), self.timeout_s, result, items)
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 __all__ = ["POST", "Posting", "SimPartners"]

@@ -191,7 +191,7 @@ class Endpoint:
         """Serve `op` and call `reply(status, value)` once, now or later (see the module doc).
         A bulk request of `items` takes `bulk_per_item_s` more per item beyond the first."""
         env = self.env
-        arrival = env.now
+        arrival = env._now  # not the `now` property (a Python call): once per call
         self.calls += 1
         if self.down or (self._has_maintenance and self.maintenance.active(arrival)):
             self.refused[Status.UNAVAILABLE] += 1
@@ -204,6 +204,14 @@ class Endpoint:
                 reply(Status.RATE_LIMITED, admitted[0] + RATE_WINDOW_S - arrival)
                 return
             admitted.append(arrival)
+        pool = self.pool
+        if pool.take():
+            # A worker is free: service starts now, as `task` would start it (the arrival
+            # checks above are its checks, at the same instant), without the closures.
+            service = self._service() + self._per_item_s * (items - 1)
+            at(env, service * self.slow_factor, self._finish, op, reply, pool.release, arrival,
+               arrival)
+            return
 
         def task(done: Callable[[], None]) -> None:
             if self.down or (self._has_maintenance and self.maintenance.active(env.now)):
@@ -212,9 +220,9 @@ class Endpoint:
                 at(env, 0.0, self._drop, reply, done)
                 return
             service = self._service() + self._per_item_s * (items - 1)
-            at(env, service * self.slow_factor, self._finish, op, reply, done, arrival, env.now)
+            at(env, service * self.slow_factor, self._finish, op, reply, done, arrival, env._now)
 
-        self.pool.submit(task)
+        pool.submit(task)
 
     def _drop(self, reply: Reply, done: Callable[[], None]) -> None:
         done()

@@ -47,22 +47,48 @@ class WorkerPool:
         return self._busy_time
 
     def submit(self, task: Task) -> None:
-        self._reap()
+        if self._releases:
+            self._reap()
         if self._busy < self.workers:
             self._start(task)
         else:
             self.waiting.append(task)
             self._wake_for_waiting()
 
+    def take(self) -> bool:
+        """Occupy a free worker now, until `release()`: what `submit` does when a worker is
+        free, without a task and its `done` (for a caller that serves at once). False, and
+        nothing taken, when `submit` would queue."""
+        if self._releases:
+            self._reap()
+        if self._busy < self.workers:
+            self._account(self.env._now)  # `_now`: the hot path's, see `hold`
+            self._busy += 1
+            return True
+        return False
+
+    def release(self) -> None:
+        """Give back a worker that `take` occupied (a task's `done` does this too); the next
+        waiting task, if any, starts on it."""
+        if self._releases:
+            self._reap()
+        self._account(self.env._now)
+        self._busy -= 1
+        if self.waiting:
+            self._start(self.waiting.popleft())
+
     def hold(self, duration: float) -> bool:
         """Occupy a free worker for `duration` seconds from now; False (and nothing held) if
         every worker is busy, or tasks are already waiting their turn."""
-        self._reap()
+        if self._releases:
+            self._reap()
         if self._busy >= self.workers or self.waiting:
             return False
-        self._account(self.env.now)
+        now = self.env._now  # not the `now` property: this runs once per movement
+        self._busy_time += self._busy * (now - self._since)  # self._account(now), inline
+        self._since = now
         self._busy += 1
-        heapq.heappush(self._releases, self.env.now + max(duration, 0.0))
+        heapq.heappush(self._releases, now + max(duration, 0.0))
         return True
 
     def _account(self, t: float) -> None:
@@ -71,9 +97,11 @@ class WorkerPool:
 
     def _reap(self) -> None:
         """Give back every held worker whose time is up, accounting busy time exactly."""
-        releases, now = self._releases, self.env.now
+        releases, now = self._releases, self.env._now  # `_now`: the hot path's, see `hold`
         while releases and releases[0] <= now:
-            self._account(heapq.heappop(releases))
+            t = heapq.heappop(releases)
+            self._busy_time += self._busy * (t - self._since)  # self._account(t), inline
+            self._since = t
             self._busy -= 1
 
     def _wake_for_waiting(self) -> None:
@@ -96,7 +124,7 @@ class WorkerPool:
             self._wake_for_waiting()
 
     def _start(self, task: Task) -> None:
-        self._account(self.env.now)
+        self._account(self.env._now)  # `_now`: the hot path's, see `hold`
         self._busy += 1
         finished = False
 
@@ -105,11 +133,7 @@ class WorkerPool:
             if finished:
                 raise RuntimeError("task finished twice")
             finished = True
-            self._reap()
-            self._account(self.env.now)
-            self._busy -= 1
-            if self.waiting:
-                self._start(self.waiting.popleft())
+            self.release()
 
         task(done)
 

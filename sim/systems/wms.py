@@ -153,21 +153,24 @@ class _Stream:
     ) -> None:
         self.env, self.wms, self.warehouse, self.draws = env, wms, warehouse, draws
         self.sink, self.until, self.offered = sink, until, offered
+        self._first_row = wms.row(0, warehouse)
+        """Rows of a warehouse are consecutive: its SKU `sku` is row `_first_row + sku`."""
 
     def schedule(self) -> None:
         """Draw the next movement; it happens after its gap, unless that is past `until`."""
         gap, kind, sku, delta = self.draws.next()
-        if self.env.now + gap < self.until:
-            at(self.env, gap, self.occur, kind, sku, delta)
+        env = self.env
+        if env._now + gap < self.until:  # not the `now` property: once per movement
+            at(env, gap, self.occur, kind, sku, delta)
 
     def occur(self, kind: int, sku: int, delta: int) -> None:
-        now = self.env.now
-        if self.draws.kept(now):
+        now = self.env._now  # not the `now` property: once per movement
+        draws = self.draws
+        if not draws.shaped or draws.kept(now):
             if self.offered is not None:
                 self.offered(now, self.warehouse, kind, sku, delta)
-            wms = self.wms
-            row = wms.row(sku, self.warehouse)
-            applied = wms.apply(row, delta)
+            row = self._first_row + sku  # self.wms.row(sku, warehouse)
+            applied = self.wms.apply(row, delta)
             if applied:
                 self.sink(row, kind, applied)
         self.schedule()

@@ -99,3 +99,18 @@ def test_hold_occupies_a_worker_without_an_event_and_wakes_waiting_tasks() -> No
     assert pool.busy == 1 and pool.busy_time == 3.0 + 2.0 + 1.0  # the long hold runs to 5
     env.run(until=6.0)
     assert pool.busy == 0 and pool.busy_time == 5.0 + 2.0 + 1.0
+
+
+def test_take_and_release_are_submit_and_done_without_a_task() -> None:
+    env = simpy.Environment()
+    pool = WorkerPool(env, 1)
+    log: list[tuple[str, float, int]] = []
+    assert pool.take()
+    assert not pool.take()  # the only worker is taken: submit would queue
+    pool.submit(holding(env, pool, log, "a", 1.0))
+    assert (pool.busy, pool.queue_length) == (1, 1)
+    at(env, 2.0, pool.release)  # the waiting task starts on the released worker
+    env.run()
+    assert log == [("a", 2.0, 1)]
+    assert (pool.busy, pool.queue_length) == (0, 0)
+    assert pool.busy_time == 3.0
