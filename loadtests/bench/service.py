@@ -135,21 +135,26 @@ def start_service(ports: int | list[int], db: Path, keys: dict[str, str], log: I
          str(db.with_name("twins.db")), "--log-level", "warning"],
         env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
     )
-    if partners_nice:
-        os.setpriority(os.PRIO_PROCESS, twins.pid, partners_nice)
-    wait_http(f"http://{HOST}:{twins_port}", twins, "/healthz", 200)
-    url = f"http://{HOST}:{twins_port}"
-    on_pg = [] if store is None else ["--store", store[0], "--store-schema", store[1]]
     procs = [twins]
-    for k, port in enumerate(ports, 1):
-        shared = ["--instance-id", f"i{k}"] if len(ports) > 1 else []
-        own_db = db if k == 1 else db.with_name(f"{db.stem}-{k}{db.suffix}")
-        procs.append(subprocess.Popen(
-            [*cli, "serve", "--host", HOST, "--port", str(port), "--db", str(own_db),
-             "--log-level", "warning", "--erp-url", f"{url}/erp", "--wms-url", f"{url}/wms",
-             *on_pg, *shared],
-            env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-        ))
+    try:  # the caller gets every process or none: a failed start stops what it started
+        if partners_nice:
+            os.setpriority(os.PRIO_PROCESS, twins.pid, partners_nice)
+        wait_http(f"http://{HOST}:{twins_port}", twins, "/healthz", 200)
+        url = f"http://{HOST}:{twins_port}"
+        on_pg = [] if store is None else ["--store", store[0], "--store-schema", store[1]]
+        for k, port in enumerate(ports, 1):
+            shared = ["--instance-id", f"i{k}"] if len(ports) > 1 else []
+            own_db = db if k == 1 else db.with_name(f"{db.stem}-{k}{db.suffix}")
+            procs.append(subprocess.Popen(
+                [*cli, "serve", "--host", HOST, "--port", str(port), "--db", str(own_db),
+                 "--log-level", "warning", "--erp-url", f"{url}/erp", "--wms-url",
+                 f"{url}/wms", *on_pg, *shared],
+                env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            ))
+    except BaseException:
+        for p in procs:
+            stop_process(p)
+        raise
     return procs
 
 

@@ -1,15 +1,18 @@
 """`loadtests.bench.service`: its command line (``--instances`` needs PostgreSQL), how the
 instances' ``/v1/status`` documents add up, and a short real run of two instances on a
 throwaway PostgreSQL (about 40 s; no figure asserted, only that both instances took load and
-the integrity check holds)."""
+the integrity check holds), and that a failed start leaves no process behind."""
 
 from __future__ import annotations
 
 import io
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from loadtests.bench import service
 from loadtests.bench.service import backlog, parse, run, table
 from loadtests.pg import PgServer
 
@@ -61,3 +64,24 @@ def test_two_instances_on_postgres_share_the_load(pg_server: PgServer) -> None:
     assert steps and all("unowned" in s["delivery"]["backlog_by_consumer"] for s in steps)
     assert r["batch"]["target_movements_per_s"] is None  # issue 16's target is for one
     assert "2 service instance(s)" in table(r)
+
+
+def test_a_failed_start_stops_what_it_started(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The twins started, but never answered in time: they are stopped, not left running."""
+    started: list[subprocess.Popen[bytes]] = []
+    popen = subprocess.Popen
+
+    def recording(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        p = popen(*args, **kwargs)
+        started.append(p)
+        return p
+
+    def never_ready(*_: object, **__: object) -> None:
+        raise RuntimeError("not ready within 60 s")
+
+    monkeypatch.setattr(subprocess, "Popen", recording)
+    monkeypatch.setattr(service, "wait_http", never_ready)
+    with (tmp_path / "log").open("wb") as log, pytest.raises(RuntimeError, match="not ready"):
+        service.start_service(service.free_port(), tmp_path / "twin.db", {"wms": "k"}, log)
+    assert len(started) == 1 and started[0].poll() is not None  # the twins, stopped
