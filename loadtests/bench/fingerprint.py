@@ -49,15 +49,16 @@ def digest(result: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def fingerprints(hours: float, progress: Callable[[str], None] | None = None
-                 ) -> dict[str, str]:
-    """Scenario file (or "bench") -> digest of a run of this checkout."""
+def fingerprints(hours: float, root: Path = REPO,
+                 progress: Callable[[str], None] | None = None) -> dict[str, str]:
+    """Scenario file (or "bench") -> digest of a run of `root`'s scenarios by the twin that
+    imports (the one on PYTHONPATH)."""
     from loadtests.bench.twin import scenario as bench
     from sim.scenario import ScenarioError, load
     from sim.twin import run
 
     out: dict[str, str] = {}
-    for path in sorted((REPO / "scenarios").glob("*.toml")):
+    for path in sorted((root / "scenarios").glob("*.toml")):
         name = f"scenarios/{path.name}"
         try:
             sc = load(path, duration_h=hours)
@@ -74,9 +75,10 @@ def fingerprints(hours: float, progress: Callable[[str], None] | None = None
 
 
 def measure(checkout: Path, hours: float) -> dict[str, str]:
-    """`fingerprints` of another checkout, in a process of its own."""
+    """`fingerprints` of another checkout, in a process of its own: this file, run by its
+    path with the other checkout's code on PYTHONPATH (an older build lacks this module)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "loadtests.bench.fingerprint", "--hours", str(hours), "--quiet"],
+        [sys.executable, __file__, "--hours", str(hours), "--root", str(checkout), "--quiet"],
         cwd=checkout, env={**os.environ, "PYTHONPATH": str(checkout)},
         capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hours", type=float, default=6.0, help="simulated hours per scenario")
     p.add_argument("--against", type=Path, help="another checkout to run the same way")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--root", type=Path, default=REPO, help=argparse.SUPPRESS)  # see `measure`
     a = p.parse_args(argv)
 
     def say(name: str) -> None:
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         other = (pool.submit(measure, a.against.resolve(), a.hours)
                  if a.against is not None else None)
         out: dict[str, Any] = {"benchmark": "fingerprint", "hours": a.hours,
-                               "this": fingerprints(a.hours, say)}
+                               "this": fingerprints(a.hours, a.root.resolve(), say)}
         if other is not None:
             out["against"] = other.result()
             out["differ"] = differences(out["this"], out["against"])
