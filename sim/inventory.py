@@ -246,12 +246,7 @@ class InventoryFlow:
 
     def post(self, posting: dict[str, object]) -> str:
         """The ERP twin's posting operation (served through the partner port)."""
-        mid = str(posting["movement_id"])
-        # self.index(mid), inline: once per movement
-        idx = self.edi_ids.get(mid) if self.edi_ids else None
-        if idx is None:
-            idx = int(mid.rsplit("-", 1)[1])  # movement_index(mid)
-        self.t.erp.post_movement(idx)
+        self.t.erp.post_movement(self.index(str(posting["movement_id"])))
         return "applied"
 
     def index(self, mid: str) -> int:

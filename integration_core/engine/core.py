@@ -35,7 +35,6 @@ from integration_core.bus import (
     DeadLetter,
     Delivery,
     Outcome,
-    PublishResult,
     RetryPolicy,
     Store,
     Tx,
@@ -179,16 +178,18 @@ class Engine:
     # -- ingress -----------------------------------------------------------------------------
 
     def _publish(self, envelopes: Sequence[Envelope]) -> list[Accepted]:
-        now = self.clock.now()
         if len(envelopes) == 1:
-            results: list[PublishResult] = [self.bus.publish(envelopes[0], now)]
-            fresh = not results[0].duplicate
-        else:
-            results = self.bus.publish_many(envelopes, now)
-            fresh = any(not r.duplicate for r in results)
-        if fresh:
+            return [self._publish_one(envelopes[0])]
+        results = self.bus.publish_many(envelopes, self.clock.now())
+        if any(not r.duplicate for r in results):
             self.on_publish()
-        return [Accepted(r.message_id, r.position, r.duplicate, r.conflict) for r in results]
+        return [Accepted._make(r) for r in results]
+
+    def _publish_one(self, envelope: Envelope) -> Accepted:
+        r = self.bus.publish(envelope, self.clock.now())
+        if not r.duplicate:
+            self.on_publish()
+        return Accepted._make(r)
 
     def movement_envelope(self, m: Movement | MovementRecord, source: str) -> Envelope:
         """`wrap`'s envelope, built without validating again: the movement was validated
@@ -209,10 +210,7 @@ class Engine:
 
     def accept_movement(self, movement: Movement | MovementRecord, source: str) -> Accepted:
         """`accept_movements` of one (the twin's WMS hands over one at a time)."""
-        r = self.bus.publish(self.movement_envelope(movement, source), self.clock.now())
-        if not r.duplicate:
-            self.on_publish()
-        return Accepted(r.message_id, r.position, r.duplicate, r.conflict)
+        return self._publish_one(self.movement_envelope(movement, source))
 
     def accept_order(self, order: SalesOrder, source: str) -> Accepted:
         return self._publish([wrap(order, source=source, occurred_at=order.placed_at)])[0]
