@@ -107,8 +107,7 @@ class Partners:
     async def post_movements(self, postings: Sequence[Posting | Mapping[str, Any]]) -> list[str]:
         """Book `postings` (records with `Posting`'s fields; plain dicts on the hot path,
         the ERP validates them)."""
-        flat = [p.model_dump() if isinstance(p, Posting) else p for p in postings]
-        doc = await self._call("erp", "POST", "/postings", json.dumps({"postings": flat}).encode())
+        doc = await self._call("erp", "POST", "/postings", posting_body(postings))
         results: list[str] = PostingResults.model_validate(doc).results  # type: ignore[assignment]
         if len(results) != len(postings):
             raise TransientError(f"erp: {len(results)} results for {len(postings)} postings")
@@ -158,3 +157,9 @@ class Partners:
 
     async def fault(self, system: PartnerName) -> FaultState:
         return FaultState.model_validate(await self._call(system, "GET", "/fault", None))
+
+
+def posting_body(postings: Sequence[Posting | Mapping[str, Any]]) -> bytes:
+    """The ERP's ``POST /postings`` body."""
+    flat = [p.model_dump() if isinstance(p, Posting) else p for p in postings]
+    return json.dumps({"postings": flat}).encode()

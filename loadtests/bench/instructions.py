@@ -1,4 +1,4 @@
-"""Instructions per simulated movement: the twin's cost, counted instead of timed.
+"""Instructions per movement: the twin's cost, or the live service's, counted instead of timed.
 
 On this shared 2-core machine a CPU-time figure moves by 10-30% with the neighbours' load, so
 two builds a few percent apart cannot be told apart by timing. Valgrind's callgrind counts the
@@ -10,6 +10,12 @@ removes start-up and imports. `--against DIR` counts another checkout the same w
 worktree of the old build) and reports the ratio.
 
     python -m loadtests.bench.instructions [--hours 0.25 0.75] [--against /tmp/old-build]
+    python -m loadtests.bench.instructions --path service [--batches 10 30] [--against DIR]
+
+`--path service` counts `loadtests/bench/service_path.py` instead: the service's own work on
+batches of 500 (intake read, store, answer, WMS view, ERP postings and acks) without HTTP, for
+two numbers of batches. It runs this checkout's file over the other checkout's code, which must
+have `routes.wms.batch_answer` and `partners.posting_body` (2026-12-04 on).
 
 About a minute per checkout (the two runs of each go in parallel); needs ``valgrind``
 (``apt-get install -y valgrind``). Instructions are not time (a cache miss costs more than an
@@ -59,26 +65,39 @@ def per_movement(a: tuple[int, int], b: tuple[int, int]) -> float:
     return (ib - ia) / (mb - ma)
 
 
-def count(checkout: Path, hours: float) -> tuple[int, int]:
-    """(instructions, movements) of one run of `checkout`'s twin under callgrind."""
+SERVICE_PATH = Path(__file__).with_name("service_path.py")
+
+
+def command(path: str, size: float) -> list[str]:
+    """The Python command line of one run: the twin for `size` hours, or the service path
+    for `size` batches."""
+    if path == "service":
+        return [str(SERVICE_PATH), str(int(size))]
+    return ["-c", _RUN, str(size)]
+
+
+def count(checkout: Path, size: float, path: str = "twin") -> tuple[int, int]:
+    """(instructions, movements) of one run of `checkout`'s code under callgrind."""
     with tempfile.TemporaryDirectory(prefix="twin-ir-") as tmp:
         proc = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out",
-             sys.executable, "-c", _RUN, str(hours)],
+             sys.executable, *command(path, size)],
             cwd=checkout, env={**os.environ, "PYTHONPATH": str(checkout)},
             capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"the twin under valgrind failed in {checkout}:\n{proc.stderr[-2000:]}")
+        raise RuntimeError(f"the {path} under valgrind failed in {checkout}:\n"
+                           f"{proc.stderr[-2000:]}")
     movements = json.loads(proc.stdout.strip().splitlines()[-1])["movements"]
     return collected(proc.stderr), movements
 
 
-def measure(checkout: Path, hours: tuple[float, float]) -> dict[str, Any]:
+def measure(checkout: Path, sizes: tuple[float, float], path: str = "twin") -> dict[str, Any]:
     with ThreadPoolExecutor(2) as pool:
-        runs = list(pool.map(lambda h: count(checkout, h), hours))
+        runs = list(pool.map(lambda n: count(checkout, n, path), sizes))
+    unit = "batches" if path == "service" else "hours"
     return {"checkout": str(checkout), "runs": [
-                {"hours": h, "instructions": i, "movements": m}
-                for h, (i, m) in zip(hours, runs, strict=True)],
+                {unit: n, "instructions": i, "movements": m}
+                for n, (i, m) in zip(sizes, runs, strict=True)],
             "instructions_per_movement": round(per_movement(*runs))}
 
 
@@ -86,16 +105,22 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--hours", type=float, nargs=2, default=(0.25, 0.75),
                    help="the two simulated durations (default 0.25 0.75)")
+    p.add_argument("--path", choices=("twin", "service"), default="twin",
+                   help="the twin's week scenario (default) or the live service's batch path")
+    p.add_argument("--batches", type=int, nargs=2, default=(10, 30),
+                   help="--path service: the two numbers of batches of 500 (default 10 30)")
     p.add_argument("--against", type=Path, help="another checkout to count the same way")
     a = p.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: apt-get install -y valgrind", file=sys.stderr)
         return 2
-    hours = (a.hours[0], a.hours[1])
-    out: dict[str, Any] = {"benchmark": "instructions", "scenario": "loadtests.bench.twin",
-                           "this": measure(REPO, hours)}
+    sizes = (float(a.batches[0]), float(a.batches[1])) if a.path == "service" else (
+        a.hours[0], a.hours[1])
+    scenario = "loadtests/bench/service_path.py" if a.path == "service" else "loadtests.bench.twin"
+    out: dict[str, Any] = {"benchmark": "instructions", "scenario": scenario,
+                           "this": measure(REPO, sizes, a.path)}
     if a.against is not None:
-        out["against"] = measure(a.against.resolve(), hours)
+        out["against"] = measure(a.against.resolve(), sizes, a.path)
         out["ratio"] = round(out["this"]["instructions_per_movement"]
                              / out["against"]["instructions_per_movement"], 4)
     out["machine"] = machine()

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from integration_core.engine import Accepted
 from integration_core.models import Movement, Shipment
 from integration_core.service.auth import Principal
+from integration_core.service.intake import BatchRead
 from integration_core.service.live import LiveEngine
 from integration_core.service.routes.acks import ACK_RESPONSES, conflicting, post_one
 from integration_core.service.routes.context import Context
@@ -46,23 +47,7 @@ def add_routes(app: FastAPI, ctx: Context) -> None:
             engine = ctx.engine()
             read.raise_problem()
             accepted = engine.accept_movements([r for _, r in read.valid], who.system)
-            # A BatchResult, written as plain dicts: our own values, up to batch_max of them,
-            # and pydantic would spend more time on them than the store does.
-            rows = read.rejected + [
-                {"index": i, "movement_id": r.movement_id,
-                 "status": "duplicate" if a.duplicate else "accepted",
-                 "message_id": a.message_id, "problem": None} if not a.conflict else
-                {"index": i, "movement_id": r.movement_id, "status": "rejected",
-                 "message_id": None, "problem": conflicting(
-                     r.movement_id, f"movements[{i}].movement_id").body()}
-                for (i, r), a in zip(read.valid, accepted, strict=True)]
-            rows.sort(key=lambda r: r["index"])
-            n_conflict = sum(a.conflict for a in accepted)
-            n_dup = sum(a.duplicate for a in accepted) - n_conflict
-            return 202, json.dumps({"accepted": len(accepted) - n_dup - n_conflict,
-                                    "duplicates": n_dup,
-                                    "rejected": len(read.rejected) + n_conflict,
-                                    "items": rows}, separators=(",", ":")).encode()
+            return 202, batch_answer(read, accepted)
 
         return idempotent(ctx, request, who, body, run)
 
@@ -76,6 +61,25 @@ def add_routes(app: FastAPI, ctx: Context) -> None:
         posted by the ERP twin; an unknown order dead-letters it until requeued."""
         return await post_one(ctx, request, who, Shipment, LiveEngine.accept_shipment,
                               "shipment_id")
+
+
+def batch_answer(read: BatchRead, accepted: list[Accepted]) -> bytes:
+    """The BatchResult of a stored batch, written as plain dicts: our own values, up to
+    batch_max of them, and pydantic would spend more time on them than the store does."""
+    rows = read.rejected + [
+        {"index": i, "movement_id": r.movement_id,
+         "status": "duplicate" if a.duplicate else "accepted",
+         "message_id": a.message_id, "problem": None} if not a.conflict else
+        {"index": i, "movement_id": r.movement_id, "status": "rejected",
+         "message_id": None, "problem": conflicting(
+             r.movement_id, f"movements[{i}].movement_id").body()}
+        for (i, r), a in zip(read.valid, accepted, strict=True)]
+    rows.sort(key=lambda r: r["index"])
+    n_conflict = sum(a.conflict for a in accepted)
+    n_dup = sum(a.duplicate for a in accepted) - n_conflict
+    return json.dumps({"accepted": len(accepted) - n_dup - n_conflict, "duplicates": n_dup,
+                       "rejected": len(read.rejected) + n_conflict, "items": rows},
+                      separators=(",", ":")).encode()
 
 
 def _accept_movement(engine: LiveEngine, m: Movement, system: str) -> Accepted:
