@@ -334,14 +334,9 @@ def serve(
         console.print(f"file feed: {settings.feed_dir} (every {settings.feed_poll_s:g} s)")
     app_ = create_app(settings, partner_transport=transport)
     if gc_tuning:
-        import gc
+        from integration_core.service.collector import tune_collector
 
-        # Under load the service allocates many short-lived objects; the default threshold
-        # (700) runs the collector thousands of times a second and full collections walk
-        # every long-lived object. Frozen objects are never scanned again.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
+        tune_collector()
     # One worker: the engine owns the SQLite file and the bus's in-memory queues (the intake
     # processes only parse).
     uvicorn.run(app_, host=host, port=port,
@@ -370,8 +365,12 @@ def twins(
         console.print("[red]error:[/red] TWIN_PARTNER_KEY: set a key of at least 16 "
                       "characters (the service sends the same one)")
         raise typer.Exit(2)
+    from integration_core.service.collector import tune_collector
+
     console.print(f"twins on http://{host}:{port}/erp and /wms (db {db})")
-    uvicorn.run(create_twins_app(db, key, seed), host=host, port=port, log_level=log_level,
+    app_ = create_twins_app(db, key, seed)
+    tune_collector()  # the service's setting: the twins allocate as much per movement
+    uvicorn.run(app_, host=host, port=port, log_level=log_level,
                 access_log=False, workers=1)
 
 

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from integration_core.engine import MovementRecord
 from integration_core.models import Canonical, Catalog, Movement
+from integration_core.service.collector import tune_collector
 from integration_core.service.config import Settings
 from integration_core.service.limits import JsonLimits, read_json
 from integration_core.service.problems import (
@@ -158,6 +159,7 @@ def _serve(sock: socket.socket, settings: Settings) -> None:
     raises is answered as a failure (the loop would only read the same body again)."""
     catalog = settings.catalog()
     limits = settings.json_limits()
+    tune_collector()  # as in the service's own process: validation allocates as much
     with sock:
         while True:
             body = _recv_frame(sock)

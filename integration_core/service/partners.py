@@ -10,11 +10,11 @@ dead-letter). The partner's answer body is kept in the message.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
+import orjson
 from pydantic import Field, ValidationError
 
 from integration_core.engine.partners import (
@@ -162,4 +162,4 @@ class Partners:
 def posting_body(postings: Sequence[Posting | Mapping[str, Any]]) -> bytes:
     """The ERP's ``POST /postings`` body."""
     flat = [p.model_dump() if isinstance(p, Posting) else p for p in postings]
-    return json.dumps({"postings": flat}).encode()
+    return orjson.dumps({"postings": flat})

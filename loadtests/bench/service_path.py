@@ -17,6 +17,7 @@ Run by its path so that `--against` can count an older checkout with this file.
 
 from __future__ import annotations
 
+import gc
 import json
 import pickle
 import sys
@@ -32,6 +33,15 @@ from integration_core.service.live import LiveEngine
 from integration_core.service.partners import posting_body
 from integration_core.service.routes.wms import batch_answer
 from loadtests.bench.httpload import Payload
+
+try:
+    from integration_core.service.collector import tune_collector
+except ImportError:  # a checkout from before 2026-12-04 (`--against`): `twin serve` did this
+
+    def tune_collector() -> None:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
 
 BATCH = 500
 
@@ -51,6 +61,7 @@ def run(batches: int, db: Path) -> dict[str, int]:
     engine = LiveEngine(s, clock)
     catalog, limits = s.catalog(), s.json_limits()
     load = Payload(kind="batch", batch_size=BATCH, id_prefix="load", unique=True)
+    tune_collector()  # as `twin serve` and its intake worker do
     stored = posted = answered = 0
     try:
         for i in range(batches):

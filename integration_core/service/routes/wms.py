@@ -1,8 +1,8 @@
 """WMS ingress: inventory movements, one at a time or in batches, and shipment confirmations."""
 
-import json
 from typing import Annotated
 
+import orjson
 from fastapi import Depends, FastAPI, Request, Response
 from pydantic import BaseModel
 
@@ -77,9 +77,8 @@ def batch_answer(read: BatchRead, accepted: list[Accepted]) -> bytes:
     rows.sort(key=lambda r: r["index"])
     n_conflict = sum(a.conflict for a in accepted)
     n_dup = sum(a.duplicate for a in accepted) - n_conflict
-    return json.dumps({"accepted": len(accepted) - n_dup - n_conflict, "duplicates": n_dup,
-                       "rejected": len(read.rejected) + n_conflict, "items": rows},
-                      separators=(",", ":")).encode()
+    return orjson.dumps({"accepted": len(accepted) - n_dup - n_conflict, "duplicates": n_dup,
+                         "rejected": len(read.rejected) + n_conflict, "items": rows})
 
 
 def _accept_movement(engine: LiveEngine, m: Movement, system: str) -> Accepted:
