@@ -47,9 +47,10 @@ bench: $(STAMP) postgres
 	$(BIN)/python -m loadtests.bench.postgres
 	$(BIN)/python -m loadtests.bench.service --store postgres --table
 
-# Instructions per simulated movement; AGAINST=<another checkout> for the ratio of two builds.
+# Instructions per movement, the twin's (WHAT=twin, the default) or the live service's batch path
+# (WHAT=service); AGAINST=<another checkout> for the ratio of two builds.
 bench-instructions: $(STAMP) valgrind
-	$(BIN)/python -m loadtests.bench.instructions $(if $(AGAINST),--against $(AGAINST))
+	$(BIN)/python -m loadtests.bench.instructions --path $(or $(WHAT),twin) $(if $(AGAINST),--against $(AGAINST))
 
 loadtest: $(STAMP)
 	$(BIN)/python -m loadtests.run --out results/loadtest

@@ -17,6 +17,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -116,30 +117,47 @@ class _SQLiteTx:
     """Reads see the database plus this effect's own writes; writes are staged and flushed
     only when the effect returns, so a failing effect leaves nothing behind."""
 
-    __slots__ = ("_base", "_conn", "staged")
+    __slots__ = ("_base", "_conn", "_store", "staged")
 
     def __init__(
-        self, conn: sqlite3.Connection, base: dict[tuple[str, str], Any] | None = None
+        self, conn: sqlite3.Connection, base: dict[tuple[str, str], Any] | None = None,
+        store: SQLiteStore | None = None,
     ) -> None:
         self._conn = conn
         self._base = base if base is not None else {}
         """Writes of earlier effects in the same batch, not yet flushed."""
+        self._store = store
+        """With its state cache: read through it (inside the store's open transaction)."""
         self.staged: dict[tuple[str, str], Any] = {}
 
     def get(self, ns: str, key: str) -> Any:
         # Staged values are copied out: an effect that mutates what it read and then fails
         # must not change the batch's pending writes.
-        if (ns, key) in self.staged:
-            return _copy(self.staged[(ns, key)])
-        if (ns, key) in self._base:
-            return _copy(self._base[(ns, key)])
+        k = (ns, key)
+        if k in self.staged:
+            return _copy(self.staged[k])
+        if k in self._base:
+            return _copy(self._base[k])
+        store = self._store
+        if store is not None:
+            # This transaction's values first (flushed, not committed), then committed ones.
+            if k in store._pending:
+                return _copy(store._pending[k])
+            if k in store._cache:
+                return _copy(store._cache[k])
         try:
             row = self._conn.execute(
-                "SELECT value FROM state WHERE ns = ? AND key = ?", (ns, key)
+                "SELECT value FROM state WHERE ns = ? AND key = ?", k
             ).fetchone()
         except sqlite3.Error as exc:  # not the message's fault: fails the whole batch
             raise _failure(exc) from exc
-        return None if row is None else _loads(row[0])
+        if row is None:
+            return None
+        value = _loads(row[0])
+        if store is None:
+            return value
+        store._pending[k] = value  # cached once this transaction commits
+        return _copy(value)
 
     def put(self, ns: str, key: str, value: Any) -> None:
         # Round-trip non-scalars through JSON now: the effect sees what will be stored and
@@ -147,18 +165,31 @@ class _SQLiteTx:
         self.staged[(ns, key)] = value if type(value) in _SCALAR else json.loads(json.dumps(value))
 
 
-def _flush(conn: sqlite3.Connection, staged: dict[tuple[str, str], Any]) -> None:
+def _flush(conn: sqlite3.Connection, staged: dict[tuple[str, str], Any],
+           store: SQLiteStore | None = None) -> None:
     conn.executemany(
         "INSERT OR REPLACE INTO state (ns, key, value) VALUES (?, ?, ?)",
         [(ns, key, _dumps(v)) for (ns, key), v in staged.items()],
     )
+    if store is not None:
+        store._pending.update(staged)
+
+
+CACHE_MAX = 200_000
+"""State values a caching store keeps (the oldest go first): a stock row each, in the service."""
 
 
 class SQLiteStore:
     def __init__(self, path: str | Path, synchronous: str = "NORMAL",
-                 autocheckpoint: bool = True) -> None:
+                 autocheckpoint: bool = True, cache_state: bool = False) -> None:
         """`autocheckpoint=False`: commits never checkpoint the log; a `wal.Checkpointer` on
-        the same file must, or the log grows without end."""
+        the same file must, or the log grows without end.
+
+        `cache_state=True` keeps up to `CACHE_MAX` state values in memory, as read or
+        written by committed transactions, and serves the effects' reads from them (a stock
+        row is read once a movement). Sound only while this store is the one writer of the
+        file's state, as in the service, which owns its file; values enter the cache only
+        after their transaction commits, so a failed commit leaves it as it was."""
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.path = Path(path)
@@ -174,6 +205,11 @@ class SQLiteStore:
             if column not in columns:
                 self._conn.execute(ddl)
         self._depth = 0
+        self.cache_state = cache_state
+        self._cache: dict[tuple[str, str], Any] = {}
+        """cache_state: committed values by (ns, key), oldest first."""
+        self._pending: dict[tuple[str, str], Any] = {}
+        """cache_state: what the open transaction read or wrote; cached when it commits."""
 
     # -- transactions ----------------------------------------------------------------------
 
@@ -197,6 +233,8 @@ class SQLiteStore:
         try:
             yield
             self._conn.execute("COMMIT")
+            if self._pending:
+                self._settle_cache()
         except BaseException as exc:
             # A failed COMMIT (SQLITE_FULL, IOERR) may leave the transaction open: roll it
             # back, or every later BEGIN fails and the store never recovers.
@@ -206,6 +244,15 @@ class SQLiteStore:
             raise
         finally:
             self._depth = 0
+            self._pending.clear()
+
+    def _settle_cache(self) -> None:
+        cache = self._cache
+        for k, v in self._pending.items():
+            cache.pop(k, None)  # re-inserted last: the recently used stay longest
+            cache[k] = v
+        for k in list(islice(cache, max(0, len(cache) - CACHE_MAX))):
+            del cache[k]
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:
@@ -305,7 +352,8 @@ class SQLiteStore:
             )
             if cur.rowcount == 0:
                 return False
-            tx = _SQLiteTx(conn)
+            cached = self if self.cache_state else None
+            tx = _SQLiteTx(conn, None, cached)
             try:
                 effect(tx)
             except BaseException:
@@ -315,7 +363,7 @@ class SQLiteStore:
                     (consumer, message_id),
                 )
                 raise
-            _flush(conn, tx.staged)
+            _flush(conn, tx.staged, cached)
         return True
 
     @guarded
@@ -335,13 +383,14 @@ class SQLiteStore:
                     f"SELECT message_id FROM inbox WHERE consumer = ? AND message_id IN ({marks})",
                     [consumer, *chunk]))
             overlay: dict[tuple[str, str], Any] = {}
+            cached = self if self.cache_state else None
             results: list[bool | Exception] = []
             recorded: list[tuple[str, str]] = []
             for mid, effect in items:
                 if mid in done:
                     results.append(False)
                     continue
-                tx = _SQLiteTx(conn, overlay)
+                tx = _SQLiteTx(conn, overlay, cached)
                 try:
                     effect(tx)
                 except StorageError:  # the store itself: the whole batch fails
@@ -354,7 +403,7 @@ class SQLiteStore:
                 recorded.append((consumer, mid))
                 results.append(True)
             conn.executemany("INSERT INTO inbox (consumer, message_id) VALUES (?, ?)", recorded)
-            _flush(conn, overlay)
+            _flush(conn, overlay, cached)
         return results
 
     @guarded

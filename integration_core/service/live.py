@@ -66,7 +66,9 @@ class LiveEngine(Engine):
                 store.close()
                 raise
         else:
-            store = SQLiteStore(settings.db, settings.synchronous, autocheckpoint=auto)
+            # The service owns its file: the one writer, so the state cache is sound.
+            store = SQLiteStore(settings.db, settings.synchronous, autocheckpoint=auto,
+                                cache_state=True)
             self.idempotency = IdempotencyStore(settings.db, settings.synchronous,
                                                 autocheckpoint=auto)
         if url is None and not auto:

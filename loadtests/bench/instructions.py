@@ -96,7 +96,7 @@ def measure(checkout: Path, sizes: tuple[float, float], path: str = "twin") -> d
         runs = list(pool.map(lambda n: count(checkout, n, path), sizes))
     unit = "batches" if path == "service" else "hours"
     return {"checkout": str(checkout), "runs": [
-                {unit: n, "instructions": i, "movements": m}
+                {unit: int(n) if path == "service" else n, "instructions": i, "movements": m}
                 for n, (i, m) in zip(sizes, runs, strict=True)],
             "instructions_per_movement": round(per_movement(*runs))}
 

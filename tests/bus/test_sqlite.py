@@ -1,25 +1,34 @@
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from integration_core.bus import Bus, SQLiteStore, Store
+from integration_core.bus import Bus, SQLiteStore, Store, Tx
 from tests.bus.contract import StoreContract
 from tests.factories import env
 
 
 class TestSQLiteStore(StoreContract):
+    cache = False
+
     @pytest.fixture(autouse=True)
     def _dir(self, tmp_path: Path) -> None:
         self.path = tmp_path / "bus.db"
 
     def make_store(self) -> Store:
-        return SQLiteStore(self.path)
+        return SQLiteStore(self.path, cache_state=self.cache)
 
     def reopen(self, store: Store) -> Store:
         store.close()
-        return SQLiteStore(self.path)
+        return self.make_store()
+
+
+class TestSQLiteStoreCached(TestSQLiteStore):
+    """The same contract with the state cache on (the service's setting)."""
+
+    cache = True
 
 
 def test_uncommitted_batch_is_lost_on_crash(tmp_path: Path) -> None:
@@ -99,4 +108,104 @@ def test_a_file_from_before_transient_dead_letters_is_migrated(tmp_path: Path) -
     store = SQLiteStore(path)
     (dl,) = store.dead_letters()
     assert (dl.id, dl.attempts, dl.transient) == ("erp/1", 5, False)
+    store.close()
+
+
+# -- the state cache (cache_state=True, the service's setting) ----------------------------------
+
+
+def _read(store: SQLiteStore, mid: str, ns: str = "ns", key: str = "k") -> object:
+    seen: list[object] = []
+    store.apply("reader", mid, lambda tx: seen.append(tx.get(ns, key)))
+    return seen[0]
+
+
+def _put(key: str, value: int, tx: Tx) -> None:
+    tx.put("ns", key, value)
+
+
+def _state_selects(store: SQLiteStore) -> list[str]:
+    issued: list[str] = []
+    store._conn.set_trace_callback(
+        lambda sql: issued.append(sql) if sql.startswith("SELECT value FROM state") else None)
+    return issued
+
+
+def test_the_cache_serves_committed_reads_without_a_query(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "c.db", cache_state=True)
+    store.apply("c", "m1", lambda tx: tx.put("ns", "k", 41))
+    issued = _state_selects(store)
+    store.apply("c", "m2", lambda tx: tx.put("ns", "k", int(tx.get("ns", "k")) + 1))
+    assert _read(store, "r1") == 42
+    assert issued == []
+    assert _read(store, "r2", key="other") is None  # a miss is asked of the file
+    assert len(issued) == 1
+    store.close()
+    plain = SQLiteStore(tmp_path / "c.db")  # what the file holds, read without a cache
+    issued = _state_selects(plain)
+    assert _read(plain, "r3") == 42 and len(issued) == 1
+    plain.close()
+
+
+def test_a_rolled_back_transaction_leaves_the_cache_as_it_was(tmp_path: Path) -> None:
+    """Its writes and what it read of them were only pending: the next read sees the
+    committed value, from memory or from the file alike."""
+    store = SQLiteStore(tmp_path / "c.db", cache_state=True)
+    store.apply("c", "m1", lambda tx: tx.put("ns", "k", 1))
+    with pytest.raises(RuntimeError), store.batch():
+        store.apply("c", "m2", lambda tx: tx.put("ns", "k", 2))
+        assert _read(store, "r1") == 2  # its own write, flushed but not committed
+        store.apply("c", "m3", lambda tx: tx.put("ns", "new", 7))
+        raise RuntimeError("the commit never happens")
+    assert _read(store, "r2") == 1
+    assert _read(store, "r3", key="new") is None
+    store.close()
+
+
+def test_a_full_database_leaves_the_cached_sums_exact(tmp_path: Path) -> None:
+    """Deliveries that add to a few shared counters fail while SQLite says the file is full
+    (`PRAGMA max_page_count`); once there is room, each counter holds exactly the sum of the
+    acknowledged messages, in memory and in the file."""
+    from integration_core.envelope import Envelope
+    from integration_core.errors import StorageError
+
+    def add(e: Envelope, tx: Tx) -> None:
+        key = f"total-{e.payload['i'] % 3}"
+        tx.put("sums", key, int(tx.get("sums", key) or 0) + int(e.payload["i"]))
+
+    store = SQLiteStore(tmp_path / "full.db", cache_state=True)
+    bus = Bus(store)
+    bus.subscribe("wms")
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages + 30}")
+    acked: list[int] = []
+    failures = 0
+    for i in range(5000):
+        try:
+            bus.publish(env(i, key=f"k{i}", payload={"i": i}), float(i))
+            acked.append(i)
+            bus.process({"wms": add}, float(i))
+        except StorageError:
+            failures += 1
+            if failures == 20:
+                break
+    assert failures == 20
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    bus.drain({"wms": add}, 6000.0)
+    expected = {f"total-{r}": sum(i for i in acked if i % 3 == r) for r in range(3)}
+    assert {k: _read(store, f"r{k}", "sums", k) for k in expected} == expected
+    assert store.state("sums") == expected
+    store.close()
+
+
+def test_the_cache_keeps_the_most_recent_values_up_to_its_bound(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from integration_core.bus import sqlite
+
+    monkeypatch.setattr(sqlite, "CACHE_MAX", 10)
+    store = SQLiteStore(tmp_path / "c.db", cache_state=True)
+    for i in range(25):
+        store.apply("c", f"m{i}", partial(_put, f"k{i}", i))
+    assert list(store._cache) == [("ns", f"k{i}") for i in range(15, 25)]
+    assert _read(store, "r", key="k3") == 3  # evicted: read from the file again
     store.close()
