@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    TypeAdapter,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -384,6 +385,12 @@ MOVEMENT_SIGN: dict[MovementKind, int] = {
 }
 
 
+_KIND_VALUE = {k: k.value for k in MovementKind}
+"""Each kind's JSON form (`MovementKind.value` is a property: a Python call per read)."""
+_JSON_TIME = TypeAdapter(datetime).serializer
+"""pydantic's JSON form of a datetime (its own ISO 8601: "Z" for UTC, not "+00:00")."""
+
+
 class Movement(Canonical):
     """One change of physical stock at a (sku, location, lot), as reported by a WMS."""
 
@@ -478,6 +485,18 @@ class Movement(Canonical):
         if len(set(v)) != len(v):
             raise ValueError("serials must be unique")
         return v
+
+    def json_dict(self) -> dict[str, Any]:
+        """``model_dump(mode="json")``, field by field without a second pydantic pass (half
+        the cost; the intake makes one per movement). For a validated movement only: each
+        field has its validated type (tests/test_models.py compares the two)."""
+        d = self.__dict__
+        return {"movement_id": d["movement_id"], "kind": _KIND_VALUE[d["kind"]],
+                "sku": d["sku"], "location": d["location"], "quantity": str(d["quantity"]),
+                "unit": d["unit"], "quantity_base": d["quantity_base"], "lot": d["lot"],
+                "serials": list(d["serials"]), "reason_code": d["reason_code"],
+                "occurred_at": _JSON_TIME.to_python(d["occurred_at"], mode="json"),
+                "references": list(d["references"])}
 
     @property
     def key(self) -> str:

@@ -106,8 +106,7 @@ class MovementRecord(NamedTuple):
 
     @classmethod
     def of(cls, m: Movement) -> MovementRecord:
-        return cls(m.movement_id, _MOVEMENT_TYPE.key(m), m.occurred_at,
-                   m.model_dump(mode="json"))
+        return cls(m.movement_id, _MOVEMENT_TYPE.key(m), m.occurred_at, m.json_dict())
 
 
 _VALUE = {o: o.value for o in Outcome}
