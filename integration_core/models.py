@@ -436,11 +436,12 @@ class Movement(Canonical):
     @field_validator("quantity_base")
     @classmethod
     def _derive_base(cls, v: int | None, info: ValidationInfo) -> int:
-        qty, kind = info.data.get("quantity"), info.data.get("kind")
-        if qty is None or kind is None or "sku" not in info.data or "unit" not in info.data:
+        data = info.data  # a property of pydantic-core's: read once
+        qty, kind = data.get("quantity"), data.get("kind")
+        if qty is None or kind is None or "sku" not in data or "unit" not in data:
             return v if v is not None else 0  # an earlier field failed and is reported already
         sign = MOVEMENT_SIGN[kind] or 1
-        item, unit = _item(info), info.data["unit"]
+        item, unit = _item(info), data["unit"]
         if item is not None:
             expected: int | None = sign * item.to_base(qty, unit)
         elif unit is None:
