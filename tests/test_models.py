@@ -364,7 +364,8 @@ def movement_data(draw: st.DrawFn) -> dict[str, Any]:
     """A movement of `JSON_CAT` that validates, in the forms a client may write it."""
     item = draw(st.sampled_from([ITEM, PHONE, PLAIN]))
     kind = draw(st.sampled_from(MovementKind))
-    n = draw(st.integers(1, 4) if item.serial_tracked else st.integers(1, 10**6))
+    least = 0 if kind == MovementKind.CYCLE_COUNT else 1  # a count may find no change
+    n = draw(st.integers(least, 4) if item.serial_tracked else st.integers(least, 10**6))
     if MOVEMENT_SIGN[kind] == 0 and draw(st.booleans()):
         n = -n
     unit = None if item.serial_tracked else draw(st.sampled_from([None, *item.units]))
