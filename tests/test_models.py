@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, timedelta, timezone, tzinfo
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -14,6 +15,7 @@ from integration_core.errors import UnknownSku, UnknownUnit
 from integration_core.models import (
     ID_PATTERN,
     MAX_QUANTITY,
+    MOVEMENT_SIGN,
     TEXT_PATTERN,
     Canonical,
     Catalog,
@@ -347,3 +349,51 @@ def test_decimals_from_python_callers_are_bounded_too() -> None:
         assert err.value.errors()[0]["loc"] == ("quantity",)
     assert OrderLine.model_validate({**VALID[OrderLine], "quantity": Decimal("1.5")}
                                     ).quantity == Decimal("1.5")
+
+
+PLAIN = Item(sku="NUT-3", conversions=({"unit": "BX", "factor": 100},))
+JSON_CAT = Catalog([ITEM, PHONE, PLAIN])
+OFFSETS = st.integers(-23 * 60, 23 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+ZONES: st.SearchStrategy[tzinfo | None] = st.none() | st.just(UTC) | OFFSETS
+TIMES = st.datetimes(timezones=ZONES)
+IDS = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9.:@-]{0,11}\Z")
+
+
+@st.composite
+def movement_data(draw: st.DrawFn) -> dict[str, Any]:
+    """A movement of `JSON_CAT` that validates, in the forms a client may write it."""
+    item = draw(st.sampled_from([ITEM, PHONE, PLAIN]))
+    kind = draw(st.sampled_from(MovementKind))
+    least = 0 if kind == MovementKind.CYCLE_COUNT else 1  # a count may find no change
+    n = draw(st.integers(least, 4) if item.serial_tracked else st.integers(least, 10**6))
+    if MOVEMENT_SIGN[kind] == 0 and draw(st.booleans()):
+        n = -n
+    unit = None if item.serial_tracked else draw(st.sampled_from([None, *item.units]))
+    forms = ["{}", "{}.00", "{}E0", "{}e-0", "int", "Decimal"]
+    form = draw(st.sampled_from(forms if item.serial_tracked else [*forms, "{}E3"]))
+    quantity = (n if form == "int" else Decimal(n).scaleb(-2) * 100 if form == "Decimal"
+                else form.format(n))
+    at = draw(TIMES)
+    data = {"movement_id": draw(IDS), "kind": kind.value, "sku": item.sku,
+            "location": draw(IDS), "quantity": quantity, "unit": unit,
+            "lot": draw(IDS) if item.lot_tracked else draw(st.none() | IDS),
+            "serials": [f"S{i}" for i in range(abs(n))] if item.serial_tracked else [],
+            "reason_code": draw(st.none() | IDS),
+            "occurred_at": at.isoformat() if draw(st.booleans()) else at,
+            "references": draw(st.lists(IDS, max_size=3))}
+    return {k: v for k, v in data.items() if v is not None or draw(st.booleans())}
+
+
+def _typed(v: Any) -> Any:
+    """A JSON value with the type of every part (`==` alone takes "pick" for a MovementKind)."""
+    if isinstance(v, dict):
+        return [(type(k), k, _typed(x)) for k, x in v.items()]
+    if isinstance(v, list | tuple):
+        return type(v), [_typed(x) for x in v]
+    return type(v), v
+
+
+@given(movement_data())
+def test_a_movements_json_dict_is_its_model_dump(data: dict[str, Any]) -> None:
+    m = JSON_CAT.parse(Movement, data)
+    assert _typed(m.json_dict()) == _typed(m.model_dump(mode="json"))

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -50,16 +51,21 @@ def _time_fields(model: type[BaseModel]) -> tuple[str, ...]:
     return tuple(name for name, f in model.model_fields.items() if f.annotation is datetime)
 
 
+_NUMBERS = (int, float)
+"""A tuple, not ``int | float``: the union would be built again at every use."""
+
+
 def parse_model(catalog: Catalog, model: type[M], data: Any, prefix: str = "") -> M:
     """Validate against the item master; errors name the field (under `prefix`)."""
-    if not isinstance(data, Mapping):
+    # A dict (what JSON gives) skips the abstract-class check, once per movement of a batch.
+    if type(data) is not dict and not isinstance(data, Mapping):
         raise validation_problem([FieldError(field=prefix or "body",
                                              message="expected a JSON object")])
     # The schema says RFC 3339 strings; pydantic alone would read a number as Unix seconds.
     numeric_times = [FieldError(field=f"{prefix}.{name}" if prefix else name,
                                 message="expected an RFC 3339 date-time string, got a number")
                      for name in _time_fields(model)
-                     if isinstance(data.get(name), int | float)]
+                     if isinstance(data.get(name), _NUMBERS)]
     if numeric_times:
         raise validation_problem(numeric_times)
     try:
@@ -91,6 +97,15 @@ class BatchRead:
     failure: str | None = None
     """The worker failed on this body (our bug, not the client's): the request is a 500."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The valid movements cross the worker's pipe as columns: pickled and rebuilt without
+        # a Python call per record (a NamedTuple's own pickling makes two).
+        # Payloads first: their twelve keys are memoised early, each later use is a short ref.
+        indices, records = zip(*self.valid, strict=True) if self.valid else ((), ())
+        ids, keys, times, payloads = zip(*records, strict=True) if records else ((),) * 4
+        return _batch_read, (self.size, payloads, indices, ids, keys, times, self.rejected,
+                             self.errors, self.problem, self.failure)
+
     def raise_problem(self) -> None:
         """The whole body is at fault, or no item is valid: a 422 naming the fields."""
         if self.failure is not None:
@@ -101,6 +116,19 @@ class BatchRead:
         if not self.valid:
             raise validation_problem([FieldError(**e) for e in self.errors],
                                      "No movement in the batch is valid")
+
+
+def _batch_read(size: int, payloads: tuple[dict[str, Any], ...], indices: tuple[int, ...],
+                ids: tuple[str, ...], keys: tuple[str, ...], times: tuple[datetime, ...],
+                rejected: list[dict[str, Any]], errors: list[dict[str, str]],
+                problem: tuple[str, list[dict[str, str]]] | None,
+                failure: str | None) -> BatchRead:
+    """A pickled `BatchRead` again: records made by tuple.__new__, as MovementRecord's own
+    constructor makes them, but in C."""
+    fields = zip(ids, keys, times, payloads, strict=True)
+    records = map(tuple.__new__, repeat(MovementRecord), fields)
+    return BatchRead(size, list(zip(indices, records, strict=True)), rejected, errors, problem,
+                     failure)
 
 
 class IntakeFailed(Exception):

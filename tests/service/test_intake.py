@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from integration_core.service.intake import Intake, read_batch
+from integration_core.engine import MovementRecord
+from integration_core.service.intake import BatchRead, Intake, read_batch
 from integration_core.service.problems import Problem
 from tests.service.helpers import make_settings, movement, running
 
@@ -84,3 +86,17 @@ async def test_the_service_reads_batches_in_its_worker(tmp_path: Path) -> None:
         assert (await api.post("/v1/movements:batch", {"movements": ["x"]})).status_code == 422
         await api.drain()
         assert await api.applied(["m0", "m4"]) == {"m0": 1, "m4": 1}
+
+
+@pytest.mark.parametrize("items", [MIXED, MIXED[1:3], [movement(f"m{i}", quantity=i + 1)
+                                                       for i in range(40)]])
+def test_a_batch_read_crosses_the_pipe_unchanged(tmp_path: Path, items: list[Any]) -> None:
+    settings = make_settings(tmp_path / "t.db")
+    read = read_batch(settings.catalog(), body(items), settings.batch_max, settings.json_limits())
+    again = pickle.loads(pickle.dumps(read, protocol=5))
+    assert again == read and type(again) is BatchRead
+    assert all(type(r) is MovementRecord for _, r in again.valid)  # == takes a plain tuple too
+    for odd in [BatchRead(problem=("Request body is invalid", [{"field": "movements",
+                                                                 "message": "too many"}])),
+                BatchRead(failure="KeyError: 'x'")]:
+        assert pickle.loads(pickle.dumps(odd, protocol=5)) == odd
