@@ -1,15 +1,15 @@
-"""Where the EDI documents are: ours in fixtures/, the public samples in ../shared/edi/."""
+"""Where the EDI documents are: ours in fixtures/, the public samples in samples/ (copied
+unchanged from ../shared/edi, each with its source and licence in samples/SOURCES.md), so they
+run wherever the repository is checked out."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SAMPLES = Path(os.environ.get("INTEROP_EDI_SAMPLES")
-               or Path(__file__).resolve().parents[3] / "shared" / "edi")  # fmt: skip
+SAMPLES = Path(__file__).parent / "samples"
 
 
 def fixture(name: str) -> bytes:
@@ -18,9 +18,4 @@ def fixture(name: str) -> bytes:
 
 @pytest.fixture
 def samples() -> Path:
-    if not (SAMPLES / "SOURCES.md").is_file():
-        pytest.skip(
-            f"public X12 samples not found at {SAMPLES} (set INTEROP_EDI_SAMPLES or "
-            "check out ../shared/edi next to the repository)"
-        )
     return SAMPLES

@@ -1,8 +1,8 @@
-"""The public samples in ../shared/edi (see its SOURCES.md): every one parsed, every one
-round-tripped, the complete ones mapped with their totals checked, each defect rejected with
-the acknowledgment code it implies. Two of the files carry defects SOURCES.md does not list
-(945_x12types: SE01 and ISA padding; 940_x12types_babelway: N402 and G61); they are pinned
-here too."""
+"""The public samples in samples/ (copied from ../shared/edi; see samples/SOURCES.md): every
+one parsed, every one round-tripped, the complete ones mapped with their totals checked,
+each defect rejected with the acknowledgment code it implies. Two of the files carry defects
+SOURCES.md does not list (945_x12types: SE01 and ISA padding; 940_x12types_babelway: N402
+and G61); they are pinned here too."""
 
 from __future__ import annotations
 
