@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -193,6 +194,80 @@ def test_a_stale_cached_read_fails_the_batch_instead_of_losing_an_update(
     assert other.get_state("stock", "A") == 111
     cached.close()
     other.close()
+
+
+def _round_trips(store: PostgresStore, run: Callable[[], object]) -> list[str]:
+    """The server's answers to what `run` sent, one line per round trip: the commands each
+    answer completed (libpq's trace of the connection's protocol messages)."""
+    psycopg_pq = psycopg.pq
+    assert store._conn is not None
+    pgconn = store._conn.pgconn
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(psycopg_pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            run()
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        lines = trace.read().splitlines()
+    trips, done = [], []
+    for line in lines:
+        if not line.startswith("B\t"):  # what we sent (a long message may span lines)
+            continue
+        _, _, kind, *rest = line.split("\t")
+        if kind == "CommandComplete":
+            done.append(rest[0].strip().strip('"').split()[0])
+        elif kind == "ReadyForQuery":
+            trips.append(" ".join(done))
+            done = []
+    return trips
+
+
+def test_a_batch_begins_with_its_first_statement_and_an_ack_is_one_round_trip(
+    pg_server: PgServer, pg_schema: str
+) -> None:
+    """Each round trip is a wake-up of the server and of the caller (the service's event loop
+    waits for each): BEGIN travels with the first statement, an ack's inbox records with the
+    COMMIT, and a batch that wrote nothing sends nothing."""
+    store = PostgresStore(pg_server.dsn, pg_schema)
+    bus = Bus(store, RetryPolicy(jitter=0.0))
+    bus.subscribe("erp")
+    assert _round_trips(store, lambda: bus.publish_many([env(i, key=f"k{i}")
+                                                         for i in range(5)], 0.0)) == [
+        "BEGIN INSERT", "COMMIT"]
+    due = bus.due(1.0)
+    assert len(due) == 5
+    assert _round_trips(store, lambda: bus.ack_many(due, 1.0)) == ["BEGIN INSERT COMMIT"]
+    assert all(store.processed("erp", f"m{i}") for i in range(5))
+
+    def nothing() -> None:
+        with store.batch():
+            pass
+
+    assert _round_trips(store, nothing) == []
+    store.close()
+
+
+def test_a_write_held_for_the_commit_that_fails_fails_its_batch(
+    pg_server: PgServer, pg_schema: str
+) -> None:
+    """The inbox records of acks wait for the COMMIT: when the connection dies before it, the
+    batch raises StorageError and nothing of it is written."""
+    store = PostgresStore(pg_server.dsn, pg_schema)
+    store.append_many([env(1), env(2)], 0.0)
+    assert store._conn is not None
+    backend = store._conn.info.backend_pid
+    with pytest.raises(StorageError), store.batch():
+        store.mark_processed_many("erp", ["m1", "m2"])
+        with _admin(pg_server) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+    assert not store.processed("erp", "m1")  # on a new connection
+    store.mark_processed_many("erp", ["m1"])  # outside a batch: written at once
+    other = PostgresStore(pg_server.dsn, pg_schema)
+    assert other.processed("erp", "m1") and not other.processed("erp", "m2")
+    other.close()
+    store.close()
 
 
 def test_an_unreachable_server_is_a_storage_error() -> None:
